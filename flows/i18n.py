@@ -1,0 +1,105 @@
+"""Catalogs: every sentence a child sees comes from here.
+
+Swedish is the source language, so a msgid *is* the Swedish text and a missing or fuzzy
+translation falls back to Swedish for that one string, never to an empty message. The `.po`
+files are read with Babel when the app is built: there is no compiled file that could go stale.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from babel import Locale
+from babel.messages.pofile import read_po
+
+import locales
+
+SOURCE_LANG = "sv"
+DOMAIN = "tala"
+LOCALES_DIR = Path(locales.__file__).parent
+
+
+def N_(msgid: str) -> str:
+    """Marks a string for extraction (`pybabel extract -k N_`) without translating it here."""
+    return msgid
+
+
+def normalise(text: str) -> str:
+    """Lower case, no diacritics, no punctuation, single spaces: what a child's input and every
+    word it is compared with are reduced to ("Japp!" -> "japp", "Hoppa  över" -> "hoppa over").
+    Letters without a decomposition (Arabic, Tigrinya, ...) are kept as they are."""
+    text = unicodedata.normalize("NFKD", text.casefold())
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat == "Mn":
+            continue
+        out.append(ch if cat[0] in "LN" else " ")
+    return " ".join("".join(out).split())
+
+
+@dataclass
+class Catalog:
+    lang: str
+    messages: dict[str, str] = field(default_factory=dict)
+    review_state: str = "source"
+
+    def gettext(self, msgid: str) -> str:
+        return self.messages.get(msgid) or msgid
+
+
+@dataclass
+class Catalogs:
+    """All languages tala can speak, loaded once. Lookups are plain dict reads."""
+
+    by_lang: dict[str, Catalog]
+
+    @classmethod
+    def load(cls, directory: Path = LOCALES_DIR) -> "Catalogs":
+        by_lang = {SOURCE_LANG: Catalog(SOURCE_LANG)}
+        for po in sorted(Path(directory).glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
+            lang = po.parent.parent.name
+            with po.open("rb") as fh:
+                cat = read_po(fh, locale=lang, domain=DOMAIN)
+            msgs = {m.id: m.string for m in cat if m.id and isinstance(m.id, str)
+                    and isinstance(m.string, str) and m.string and not m.fuzzy}
+            review = "draft"
+            for key, value in cat.mime_headers:
+                if key.lower() == "x-review-state":
+                    review = value.strip()
+            by_lang[lang] = Catalog(lang, msgs, review)
+        return cls(by_lang)
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.by_lang)
+
+    def has(self, lang: str) -> bool:
+        return lang in self.by_lang
+
+    def gettext(self, lang: str, msgid: str) -> str:
+        cat = self.by_lang.get(lang) or self.by_lang[SOURCE_LANG]
+        return cat.gettext(msgid)
+
+    def words(self, lang: str, msgid: str) -> set[str]:
+        """A comma-separated word list from the catalog, normalised; the Swedish source words
+        are always accepted too, so a child who mixes languages is still understood."""
+        found = set()
+        for text in {self.gettext(lang, msgid), msgid}:
+            found.update(normalise(w) for w in text.split(",") if normalise(w))
+        return found
+
+    def own_name(self, lang: str) -> str:
+        """The language's name in itself ("svenska", "English", "العربية")."""
+        name = Locale.parse(lang).get_display_name(lang) or lang
+        return name[:1].upper() + name[1:] if lang != SOURCE_LANG else name
+
+    def names_for(self, lang: str) -> set[str]:
+        """Every way a child may name a language: its own name, its Swedish and English names,
+        and its code."""
+        loc = Locale.parse(lang)
+        names = {lang, loc.get_display_name(lang), loc.get_display_name("sv"),
+                 loc.get_display_name("en"), loc.get_language_name(lang)}
+        return {normalise(n) for n in names if n}

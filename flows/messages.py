@@ -1,0 +1,90 @@
+"""Every system sentence a child sees, in Swedish (the source language).
+
+These are msgids in the `tala` gettext domain; `pybabel extract -k N_` picks them up with the
+`Translators:` comments. Write for a 7-year-old: short sentences, everyday words. Placeholders
+in {braces} must stay as they are in every translation.
+"""
+
+from flows.i18n import N_
+
+# Translators: comma-separated words a child may write to mean YES. Add the everyday
+# forms of your language; the first word is shown to the child.
+WORDS_YES = N_("ja, japp, jepp, jaa, jo, j, absolut, visst, okej, ok, yes")
+# Translators: comma-separated words a child may write to mean NO. The first is shown.
+WORDS_NO = N_("nej, nä, nää, nepp, nix, n, no")
+# Translators: comma-separated words that ask for HELP (how this works, who to call).
+WORDS_HELP = N_("hjälp, ?, help, info")
+# Translators: comma-separated words to go BACK and change the previous answer.
+WORDS_BACK = N_("tillbaka, bakåt, ändra, ångra, back")
+# Translators: comma-separated words to SKIP a question.
+WORDS_SKIP = N_("hoppa över, hoppa, skippa, pass, nästa, vet inte, skip")
+# Translators: comma-separated words to PAUSE and continue later.
+WORDS_PAUSE = N_("paus, pausa, vänta, senare, pause")
+# Translators: comma-separated words to STOP answering altogether.
+WORDS_STOP = N_("sluta, avsluta, stopp, avbryt")
+# Translators: comma-separated words to SEE MY ANSWERS so far.
+WORDS_ANSWERS = N_("mina svar, svar, visa svar, visa mina svar")
+# Translators: comma-separated words to CHANGE LANGUAGE.
+WORDS_LANGUAGE = N_("språk, byt språk, language")
+# Translators: number words from 0 to 10, separated by | (several forms of one number are
+# separated by commas). Children may write "fem" instead of 5.
+NUMBER_WORDS = N_("noll | en, ett | två | tre | fyra | fem | sex | sju | åtta | nio | tio")
+# Translators: words that join several choices, like "1 och 3". Comma-separated.
+WORDS_AND = N_("och, samt, and")
+
+# Translators: shown once, right after the questionnaire's own introduction.
+START_HINT = N_("Du kan skriva hjälp när du vill.")
+HINT_YES_NO = N_("Svara ja eller nej.")
+# Translators: {low} and {high} are numbers; {low_word} and {high_word} are what they mean.
+HINT_SCALE_ENDS = N_("Svara med en siffra från {low} till {high}. {low} betyder "
+                     "\"{low_word}\" och {high} betyder \"{high_word}\".")
+HINT_SCALE = N_("Svara med en siffra från {low} till {high}.")
+HINT_CHOICE = N_("Svara med en siffra.")
+HINT_MULTI = N_("Du kan välja flera. Skriv siffrorna, till exempel 1 och 3.")
+HINT_FREE = N_("Skriv med egna ord. Du kan också skriva hoppa över.")
+# Translators: said before the question again when the child's answer did not fit.
+NOT_UNDERSTOOD = N_("Förlåt, jag förstod inte riktigt.")
+# Translators: {low} and {high} are numbers.
+OUT_OF_RANGE = N_("Siffran ska vara från {low} till {high}.")
+# Translators: {count} is how many answers there are to choose from.
+NO_SUCH_CHOICE = N_("Det finns bara {count} svar att välja mellan.")
+# Translators: {option} is the text of an answer that cannot be combined with others.
+EXCLUSIVE_CHOICE = N_("\"{option}\" kan du inte välja tillsammans med något annat.")
+# Translators: added after a few answers in a row that did not fit.
+STUCK_HINT = N_("Du kan skriva hoppa över om du inte vill svara, eller hjälp.")
+HELP = N_("Så här gör du:\n"
+          "Svara på frågan så gott du kan. Det finns inga rätt eller fel svar.\n"
+          "tillbaka = ändra förra svaret\n"
+          "hoppa över = gå till nästa fråga\n"
+          "paus = fortsätt en annan gång\n"
+          "mina svar = se vad du har svarat\n"
+          "språk = byt språk\n"
+          "sluta = sluta svara")
+HELP_NOW = N_("Vill du prata med någon nu? Ring eller chatta med BRIS på 116 111. Det är "
+              "gratis. Om det är akut, ring 112.")
+SAFETY = N_("Tack för att du berättar. Det är viktigt. Den vuxna du brukar prata med på "
+            "socialtjänsten får veta det nu. Är du i fara, ring 112. Du kan också ringa eller "
+            "chatta med BRIS på 116 111.")
+SAFETY_CONCERN = N_("Tack för att du berättar. Den vuxna du brukar prata med på socialtjänsten "
+                    "får veta det. Vill du prata med någon nu? Ring eller chatta med BRIS på "
+                    "116 111.")
+AT_FIRST = N_("Det här är första frågan, så det finns inget att gå tillbaka till.")
+GOING_BACK = N_("Okej, vi går tillbaka.")
+# Translators: {answer} is what the child answered before, as they saw it.
+YOU_ANSWERED = N_("Förut svarade du: {answer}")
+SKIPPED = N_("Okej, vi hoppar över den.")
+KEPT = N_("Okej, ditt förra svar finns kvar.")
+PAUSED = N_("Okej, vi pausar. Det du har svarat är sparat. Skriv något när du vill fortsätta.")
+WELCOME_BACK = N_("Välkommen tillbaka! Vi fortsätter där du var.")
+CONFIRM_STOP = N_("Vill du sluta svara nu? Svara ja eller nej. Det du redan har svarat får den "
+                  "vuxna du brukar prata med se.")
+STOPPED = N_("Okej, vi slutar här. Tack för det du har berättat.")
+NOT_STOPPED = N_("Bra, då fortsätter vi.")
+LANGUAGE_MENU = N_("Vilket språk vill du skriva på? Svara med en siffra.")
+# Translators: said in the new language right after the child picks it.
+LANGUAGE_SET = N_("Nu skriver vi på svenska.")
+MY_ANSWERS = N_("Det här har du svarat:")
+NO_ANSWERS_YET = N_("Du har inte svarat på något än.")
+ANSWER_SKIPPED = N_("(hoppade över)")
+ALREADY_DONE = N_("Du har redan svarat på alla frågor. Tack!")
+REMINDER = N_("Hej! Du har några frågor kvar. Skriv något när du vill fortsätta.")

