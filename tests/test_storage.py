@@ -1,0 +1,144 @@
+"""Storage contract: the same tests on every backend (embedded Redis and a Redis server;
+SQLite and PostgreSQL), chosen by TALA_TEST_REDIS_URL and TALA_TEST_DATABASE_URL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from sqlalchemy import select, text
+
+from flows import engine
+from flows.engine import Inbound
+from storage.sql import Alert, AnswerRow, AuditLog, Child, Invitation, SessionRow
+from storage.state import DUPLICATE
+from tests.conftest import T0
+
+
+def _state(questionnaires, sid="s1"):
+    return engine.new_state(sid, questionnaires["followup-6-11"], "sv", T0)
+
+
+def test_state_round_trips_encrypted_with_a_ttl(store, questionnaires):
+    st = _state(questionnaires)
+    st.answers["x"] = {"text": "hemligt"}
+    store.create(st, ttl=600)
+    assert store.get("s1") == st
+    raw = store.r.get(store.state_key("s1"))
+    assert b"hemligt" not in raw  # encrypted at rest
+    assert 0 < store.r.ttl(store.state_key("s1")) <= 600
+
+
+def test_one_sessions_keys_share_a_hash_tag(store):
+    assert store.state_key("abc").split("{")[1].split("}")[0] == "abc"
+    assert store.seen_key("abc", "sms", "SM1").split("{")[1].split("}")[0] == "abc"
+
+
+def test_transact_applies_and_a_repeated_message_id_is_not_applied_twice(store, questionnaires):
+    store.create(_state(questionnaires), ttl=600)
+
+    def bump(s):
+        s.seq += 1
+        return s, s.seq
+
+    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM1")) == 1
+    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM1")) is DUPLICATE
+    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM2")) == 2
+    assert store.get("s1").seq == 2
+    assert store.transact("missing", bump, ttl=600) is None
+
+
+def test_two_messages_for_one_session_at_the_same_moment_both_land(store, questionnaires,
+                                                                   runtime):
+    """Two threads answer different questions of one session at once: WATCH/MULTI makes the
+    slower one start again from the fresh state, so both answers are kept."""
+    qn = questionnaires["followup-6-11"]
+    st, _ = engine.start(runtime, qn, _state(questionnaires), T0)
+    store.create(st, ttl=600)
+    barrier = threading.Barrier(2)
+    calls = {"n": 0}
+
+    def answer(qid: str, value: int):
+        first = [True]
+
+        def fn(s):
+            calls["n"] += 1
+            s.current = qid
+            new, _ = engine.step(runtime, qn, s, Inbound(str(value), T0))
+            if first[0]:
+                first[0] = False
+                barrier.wait(timeout=10)  # both have read the same old state before writing
+            return new, None
+        return fn
+
+    threads = [threading.Thread(target=store.transact, args=("s1", answer(q, v), 600))
+               for q, v in (("home_feel", 4), ("school_feel", 5))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    final = store.get("s1")
+    assert final.answers["home_feel"]["value"] == 4
+    assert final.answers["school_feel"]["value"] == 5
+    assert calls["n"] >= 3  # one of them was retried after the conflict
+
+
+def test_bind_lookup_and_the_due_timetable(store):
+    store.bind("code", "h1", "s1", ttl=60)
+    assert store.lookup("code", "h1") == "s1" and store.lookup("code", "h2") is None
+    store.schedule("s1", T0)
+    store.schedule("s2", T0 + timedelta(hours=1))
+    assert store.due(T0 + timedelta(minutes=1)) == ["s1"]
+    store.unschedule("s1")
+    assert store.due(T0 + timedelta(hours=2)) == ["s2"]
+
+
+def _finished_state(runtime, questionnaires, sid="s1"):
+    qn = questionnaires["followup-6-11"]
+    st, _ = engine.start(runtime, qn, _state(questionnaires, sid), T0)
+    st.case_ref = "K-1"
+    for reply in ["4", "tillbaka", "2", "1", "Mycket bråk hemma"]:
+        st, _ = engine.step(runtime, qn, st, Inbound(reply, T0 + timedelta(minutes=1)))
+    st.status = "completed"
+    st.finished_at = (T0 + timedelta(minutes=5)).isoformat()
+    return st
+
+
+def test_a_finished_session_is_written_once_with_every_answer(db, runtime, questionnaires):
+    child = db.ensure_child("K-1", unit="Nord")
+    st = _finished_state(runtime, questionnaires)
+    assert db.write_session(st, child.id) is True
+    assert db.write_session(st, child.id) is False  # idempotent: a retry changes nothing
+    with db.Session() as s:
+        rows = s.scalars(select(AnswerRow).order_by(AnswerRow.seq)).all()
+        assert [(r.question_id, r.current) for r in rows] == [
+            ("home_feel", False), ("home_feel", True), ("home_hard", True), ("home_more", True)]
+        assert rows[1].value_num == 2 and rows[2].value_options == ["arguing"]
+        assert rows[3].text_enc and b"br" not in rows[3].text_enc  # free text encrypted
+        assert db.crypto.decrypt(rows[3].text_enc) == "Mycket bråk hemma"
+        session = s.get(SessionRow, "s1")
+        assert session.questionnaire_version == 1 and session.status == "completed"
+
+
+def test_an_alert_is_stored_once_and_encrypted(db, questionnaires):
+    child = db.ensure_child("K-2")
+    st = _state(questionnaires, "s2")
+    alert = {"key": "q:harm", "question_id": "q", "level": "urgent", "topic": "harm",
+             "text": "pappa slår mig", "at": T0.isoformat()}
+    db.write_alert(st, child.id, alert)
+    db.write_alert(st, child.id, alert)
+    with db.Session() as s:
+        rows = s.scalars(select(Alert)).all()
+        assert len(rows) == 1
+        assert b"pappa" not in rows[0].text_enc
+    assert db.alerts_for(child.id)[0].topic == "harm"
+
+
+def test_audit_log_and_schema_are_real(db):
+    db.audit("anna", "summary", "K-3")
+    with db.Session() as s:
+        row = s.scalars(select(AuditLog)).one()
+        assert (row.actor, row.action, row.case_ref) == ("anna", "summary", "K-3")
+        version = s.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        assert version == "0001"
+    assert db.count(Child) == 0 and db.count(Invitation) == 0
