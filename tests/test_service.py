@@ -1,0 +1,146 @@
+"""The conversation service on real Redis and SQL: invite, talk, alert, finish, remind, expire."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from admin_cli import summary
+from bot.service import InviteError
+from storage.sql import Alert, AnswerRow, AuditLog, Invitation, SessionRow
+from tests.conftest import T0
+
+
+class Clock:
+    def __init__(self):
+        self.now = T0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock(app):
+    c = Clock()
+    app.service.clock = c
+    return c
+
+
+def _texts(reply) -> str:
+    return "\n".join(s.text + (s.prompt.text if s.prompt else "") for s in reply.says)
+
+
+def test_invite_talk_alert_and_finish_reach_sql(app, clock):
+    inv = app.service.invite("K-17", 9, unit="Nord", actor="anna")
+    assert inv.questionnaire_id == "followup-6-11"
+    sid = inv.session_id
+    assert "Hur har du det" in _texts(app.service.open(sid))
+    for reply in ["4", "ja", "5", "ja", "5", "5", "5"]:
+        app.service.handle(sid, reply)
+    # A safeguarding answer is in SQL at once, long before the session ends.
+    assert app.service.state(sid).current == "safe_home"
+    reply = app.service.handle(sid, "nej")
+    assert "112" in _texts(reply)
+    with app.db.Session() as s:
+        alert = s.scalars(select(Alert)).one()
+        assert (alert.question_id, alert.level, alert.topic) == ("safe_home", "urgent",
+                                                                 "unsafe_home")
+        assert s.scalars(select(SessionRow)).all() == []  # not finished yet
+    assert app.service.state(sid).outbox == []  # written, so nothing waits for the worker
+
+    for reply in ["inget särskilt", "nej", "ja", "nej", "4", "4", "sluta", "ja"]:
+        app.service.handle(sid, reply)
+    state = app.service.state(sid)
+    assert state.status == "stopped"
+    with app.db.Session() as s:
+        row = s.get(SessionRow, sid)
+        assert row.status == "stopped" and row.questionnaire_version == 1
+        current = s.scalars(select(AnswerRow).where(AnswerRow.current.is_(True))).all()
+        assert {a.question_id for a in current} >= {"home_feel", "home_adult", "safe_home"}
+        inv_row = s.scalars(select(Invitation)).one()
+        assert inv_row.status == "stopped"
+
+    data = summary.build(app, "K-17", "anna")
+    sess = data["sessions"][0]
+    assert {k for k in sess} >= {"id", "questionnaire", "status", "language", "started_at",
+                                 "completed_at", "answers"}
+    home = next(a for a in sess["answers"] if a["question_id"] == "home_feel")
+    assert (home["domain"], home["value"], home["label"]) == ("home", 4, "4 av 5 (Ganska bra)")
+    free = next(a for a in sess["answers"] if a["question_id"] == "safe_home_more")
+    assert free["text"] == "inget särskilt"
+    assert data["alerts"][0]["topic"] == "unsafe_home"
+    with app.db.Session() as s:
+        reads = s.scalars(select(AuditLog).where(AuditLog.action == "summary")).all()
+        assert [(r.actor, r.case_ref) for r in reads] == [("anna", "K-17")]
+
+
+def test_a_repeated_message_id_is_answered_but_not_applied_twice(app, clock):
+    sid = app.service.invite("K-1", 9).session_id
+    app.service.open(sid)
+    first = app.service.handle(sid, "4", message_id="m1", channel="sms")
+    again = app.service.handle(sid, "4", message_id="m1", channel="sms")
+    assert not first.duplicate and again.duplicate and again.says == []
+    state = app.service.state(sid)
+    assert state.seq == 1 and state.current == "home_adult"
+
+
+def test_an_alert_survives_sql_being_down_and_the_worker_writes_it(app, clock, monkeypatch):
+    sid = app.service.invite("K-2", 9).session_id
+    app.service.open(sid)
+    real = app.db.write_alert
+
+    def down(*a, **k):
+        raise OperationalError("INSERT", {}, Exception("database is down"))
+
+    monkeypatch.setattr(app.db, "write_alert", down)
+    reply = app.service.handle(sid, "mamma slår mig")
+    assert "116 111" in _texts(reply)  # the child is still answered
+    assert [i["topic"] for i in app.service.state(sid).outbox] == ["violence_or_abuse"]
+    assert app.store.due(clock.now) == [sid]  # the worker will look at it now
+
+    monkeypatch.setattr(app.db, "write_alert", real)
+    app.service.run_due(clock.now)
+    assert app.service.state(sid).outbox == []
+    alert = app.db.alerts_for(app.db.child("K-2").id)[0]
+    assert app.crypto.decrypt(alert.text_enc) == "mamma slår mig"
+
+
+def test_the_worker_reminds_once_then_expires_and_keeps_the_partial_answers(app, clock):
+    sid = app.service.invite("K-3", 13).session_id
+    app.service.open(sid)
+    app.service.handle(sid, "7")
+    policy = app.runtime.policy
+    assert app.service.run_due(clock.now + timedelta(hours=1)) == []
+
+    clock.now += policy.remind_after + timedelta(minutes=1)
+    delivered = app.service.run_due(clock.now)
+    assert [(st.session_id, "frågor kvar" in r.says[0].text) for st, r in delivered] == [
+        (sid, True)]
+    assert app.service.run_due(clock.now + timedelta(hours=1)) == []  # only one reminder
+
+    clock.now += policy.expire_after
+    app.service.run_due(clock.now)
+    assert app.service.state(sid).status == "expired"
+    with app.db.Session() as s:
+        row = s.get(SessionRow, sid)
+        assert row.status == "expired"
+        answers = s.scalars(select(AnswerRow).where(AnswerRow.session_id == sid)).all()
+        assert [(a.question_id, a.value_num) for a in answers] == [("home_feel", 7)]
+    assert app.store.due(clock.now + timedelta(days=365)) == []
+
+
+@pytest.mark.parametrize("case, age, kwargs, says", [
+    ("19121212-1212", 9, {}, "personal identity number"),
+    ("121212-1212", 9, {}, "personal identity number"),
+    ("K 17", 9, {}, "letters, digits"),
+    ("K-17", 40, {}, "--age 40 looks wrong"),
+    ("K-17", 9, {"lang": "xx"}, "There is no 'xx' translation"),
+    ("K-17", 9, {"questionnaire_id": "nope"}, "No questionnaire 'nope'"),
+])
+def test_invite_refuses_bad_input_and_says_what_to_type(app, case, age, kwargs, says):
+    with pytest.raises(InviteError, match=says):
+        app.service.invite(case, age, **kwargs)
+    assert app.db.child(case) is None
