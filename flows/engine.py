@@ -219,11 +219,11 @@ def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tupl
 
     if s.pending == "language":
         lang = _pick_language(rt, norm)
-        s.pending = None
         if lang:
             return _switch_language(t, qn, s, lang, now)
         if not _command(t, norm):
             return s, [Say(t._(M.NOT_UNDERSTOOD)), *_language_menu(t), _wake(rt, now)]
+        s.pending = None  # a command leaves the menu
 
     # An answer that is literally one of this question's options wins over a command word, so an
     # option such as "Vet inte" can never be read as "skip".
@@ -255,6 +255,10 @@ def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tupl
 
     if not parsed.ok:
         effects += _scan(t, s, q.id, text, now)
+        if effects:
+            # The child told us something serious: no "I did not understand" after that, just
+            # the help message (in the effects) and the question again, gently.
+            return s, effects + _ask(t, qn, s) + [_wake(rt, now)]
         s.misses += 1
         sorry = t._(M.NOT_UNDERSTOOD) + (" " + parsed.error if parsed.error else "")
         if s.misses > STUCK_AFTER:
