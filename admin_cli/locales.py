@@ -40,12 +40,12 @@ def extract(pot: Path = POT) -> Path:
     return pot
 
 
-def update(pot: Path = POT) -> list[Path]:
+def update(pot: Path = POT, locales_dir: Path = LOCALES) -> list[Path]:
     """Extract, then update every catalog. Returns the catalogs touched."""
     extract(pot)
-    catalogs = sorted(LOCALES.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
+    catalogs = sorted(locales_dir.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
     if catalogs:
         CommandLineInterface().run([
-            "pybabel", "-q", "update", "-D", DOMAIN, "-i", str(pot), "-d", str(LOCALES),
+            "pybabel", "-q", "update", "-D", DOMAIN, "-i", str(pot), "-d", str(locales_dir),
             "--no-wrap", "--ignore-obsolete"])
     return catalogs

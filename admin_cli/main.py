@@ -21,8 +21,11 @@ app = typer.Typer(help="tala: a child tells how they are, by text message.",
                   no_args_is_help=True, add_completion=False)
 flows_app = typer.Typer(help="Questionnaires.", no_args_is_help=True)
 db_app = typer.Typer(help="The results database.", no_args_is_help=True)
+locales_app = typer.Typer(help="Translations (gettext catalogs in locales/).",
+                          no_args_is_help=True)
 app.add_typer(flows_app, name="flows")
 app.add_typer(db_app, name="db")
+app.add_typer(locales_app, name="locales")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -222,6 +225,18 @@ def db_upgrade() -> None:
     engine = make_engine(settings.database_url, settings.data_path)
     upgrade(engine)
     out.print(f"The database is up to date ({engine.url.render_as_string(hide_password=True)}).")
+
+
+@locales_app.command("update")
+def locales_update() -> None:
+    """Extract every child-facing string (code and questionnaires) into locales/tala.pot and
+    merge it into every language's catalog. New strings arrive untranslated, changed ones fuzzy:
+    until translated, the child sees Swedish for those strings only."""
+    from admin_cli.locales import POT, update
+
+    for po in update():
+        out.print(f"updated {po.relative_to(POT.parent.parent)}")
+    out.print(f"template: {POT.relative_to(POT.parent.parent)}")
 
 
 def main() -> None:

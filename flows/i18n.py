@@ -7,6 +7,7 @@ files are read with Babel when the app is built: there is no compiled file that 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,13 @@ def normalise(text: str) -> str:
     return " ".join("".join(out).split())
 
 
+def review_state(header_comment: str) -> str:
+    """A catalog's review state, from a `# Review-State: draft|reviewed` line in its header
+    comment (Babel drops unknown MIME headers, but keeps the header comment on update)."""
+    m = re.search(r"^#\s*Review-State:\s*(\w+)", header_comment or "", re.MULTILINE)
+    return m.group(1).lower() if m else "unknown"
+
+
 @dataclass
 class Catalog:
     lang: str
@@ -65,11 +73,7 @@ class Catalogs:
                 cat = read_po(fh, locale=lang, domain=DOMAIN)
             msgs = {m.id: m.string for m in cat if m.id and isinstance(m.id, str)
                     and isinstance(m.string, str) and m.string and not m.fuzzy}
-            review = "draft"
-            for key, value in cat.mime_headers:
-                if key.lower() == "x-review-state":
-                    review = value.strip()
-            by_lang[lang] = Catalog(lang, msgs, review)
+            by_lang[lang] = Catalog(lang, msgs, review_state(cat.header_comment))
         return cls(by_lang)
 
     @property
