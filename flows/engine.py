@@ -200,12 +200,16 @@ def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tupl
         if lang:
             s.lang = lang
         return _begin(rt, qn, s, now)
-    if s.status == PAUSED:
-        s.status = ACTIVE
-        return s, [Say(t._(M.WELCOME_BACK)), *_ask(t, qn, s), _wake(rt, now)]
-
     q = qn.question(s.current)
     effects: list = []
+    command = _command(t, norm)
+
+    if s.status == PAUSED:
+        s.status = ACTIVE
+        effects.append(Say(t._(M.WELCOME_BACK)))
+        if command in (None, "pause"):
+            # Whatever the child wrote only wakes the session; it is not taken as an answer.
+            return s, effects + _scan(t, s, q.id, text, now) + _ask(t, qn, s) + [_wake(rt, now)]
 
     if s.pending == "confirm_stop":
         yn = _yes_no(t, norm)
@@ -214,44 +218,32 @@ def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tupl
         s.pending = None
         if yn == "no":
             return s, [Say(t._(M.NOT_STOPPED)), *_ask(t, qn, s), _wake(rt, now)]
-        effects += _scan(t, s, q.id, text, now)
-        return s, effects + [*_ask(t, qn, s), _wake(rt, now)]
+        if command is None:
+            effects += _scan(t, s, q.id, text, now)
+            return s, effects + [*_ask(t, qn, s), _wake(rt, now)]
 
     if s.pending == "language":
         lang = _pick_language(rt, norm)
         if lang:
             return _switch_language(t, qn, s, lang, now)
-        if not _command(t, norm):
+        if not command:
             return s, [Say(t._(M.NOT_UNDERSTOOD)), *_language_menu(t), _wake(rt, now)]
         s.pending = None  # a command leaves the menu
 
     # An answer that is literally one of this question's options wins over a command word, so an
     # option such as "Vet inte" can never be read as "skip".
     parsed = _parse(t, q, text, norm)
-    command = None if parsed.ok and _is_option_text(t, q, norm) else _command(t, norm)
+    if parsed.ok and _is_option_text(t, q, norm):
+        command = None
 
     if command is None and not parsed.ok:
         lang = _language_named(rt, norm)
         if lang and lang != s.lang:
             return _switch_language(t, qn, s, lang, now)
 
-    if command == "help":
-        return s, [Say(t._(M.HELP)), Say(t._(M.HELP_NOW)), *_ask(t, qn, s), _wake(rt, now)]
-    if command == "back":
-        return _back(t, qn, s, now)
-    if command == "skip":
-        return _skip(t, qn, s, q, now)
-    if command == "pause":
-        s.status = PAUSED
-        return s, [Say(t._(M.PAUSED)), _wake(rt, now)]
-    if command == "stop":
-        s.pending = "confirm_stop"
-        return s, [Say(t._(M.CONFIRM_STOP)), _wake(rt, now)]
-    if command == "answers":
-        return s, [*_my_answers(t, qn, s), *_ask(t, qn, s), _wake(rt, now)]
-    if command == "language":
-        s.pending = "language"
-        return s, [*_language_menu(t), _wake(rt, now)]
+    if command:
+        s2, replies = _do(t, qn, s, q, command, now)
+        return s2, effects + replies
 
     if not parsed.ok:
         effects += _scan(t, s, q.id, text, now)
@@ -268,6 +260,26 @@ def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tupl
         return s, effects + [Say(sorry), Say(prompt=again), _wake(rt, now)]
 
     return _answer(t, qn, s, q, parsed, text, now)
+
+
+def _do(t: _Talk, qn: Questionnaire, s: State, q: Question, command: str,
+        now: datetime) -> tuple[State, list]:
+    """Carry out a command word; every command leaves the child with something to answer."""
+    if command == "back":
+        return _back(t, qn, s, now)
+    if command == "skip":
+        return _skip(t, qn, s, q, now)
+    if command == "pause":
+        s.status = PAUSED
+        return s, [Say(t._(M.PAUSED)), _wake(t.rt, now)]
+    if command == "stop":
+        s.pending = "confirm_stop"
+        return s, [Say(t._(M.CONFIRM_STOP)), _wake(t.rt, now)]
+    if command == "language":
+        s.pending = "language"
+        return s, [*_language_menu(t), _wake(t.rt, now)]
+    says = [Say(t._(M.HELP)), Say(t._(M.HELP_NOW))] if command == "help" else _my_answers(t, qn, s)
+    return s, [*says, *_ask(t, qn, s), _wake(t.rt, now)]
 
 
 def tick(rt: Runtime, qn: Questionnaire, state: State, now: datetime) -> tuple[State, list]:
@@ -447,7 +459,8 @@ def _yes_no(t: _Talk, norm: str) -> str | None:
 
 
 def _match_label(norm: str, labels: list[tuple[Any, str]]) -> Any:
-    """The value whose label the input names: exactly, or by an unambiguous beginning."""
+    """The value whose label the input names: exactly, by an unambiguous beginning, or by
+    words found in one label only."""
     exact = {v for v, lbl in labels if normalise(lbl) == norm}
     if len(exact) == 1:
         return exact.pop()
@@ -455,6 +468,11 @@ def _match_label(norm: str, labels: list[tuple[Any, str]]) -> Any:
         starts = {v for v, lbl in labels if normalise(lbl).startswith(norm)}
         if len(starts) == 1:
             return starts.pop()
+    if len(norm) >= 4:
+        # "nästan varje dag" for "Varje dag eller nästan varje dag": whole words, one option.
+        inside = {v for v, lbl in labels if f" {norm} " in f" {normalise(lbl)} "}
+        if len(inside) == 1:
+            return inside.pop()
     return None
 
 

@@ -238,3 +238,16 @@ def test_state_round_trips_through_a_dict(talk):
     t.say("2")
     again = engine.State.from_dict(t.state.to_dict())
     assert again == t.state
+
+
+def test_commands_work_while_paused_and_while_asked_to_confirm_stop(talk):
+    t = talk()
+    t.say("paus")
+    t.say("hjälp")
+    assert t.state.status == "active"
+    assert "Välkommen tillbaka" in t.texts and "tillbaka = ändra" in t.texts
+    assert t.asking == "home_feel"
+    t.say("sluta")
+    t.say("mina svar")  # not a yes or no: the stop is off and the command is carried out
+    assert t.state.pending is None and "inte svarat på något än" in t.texts
+    assert t.state.status == "active" and t.asking == "home_feel"

@@ -18,23 +18,39 @@ from tests.conftest import Talk
 GOLDEN = Path(__file__).parent / "golden"
 
 SCRIPTS = {
-    # Nonsense, help, a concern alert, back and change, pause and resume, a skipped follow-up,
-    # language change by name and back, my answers, an urgent alert, and stop.
-    "followup-6-11-everything": ("followup-6-11", "sv", [
+    # followup-6-11, to the end: nonsense, help, a concern alert, back and change, pause and
+    # resume, a skipped follow-up, language change by name and back, my answers, an urgent
+    # alert and its follow-up, multi-choice by number.
+    "followup-6-11-complete": ("followup-6-11", "sv", [
         "kanske", "hjälp", "1", "tillbaka", "3", "ja", "paus", "hej", "fem", "nej",
         "hoppa över", "english", "four", "svenska", "4", "mina svar", "2",
-        "Jag saknar min syster", "nej", "sluta", "ja",
+        "Jag saknar min syster", "nej", "Det är läskigt på natten", "nej", "ja", "nej", "4",
+        "2 och 3", "Mer tid med min kompis",
     ]),
-    # A whole conversation to the end, switching to English on the way, a 0-10 scale, number
-    # words, choices by text, back, and a disclosure written in free text.
+    # followup-6-11, stopped half-way after an answer that raises an alert.
+    "followup-6-11-stop": ("followup-6-11", "sv", [
+        "4", "ja", "2", "1", "hoppa över", "ja", "sluta", "nej", "3", "sluta", "ja",
+    ]),
+    # followup-12-18, to the end: nonsense, a 0-10 scale, choices by text, number words, the
+    # language menu, pause and resume, back and change, skip, and a disclosure in free text.
     "followup-12-18-complete": ("followup-12-18", "sv", [
-        "7", "ja", "8", "1", "3", "1 4", "Det är svårt att orka", "språk", "2",
-        "every day", "yes", "ten", "6", "5", "yes", "no", "yes", "skip", "no", "9", "back",
-        "8", "8", "1", "3, 7", "skip", "My dad hits me sometimes",
+        "bra typ", "7", "ja", "8", "1", "3", "1 4", "Det är svårt att orka", "språk", "2",
+        "every day", "yes", "pause", "hi again", "ten", "6", "5", "yes", "no", "yes", "skip",
+        "no", "9", "back", "8", "8", "1", "3, 7", "skip", "My dad hits me sometimes",
     ]),
+    # followup-12-18 stopped at the safety questions after a self-harm answer.
+    "followup-12-18-stop": ("followup-12-18", "sv", [
+        "5", "nej", "4", "2", "Jag träffar min bror för lite", "6", "nästan varje dag", "ja",
+        "5", "7", "2", "1", "Jag är ledsen och orolig", "ja", "nej", "ja", "nej", "ja",
+        "avsluta", "ja",
+    ]),
+    # session-feedback, to the end: nonsense, a low score and its follow-up with a disclosure,
+    # back and change, pause and resume, language change, skip.
     "session-feedback-complete": ("session-feedback", "sv", [
-        "2", "Om skolan", "5", "4", "5",
+        "hmm", "2", "Någon i klassen slår mig", "tillbaka", "Om skolan", "paus", "hej", "5",
+        "language", "1", "hoppa över", "5",
     ]),
+    "session-feedback-stop": ("session-feedback", "sv", ["4", "sluta", "ja"]),
 }
 
 
