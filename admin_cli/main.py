@@ -209,7 +209,7 @@ def flows_check(
     except QuestionnaireError as e:
         for line in e.problems:
             err.print(f"[red]✗[/red] {line}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     for q in found.values():
         out.print(f"[green]✓[/green] {q.source}: {q.id} v{q.version}, ages {q.min_age}-"
                   f"{q.max_age}, {len(q.main_questions)} main questions, "

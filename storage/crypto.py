@@ -23,7 +23,8 @@ class Crypto:
         except (ValueError, TypeError):
             raise SecretKeyError(
                 "TALA_SECRET_KEY is not a Fernet key. Make one with: python -c \"from "
-                "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"")
+                "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"") \
+                from None
         # A separate key for hashing, derived so one setting is enough.
         self._hash_key = hmac.new(key_bytes, b"tala lookup hash", hashlib.sha256).digest()
 

@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-24
 """
 from alembic import op
@@ -79,7 +79,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('invitations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_invitations_child_id'), ['child_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_invitations_contact_hash'), ['contact_hash'], unique=False)
+        batch_op.create_index(batch_op.f('ix_invitations_contact_hash'), ['contact_hash'],
+                              unique=False)
 
     op.create_table('sessions',
     sa.Column('id', sa.String(length=32), nullable=False),
