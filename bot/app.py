@@ -45,13 +45,13 @@ def create_app(settings: Settings, *, migrate: bool | None = None) -> App:
     crypto = Crypto(settings.secret_key) if settings.secret_key else Crypto.from_data_dir(data_dir)
     questionnaires = load_dir()
     policy = Policy(remind_after=timedelta(hours=settings.remind_after_hours),
-                    expire_after=timedelta(hours=settings.expire_after_hours))
+                    expire_after=timedelta(hours=settings.expire_after_hours),
+                    invitation_open=timedelta(days=settings.invitation_days))
     runtime = Runtime(Catalogs.load(), SafetyLexicon.load(), policy)
     engine = make_engine(settings.database_url, data_dir)
     if migrate if migrate is not None else not settings.database_url:
         upgrade(engine)
     db = Database(engine, crypto)
     store = StateStore(connect(settings.redis_url, data_dir), crypto)
-    service = ConversationService(store, db, crypto, questionnaires, runtime,
-                                  invitation_ttl=timedelta(days=settings.invitation_days))
+    service = ConversationService(store, db, crypto, questionnaires, runtime)
     return App(settings, questionnaires, runtime, crypto, store, db, service)

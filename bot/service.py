@@ -64,14 +64,12 @@ def utcnow() -> datetime:
 class ConversationService:
     def __init__(self, store: StateStore, db: Database, crypto: Crypto,
                  questionnaires: dict[str, Questionnaire], runtime: Runtime,
-                 invitation_ttl: timedelta = timedelta(days=14),
                  clock: Callable[[], datetime] = utcnow):
         self.store = store
         self.db = db
         self.crypto = crypto
         self.questionnaires = questionnaires
         self.rt = runtime
-        self.invitation_ttl = invitation_ttl
         self.clock = clock
 
     # ------------------------------------------------------------------ inviting
@@ -109,12 +107,12 @@ class ConversationService:
                                      birth_year=now.year - age, preferred_lang=lang)
         sid = new_id()
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
-        ttl = self.invitation_ttl
+        ttl = self.rt.policy.invitation_open
         state = engine.new_state(sid, qn, lang, now)
         state.channel = channel
         state.case_ref = case_ref
-        self.store.create(state, ttl=int(ttl.total_seconds()))
-        self.store.bind("code", self.crypto.lookup_hash(code), sid, int(ttl.total_seconds()))
+        self.store.create(state, ttl=self._ttl(state))
+        self.store.bind("code", self.crypto.lookup_hash(code), sid, self._ttl(state))
         self.store.schedule(sid, now + ttl)
         self.db.add_invitation(Invitation(
             child_id=child.id, session_id=sid, questionnaire_id=qn.id, channel=channel,
@@ -153,7 +151,7 @@ class ConversationService:
             self._queue_for_sql(new, effects)
             return new, effects
 
-        result = self.store.transact(sid, change, ttl=self._ttl(), seen=seen,
+        result = self.store.transact(sid, change, ttl=self._ttl, seen=seen,
                                      wake_at=lambda s, effects: self._wake_at(s, effects, now))
         if result is DUPLICATE:
             return Reply(duplicate=True)
@@ -163,9 +161,14 @@ class ConversationService:
         finished = next((e.status for e in result if isinstance(e, Finish)), None)
         return Reply([e for e in result if isinstance(e, Say)], finished=finished)
 
-    def _ttl(self) -> int:
-        # Long enough for the worker to expire the session and write it as partial.
-        return int((self.rt.policy.expire_after + timedelta(days=7)).total_seconds())
+    def _ttl(self, state: State) -> int:
+        """How long Redis keeps a session: a finished one a day (to answer "already done"), a
+        live one a week past its expiry, so the worker always gets to write it to SQL."""
+        if state.status in engine.FINISHED and not state.outbox:
+            return FINISHED_TTL
+        p = self.rt.policy
+        longest = max(p.expire_after, p.invitation_open)
+        return int((longest + timedelta(days=7)).total_seconds())
 
     @staticmethod
     def _queue_for_sql(state: State, effects: Iterable) -> None:
@@ -199,14 +202,12 @@ class ConversationService:
             log.error("session %s has no child row; outbox kept", sid)
             return
         done: list[str] = []
-        finished = False
         try:
             for item in state.outbox:
                 if item["kind"] == "alert":
                     self.db.write_alert(state, child.id, item)
                 elif item["kind"] == "finish":
                     self.db.write_session(state, child.id)
-                    finished = True
                 done.append(item["key"])
         except SQLAlchemyError as e:
             # The child still gets the reply; the outbox stays and the worker writes it later.
@@ -215,14 +216,13 @@ class ConversationService:
             if not done:
                 return
 
-        def remove(s: State) -> tuple[State, None]:
+        def remove(s: State) -> tuple[State, list]:
             s.outbox = [i for i in s.outbox if i["key"] not in done]
-            return s, None
+            return s, s.outbox
 
-        ttl = FINISHED_TTL if finished else self._ttl()
-        self.store.transact(sid, remove, ttl=ttl)
-        if finished:
-            self.store.unschedule(sid)
+        left = self.store.transact(sid, remove, ttl=self._ttl)
+        if state.status in engine.FINISHED and not left:
+            self.store.unschedule(sid)  # all written: nothing more for the worker
 
     # ------------------------------------------------------------------ time
     def run_due(self, now: datetime | None = None, limit: int = 100) -> list[tuple[State, Reply]]:

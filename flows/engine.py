@@ -91,8 +91,9 @@ Effect = Union[Say, SaveAnswer, RaiseAlert, Finish, Wake]
 
 @dataclass(frozen=True)
 class Policy:
-    remind_after: timedelta = timedelta(hours=24)
-    expire_after: timedelta = timedelta(days=14)
+    remind_after: timedelta = timedelta(hours=24)  # quiet this long: one reminder
+    expire_after: timedelta = timedelta(days=14)  # quiet this long: expired, kept as partial
+    invitation_open: timedelta = timedelta(days=14)  # an invitation nobody started
 
 
 @dataclass(frozen=True)
@@ -188,18 +189,21 @@ def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tupl
     s = copy.deepcopy(state)
     now = inbound.at
     t = _Talk(rt, s)
-    if s.status in FINISHED:
-        return s, [Say(t._(M.ALREADY_DONE))]
-    s.last_activity_at = now.isoformat()
-    s.reminded = False
     text = inbound.text.strip()
     norm = normalise(text)
+    if s.status in FINISHED:
+        # Still read: a child may tell something serious after the last question.
+        return s, _scan(t, s, "_after_end", text, now) + [Say(t._(M.ALREADY_DONE))]
+    s.last_activity_at = now.isoformat()
+    s.reminded = False
 
     if s.status == INVITED:
         lang = _language_named(rt, norm)
         if lang:
             s.lang = lang
-        return _begin(rt, qn, s, now)
+        first = _scan(t, s, "_before_start", text, now)
+        s, begun = _begin(rt, qn, s, now)
+        return s, first + begun
     q = qn.question(s.current)
     effects: list = []
     command = _command(t, norm)
@@ -288,15 +292,15 @@ def tick(rt: Runtime, qn: Questionnaire, state: State, now: datetime) -> tuple[S
     if s.status in FINISHED:
         return s, []
     since = datetime.fromisoformat(s.last_activity_at or s.created_at)
-    if now - since >= rt.policy.expire_after:
+    limit = rt.policy.invitation_open if s.status == INVITED else rt.policy.expire_after
+    if now - since >= limit:
         s.finished_at = now.isoformat()
         s.status = EXPIRED
         return s, [Finish(EXPIRED)]
     if s.status != INVITED and not s.reminded and now - since >= rt.policy.remind_after:
         s.reminded = True
         return s, [Say(_Talk(rt, s)._(M.REMINDER)), Wake(since + rt.policy.expire_after)]
-    due = since + (rt.policy.expire_after if s.reminded or s.status == INVITED
-                   else rt.policy.remind_after)
+    due = since + (limit if s.reminded or s.status == INVITED else rt.policy.remind_after)
     return s, [Wake(due)]
 
 

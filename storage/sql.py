@@ -227,12 +227,18 @@ class Database:
             pass  # already written by an earlier attempt
 
     def write_session(self, state: State, child_id: int) -> bool:
-        """Store a finished (or expired) session and every answer in one transaction.
-        Returns False when it was already stored: writing twice changes nothing."""
+        """Store a finished (or expired) session and every answer in one transaction; for an
+        invitation nobody started, only its status. Returns False when it was already stored:
+        writing twice changes nothing."""
         with self.Session.begin() as db:
             if db.get(SessionRow, state.session_id) is not None:
                 return False
             inv = db.scalar(select(Invitation).where(Invitation.session_id == state.session_id))
+            if state.started_at is None:
+                # Never started: the invitation expired; there is no session to store.
+                if inv is not None:
+                    inv.status = state.status
+                return True
             db.add(SessionRow(
                 id=state.session_id, child_id=child_id, invitation_id=inv.id if inv else None,
                 questionnaire_id=state.questionnaire_id,

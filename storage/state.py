@@ -94,13 +94,15 @@ class StateStore:
         raw = self.r.get(self.state_key(sid))
         return self._decode(raw) if raw else None
 
-    def transact(self, sid: str, fn: Callable[[State], tuple[State, Any]], ttl: int,
+    def transact(self, sid: str, fn: Callable[[State], tuple[State, Any]],
+                 ttl: int | Callable[[State], int],
                  seen: tuple[str, str] | None = None,
                  wake_at: Callable[[State, Any], datetime | None] | None = None) -> Any:
         """Apply `fn` to the session's state atomically and return what it returned.
 
         `seen` is (channel, message id): a message applied once is never applied again
         (DUPLICATE is returned instead). `fn` must be pure: it runs again after a conflict.
+        `ttl` is seconds, or a function of the new state giving them.
         Returns None when the session does not exist."""
         key = self.state_key(sid)
         watched = [key]
@@ -125,7 +127,8 @@ class StateStore:
                         # slot), and an extra early wake-up is harmless: the worker re-checks.
                         self.schedule(sid, when)
                     pipe.multi()
-                    pipe.set(key, self._encode(new_state), ex=ttl)
+                    expiry = ttl(new_state) if callable(ttl) else ttl
+                    pipe.set(key, self._encode(new_state), ex=expiry)
                     if seen_key:
                         pipe.set(seen_key, b"1", ex=SEEN_TTL)
                     pipe.execute()

@@ -251,3 +251,17 @@ def test_commands_work_while_paused_and_while_asked_to_confirm_stop(talk):
     t.say("mina svar")  # not a yes or no: the stop is off and the command is carried out
     assert t.state.pending is None and "inte svarat på något än" in t.texts
     assert t.state.status == "active" and t.asking == "home_feel"
+
+
+def test_a_disclosure_before_the_start_or_after_the_end_is_never_unseen(runtime, questionnaires):
+    from flows.engine import Inbound, new_state, step
+    from tests.conftest import T0
+
+    qn = questionnaires["session-feedback"]
+    s, effects = step(runtime, qn, new_state("s", qn, "sv", T0), Inbound("han slog mig", T0))
+    assert [a.topic for a in effects if isinstance(a, RaiseAlert)] == ["violence_or_abuse"]
+    assert s.status == "active" and s.current == "right_topics"
+    s.status = "completed"
+    s, effects = step(runtime, qn, s, Inbound("jag vill dö", T0))
+    assert [a.topic for a in effects if isinstance(a, RaiseAlert)] == ["self_harm"]
+    assert any(isinstance(e, Say) and "116 111" in e.text for e in effects)

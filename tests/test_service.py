@@ -144,3 +144,26 @@ def test_invite_refuses_bad_input_and_says_what_to_type(app, case, age, kwargs, 
     with pytest.raises(InviteError, match=says):
         app.service.invite(case, age, **kwargs)
     assert app.db.child(case) is None
+
+
+def test_an_invitation_nobody_starts_expires_without_an_empty_session(app, clock):
+    sid = app.service.invite("K-4", 9).session_id
+    assert 0 < app.store.r.ttl(app.store.state_key(sid))
+    clock.now += app.runtime.policy.invitation_open + timedelta(minutes=1)
+    app.service.run_due(clock.now)
+    with app.db.Session() as s:
+        assert s.get(SessionRow, sid) is None
+        assert s.scalars(select(Invitation)).one().status == "expired"
+    assert app.store.due(clock.now + timedelta(days=365)) == []
+
+
+def test_a_late_message_after_the_end_is_read_and_the_session_still_goes_away(app, clock):
+    sid = app.service.invite("K-5", 9, questionnaire_id="session-feedback").session_id
+    app.service.open(sid)
+    for reply in ["5", "5", "5", "5"]:
+        app.service.handle(sid, reply)
+    assert app.service.state(sid).status == "completed"
+    reply = app.service.handle(sid, "pappa slår mig")
+    assert "116 111" in _texts(reply)
+    assert [a.topic for a in app.db.alerts_for(app.db.child("K-5").id)] == ["violence_or_abuse"]
+    assert 0 < app.store.r.ttl(app.store.state_key(sid)) <= 24 * 3600

@@ -142,3 +142,14 @@ def test_audit_log_and_schema_are_real(db):
         version = s.execute(text("SELECT version_num FROM alembic_version")).scalar()
         assert version == "0001"
     assert db.count(Child) == 0 and db.count(Invitation) == 0
+
+
+def test_the_migrations_build_exactly_the_models_schema(db):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from storage.sql import Base
+
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], f"models and migrations differ; add a migration: {diff}"
