@@ -46,6 +46,7 @@ class ConsoleChannel:
             try:
                 return self.console.input("[bold]> [/bold]")
             except EOFError:
+                self.console.print()  # end the prompt line
                 return None
         line = self.stdin.readline()
         if not line:
