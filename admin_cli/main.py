@@ -124,21 +124,35 @@ def _open_demo_session(a: App) -> str | None:
 
 @app.command()
 def invite(
-    case: str = typer.Argument(..., help="The pseudonymous case reference, like K-17."),
-    age: int = typer.Option(..., "--age", help="The child's age in years."),
+    case: Optional[str] = typer.Argument(None, help="The pseudonymous case reference, like "
+                                         "K-17."),
+    age: Optional[int] = typer.Option(None, "--age", help="The child's age in years."),
     lang: str = typer.Option("sv", "--lang", help="The language to start in (sv, en, ...)."),
     channel: Channel = typer.Option(Channel.console, "--channel"),
-    to: Optional[str] = typer.Option(None, "--to", help="Phone number for --channel sms."),
+    to: Optional[str] = typer.Option(None, "--to", help="The child's mobile number, for "
+                                     "--channel sms."),
     questionnaire: Optional[str] = typer.Option(None, "--questionnaire",
                                                 help="Questionnaire id (default: by age)."),
     unit: Optional[str] = typer.Option(None, "--unit", help="The unit, for group reports."),
     caseworker: Optional[str] = typer.Option(None, "--caseworker"),
+    from_csv: Optional[Path] = typer.Option(None, "--from-csv", help="Invite everyone in a CSV "
+                                            "file (columns: case, age, to; optional: lang, "
+                                            "unit, questionnaire, caseworker) by SMS."),
     as_json: bool = typer.Option(False, "--json", help="Print the invitation as JSON."),
 ) -> None:
-    """Invite a child to answer a questionnaire."""
-    if channel is not Channel.console:
-        fail(f"--channel {channel.value} is not available in this version of tala yet; use "
-             "--channel console (the terminal) for now.")
+    """Invite a child (or, with --from-csv, many) to answer a questionnaire."""
+    if from_csv:
+        from admin_cli.bulk import invite_from_csv
+
+        with built() as a:
+            report = invite_from_csv(a, from_csv, a.settings.user, out)
+        raise typer.Exit(0 if not report.failures else 1)
+    if not case or age is None:
+        fail("Give the case reference and the child's age, for example: "
+             "tala invite K-17 --age 9 --channel sms --to 0701234567")
+    if channel is Channel.telegram:
+        fail("--channel telegram is not available in this version of tala yet; use "
+             "--channel sms or --channel console.")
     with built() as a:
         try:
             inv = a.service.invite(case, age, lang=lang, channel=channel.value, contact=to,
@@ -146,16 +160,25 @@ def invite(
                                    caseworker=caseworker, actor=a.settings.user)
         except InviteError as e:
             fail(str(e))
+        sent = None
+        if channel is Channel.sms:
+            # Send it now; if Twilio is away, the worker (tala serve / tala worker) retries.
+            a.service.send_queued("sms", block_ms=0, max_jobs=5)
+            delivery = a.db.invitation(inv.session_id)
+            sent = delivery.delivery_status if delivery else None
         if as_json:
             out.print_json(json.dumps({
                 "case": inv.case_ref, "session_id": inv.session_id,
                 "questionnaire": inv.questionnaire_id, "lang": inv.lang,
                 "channel": inv.channel, "code": inv.code,
-                "expires_at": inv.expires_at.isoformat()}))
+                "expires_at": inv.expires_at.isoformat(), "delivery": sent}))
             return
         out.print(f"Invited {inv.case_ref} to {inv.questionnaire_id} ({inv.lang}). "
                   f"The invitation is open until {inv.expires_at:%Y-%m-%d}.")
-        out.print(f"To answer in this terminal: [bold]tala demo --code {inv.code}[/bold]")
+        if channel is Channel.sms:
+            out.print(f"The text message: {sent or 'queued'}.")
+        else:
+            out.print(f"To answer in this terminal: [bold]tala demo --code {inv.code}[/bold]")
 
 
 @app.command("summary")
@@ -214,6 +237,72 @@ def flows_check(
         out.print(f"[green]✓[/green] {q.source}: {q.id} v{q.version}, ages {q.min_age}-"
                   f"{q.max_age}, {len(q.main_questions)} main questions, "
                   f"{len(q.questions)} in all")
+
+
+@flows_app.command("cost")
+def flows_cost() -> None:
+    """What each questionnaire costs by SMS, per language: the shortest and the longest way
+    through it, in real segments (GSM-7 160/153, UCS-2 70/67 characters)."""
+    from rich.table import Table
+
+    from admin_cli.cost import cost
+    from flows.engine import Runtime, SafetyLexicon
+    from flows.i18n import Catalogs
+
+    rt = Runtime(Catalogs.load(), SafetyLexicon.load())
+    table = Table("questionnaire", "language", "shortest: segments", "messages",
+                  "longest: segments", "messages", "encoding")
+    for qn in load_dir(BUILTIN_DIR).values():
+        for lang in rt.catalogs.languages:
+            c = cost(rt, qn, lang)
+            table.add_row(qn.id, lang, str(c.shortest.segments), str(c.shortest.messages),
+                          str(c.longest.segments), str(c.longest.messages), c.longest.encoding)
+    out.print(table)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8080, "--port"),
+    no_worker: bool = typer.Option(False, "--no-worker", help="Only HTTP: run the reminders, "
+                                   "expiry and sending elsewhere ('tala worker')."),
+) -> None:
+    """The HTTP server for the channels (Twilio webhooks, /healthz, /metrics), and the
+    background work unless --no-worker."""
+    import logging
+
+    from aiohttp import web
+
+    from bot.server import build_web_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with built() as a:
+        if not a.settings.public_url and a.settings.twilio_auth_token:
+            err.print("[yellow]TALA_PUBLIC_URL is not set: Twilio's signatures are checked "
+                      "against the forwarded or requested URL instead.[/yellow]")
+        web.run_app(build_web_app(a, worker=not no_worker), host=host, port=port,
+                    shutdown_timeout=30, print=lambda *_: out.print(
+                        f"tala serves on http://{host}:{port} (Ctrl-C stops it)"))
+
+
+@app.command()
+def worker() -> None:
+    """The background work alone: reminders (daytime only), expiry, and sending queued
+    messages at the configured rate. Stops cleanly on Ctrl-C or SIGTERM."""
+    import logging
+    import signal
+
+    from bot.server import Background
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with built() as a:
+        bg = Background(a)
+        signal.signal(signal.SIGTERM, lambda *_: bg.stopping.set())
+        out.print("tala worker running (Ctrl-C stops it)")
+        try:
+            bg.run_forever()
+        except KeyboardInterrupt:
+            bg.stop()
 
 
 @db_app.command("upgrade")

@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.service import ConversationService
+from bot.metrics import Metrics
+from bot.service import ConversationService, Outbound
 from bot.settings import Settings
 from flows.engine import Policy, Runtime, SafetyLexicon
 from flows.i18n import Catalogs
 from flows.model import Questionnaire, load_dir
 from storage.crypto import Crypto
+from storage.queue import SendQueue
 from storage.sql import Database, make_engine, upgrade
 from storage.state import StateStore, connect
 
@@ -25,6 +27,8 @@ class App:
     store: StateStore
     db: Database
     service: ConversationService
+    queue: SendQueue
+    metrics: Metrics
 
     def close(self) -> None:
         self.db.engine.dispose()
@@ -46,12 +50,29 @@ def create_app(settings: Settings, *, migrate: bool | None = None) -> App:
     questionnaires = load_dir()
     policy = Policy(remind_after=timedelta(hours=settings.remind_after_hours),
                     expire_after=timedelta(hours=settings.expire_after_hours),
-                    invitation_open=timedelta(days=settings.invitation_days))
+                    invitation_open=timedelta(days=settings.invitation_days),
+                    timezone=settings.timezone, day_starts=settings.day_starts,
+                    day_ends=settings.day_ends)
     runtime = Runtime(Catalogs.load(), SafetyLexicon.load(), policy)
     engine = make_engine(settings.database_url, data_dir)
     if migrate if migrate is not None else not settings.database_url:
         upgrade(engine)
     db = Database(engine, crypto)
     store = StateStore(connect(settings.redis_url, data_dir), crypto)
-    service = ConversationService(store, db, crypto, questionnaires, runtime)
-    return App(settings, questionnaires, runtime, crypto, store, db, service)
+    queue = SendQueue(store.r, crypto, lease_seconds=settings.send_lease_seconds)
+    metrics = Metrics()
+    service = ConversationService(store, db, crypto, questionnaires, runtime, queue=queue,
+                                  outbound=_outbound(settings), sender_name=settings.sender_name,
+                                  metrics=metrics)
+    return App(settings, questionnaires, runtime, crypto, store, db, service, queue, metrics)
+
+
+def _outbound(settings: Settings) -> dict[str, Outbound]:
+    """The channels that can send first, as far as they are configured."""
+    out: dict[str, Outbound] = {}
+    if settings.twilio_account_sid:
+        from bot.channels.sms import TwilioSender, normalise_number, render_sms
+
+        out["sms"] = Outbound(render_sms, TwilioSender(settings), settings.sms_rate,
+                              lambda n: normalise_number(n, settings.sms_default_region))
+    return out

@@ -11,6 +11,7 @@ down the worker (`run_due`) writes it later. So nothing is lost between the two 
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -20,12 +21,16 @@ from typing import Callable, Iterable
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.metrics import Metrics
 from flows import engine
-from flows.engine import Finish, Inbound, RaiseAlert, Runtime, Say, State, Wake
+from flows import messages as M
+from flows.engine import (Finish, Inbound, RaiseAlert, Runtime, Say, State, Wake, say_from_dict,
+                          say_to_dict)
 from flows.model import Questionnaire, pick_for_age
 from storage.crypto import Crypto
+from storage.queue import Job, SendQueue, Sender, SendResult
 from storage.sql import Database, Invitation, new_id
-from storage.state import DUPLICATE, StateStore
+from storage.state import Duplicate, StateStore
 
 log = logging.getLogger("tala.service")
 
@@ -33,6 +38,10 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud an
 FINISHED_TTL = 24 * 3600  # a finished session answers "already done" for a day, then goes
 # A Swedish personal identity number (personnummer / samordningsnummer) in any usual form.
 _PERSONAL_NUMBER = re.compile(r"^(19|20)?\d{6}[-+]?\d{4}$")
+
+
+class _Started:
+    """Marks, among a step's effects, that the child has just started (for the metrics)."""
 
 
 class InviteError(ValueError):
@@ -61,22 +70,48 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@dataclass
+class Outbound:
+    """How to reach a child on a channel that can send first (SMS): lay the messages out, and
+    the sender the queue hands them to at `rate` per second."""
+
+    render: Callable[[list[Say]], list[str]]
+    sender: Sender
+    rate: float
+    normalise: Callable[[str], str]
+
+
 class ConversationService:
     def __init__(self, store: StateStore, db: Database, crypto: Crypto,
                  questionnaires: dict[str, Questionnaire], runtime: Runtime,
+                 queue: SendQueue | None = None, outbound: dict[str, Outbound] | None = None,
+                 sender_name: str = "Socialtjänsten", metrics: Metrics | None = None,
                  clock: Callable[[], datetime] = utcnow):
         self.store = store
         self.db = db
         self.crypto = crypto
         self.questionnaires = questionnaires
         self.rt = runtime
+        self.queue = queue
+        self.outbound = outbound or {}
+        self.sender_name = sender_name
+        self.metrics = metrics or Metrics()
         self.clock = clock
 
     # ------------------------------------------------------------------ inviting
     def invite(self, case_ref: str, age: int, *, lang: str = "sv", channel: str = "console",
                contact: str | None = None, questionnaire_id: str | None = None,
                unit: str | None = None, caseworker: str | None = None,
-               actor: str = "unknown") -> Invited:
+               actor: str = "unknown", session_id: str | None = None) -> Invited:
+        """Invite a child. With `session_id` given, inviting again is a no-op that returns the
+        first invitation: a bulk run that was cut off can simply be run again."""
+        if session_id:
+            earlier = self.db.invitation(session_id)
+            if earlier is not None:
+                state = self.store.get(session_id)
+                if state is not None and state.status == engine.INVITED:
+                    self._send_invitation(state)  # queued once: a no-op if it was before
+                return self._invited(earlier)
         case_ref = case_ref.strip()
         if not case_ref:
             raise InviteError("Give a case reference, for example: tala invite K-17 --age 9")
@@ -102,29 +137,181 @@ class ConversationService:
             if qn is None:
                 raise InviteError(f"No follow-up questionnaire is written for age {age}. "
                                   "Pick one with --questionnaire.")
+        contact = self._check_contact(channel, contact, session_id)
         now = self.clock()
         child = self.db.ensure_child(case_ref, unit=unit, caseworker=caseworker,
                                      birth_year=now.year - age, preferred_lang=lang)
-        sid = new_id()
+        sid = session_id or new_id()
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
-        ttl = self.rt.policy.invitation_open
         state = engine.new_state(sid, qn, lang, now)
         state.channel = channel
         state.case_ref = case_ref
-        self.store.create(state, ttl=self._ttl(state))
-        self.store.bind("code", self.crypto.lookup_hash(code), sid, self._ttl(state))
-        self.store.schedule(sid, now + ttl)
-        self.db.add_invitation(Invitation(
+        state.contact = contact
+        ttl = self._ttl(state)
+        expires = now + self.rt.policy.invitation_open
+        if self.store.get(sid) is None:
+            self.store.create(state, ttl=ttl)
+        self.store.bind("code", self.crypto.lookup_hash(code), sid, ttl)
+        if contact:
+            self.store.bind(channel, self.crypto.lookup_hash(contact), sid, ttl)
+        self.store.schedule(sid, expires)
+        inv = self.db.add_invitation(Invitation(
             child_id=child.id, session_id=sid, questionnaire_id=qn.id, channel=channel,
-            lang=lang, code=code, created_by=actor, expires_at=now + ttl,
+            lang=lang, code=code, created_by=actor, expires_at=expires,
             contact_enc=self.crypto.encrypt(contact) if contact else None,
-            contact_hash=self.crypto.lookup_hash(contact) if contact else None))
+            contact_hash=self.crypto.lookup_hash(contact) if contact else None,
+            delivery_status="queued" if contact else None))
         self.db.audit(actor, "invite", case_ref, f"{qn.id} via {channel}")
-        return Invited(sid, case_ref, qn.id, lang, channel, code, now + ttl)
+        self._send_invitation(state)
+        return self._invited(inv)
+
+    def _send_invitation(self, state: State) -> None:
+        if state.contact:
+            text = self.rt.catalogs.gettext(state.lang, M.INVITE_SMS).format(
+                sender=self.sender_name)
+            self.deliver(state, [Say(text)], f"invite:{state.session_id}", kind="invite")
+
+    def _invited(self, inv: Invitation) -> Invited:
+        child_ref = self.db.case_ref_of(inv.child_id)
+        return Invited(inv.session_id, child_ref, inv.questionnaire_id, inv.lang, inv.channel,
+                       inv.code or "", inv.expires_at)
+
+    def _check_contact(self, channel: str, contact: str | None,
+                       session_id: str | None = None) -> str | None:
+        out = self.outbound.get(channel)
+        if channel not in ("console",) and out is None:
+            raise InviteError(f"--channel {channel} is not set up on this installation: see "
+                              "the README for the settings it needs.")
+        if out is None:
+            if contact:
+                raise InviteError(f"--to is not used with --channel {channel}.")
+            return None
+        if not contact:
+            raise InviteError(f"--channel {channel} needs --to with the child's number.")
+        try:
+            contact = out.normalise(contact)
+        except ValueError as e:
+            raise InviteError(str(e)) from None
+        if self.is_opted_out(channel, contact):
+            raise InviteError("This number has said STOP to our messages, so nothing can be "
+                              "sent to it. The child can text START to our number to allow "
+                              "messages again.")
+        open_sid = self.session_for_contact(channel, contact)
+        open_state = self.store.get(open_sid) if open_sid and open_sid != session_id else None
+        if open_state is not None and open_state.status not in engine.FINISHED:
+            raise InviteError(f"This number already has open questions "
+                              f"({open_state.questionnaire_id}, invited "
+                              f"{open_state.created_at[:10]}). One conversation per number at "
+                              "a time: wait until it is finished or has expired.")
+        return contact
 
     def session_for_code(self, code: str) -> str | None:
         normalised = re.sub(r"[^A-Z0-9]", "", code.upper())
         return self.store.lookup("code", self.crypto.lookup_hash(normalised))
+
+    # ------------------------------------------------------------------ contacts
+    def session_for_contact(self, channel: str, contact: str) -> str | None:
+        return self.store.lookup(channel, self.crypto.lookup_hash(contact))
+
+    def lookup_contact(self, channel: str, contact: str) -> tuple[str | None, bool]:
+        """The session a number opens and whether it opted out, in one round trip."""
+        h = self.crypto.lookup_hash(contact)
+        pipe = self.store.r.pipeline(transaction=False)
+        pipe.get(self.store.bind_key(channel, h))
+        pipe.exists(f"{self.store.prefix}:optout:{channel}:{h}")
+        sid, opted_out = pipe.execute()
+        return (sid.decode() if sid else None), bool(opted_out)
+
+    def _optout_key(self, channel: str, contact: str) -> str:
+        return f"{self.store.prefix}:optout:{channel}:{self.crypto.lookup_hash(contact)}"
+
+    def is_opted_out(self, channel: str, contact: str) -> bool:
+        return bool(self.store.r.exists(self._optout_key(channel, contact)))
+
+    def opt_out(self, channel: str, contact: str) -> None:
+        """The child said STOP (or the provider says they did): nothing more is sent, the
+        session waits, and the caseworker sees why."""
+        self.store.r.set(self._optout_key(channel, contact), b"1")
+        sid = self.session_for_contact(channel, contact)
+        if sid is None:
+            return
+
+        def hold(s: State) -> tuple[State, None]:
+            if s.status not in engine.FINISHED:
+                s.hold = "opted_out"
+                if s.status == engine.ACTIVE:
+                    s.status = engine.PAUSED
+            return s, None
+
+        self.store.transact(sid, hold, ttl=self._ttl)
+        self.db.set_delivery(sid, "opted_out", "the child answered STOP")
+
+    def opt_in(self, channel: str, contact: str) -> None:
+        self.store.r.delete(self._optout_key(channel, contact))
+        sid = self.session_for_contact(channel, contact)
+        if sid is not None:
+            self.store.transact(sid, lambda s: (setattr(s, "hold", None) or s, None),
+                                ttl=self._ttl)
+
+    # ------------------------------------------------------------------ sending first
+    def deliver(self, state: State, says: list[Say], job_id: str, kind: str = "message") -> int:
+        """Queue messages to the child on the session's channel (invitations, reminders).
+        Returns how many text messages were queued; 0 where the channel cannot send first."""
+        out = self.outbound.get(state.channel)
+        if out is None or self.queue is None or not state.contact:
+            return 0
+        if self.is_opted_out(state.channel, state.contact):
+            return 0
+        parts = out.render(says)
+        for i, body in enumerate(parts):
+            self.queue.enqueue(f"{job_id}:{i}", state.contact, body, kind=kind,
+                               channel=state.channel, session_id=state.session_id)
+        return len(parts)
+
+    def send_queued(self, channel: str, block_ms: int = 0, max_jobs: int | None = None,
+                    stop: Callable[[], bool] = lambda: False,
+                    on_result: Callable[[Job, SendResult], None] | None = None) -> int:
+        """Send what is queued for `channel` at its rate; returns how many jobs finished."""
+        out = self.outbound.get(channel)
+        if out is None or self.queue is None:
+            return 0
+
+        def done(job: Job, result: SendResult) -> None:
+            self._sent(job, result)
+            if on_result:
+                on_result(job, result)
+
+        return self.queue.process(out.sender, out.rate, on_result=done, block_ms=block_ms,
+                                  max_jobs=max_jobs, stop=stop)
+
+    def _sent(self, job: Job, result: SendResult) -> None:
+        channel = job.fields.get("channel", "sms")
+        sid = job.fields.get("session_id")
+        self.metrics.messages.labels(channel, "out" if result.ok else "failed").inc()
+        if result.ok:
+            self.store.r.set(f"{self.store.prefix}:msg:{result.sid}", job.id, ex=7 * 86400)
+            if job.fields.get("kind") == "invite" and sid:
+                self.db.set_delivery(sid, "sent")
+            return
+        if result.opted_out:
+            self.opt_out(channel, job.to)
+        elif job.fields.get("kind") == "invite" and sid:
+            self.db.set_delivery(sid, "failed", result.error)
+
+    def record_delivery(self, message_sid: str, status: str, error_code: str | None,
+                        opted_out: bool = False) -> None:
+        """A provider's delivery report (Twilio's status callback) for a message we sent."""
+        job_id = self.store.r.get(f"{self.store.prefix}:msg:{message_sid}")
+        if job_id is None or self.queue is None:
+            return
+        job = self.queue.job(job_id.decode())
+        if opted_out:
+            self.opt_out(job.get("channel", "sms"), self.crypto.decrypt(job["to"].encode()))
+            return
+        if job.get("kind") == "invite" and job.get("session_id") and status in (
+                "delivered", "undelivered", "failed"):
+            self.db.set_delivery(job["session_id"], status,
+                                 f"error {error_code}" if error_code else None)
 
     # ------------------------------------------------------------------ talking
     def open(self, sid: str) -> Reply:
@@ -148,17 +335,29 @@ class ConversationService:
         def change(state: State) -> tuple[State, list]:
             qn = self.questionnaires[state.questionnaire_id]
             new, effects = fn(state, qn)
+            if state.status == engine.INVITED and new.status != engine.INVITED:
+                effects = [*effects, _Started()]
             self._queue_for_sql(new, effects)
             return new, effects
 
-        result = self.store.transact(sid, change, ttl=self._ttl, seen=seen,
-                                     wake_at=lambda s, effects: self._wake_at(s, effects, now))
-        if result is DUPLICATE:
-            return Reply(duplicate=True)
+        result = self.store.transact(
+            sid, change, ttl=self._ttl, seen=seen,
+            wake_at=lambda s, effects: self._wake_at(s, effects, now),
+            remember=lambda effects: self.crypto.encrypt(json.dumps(
+                [say_to_dict(e) for e in effects if isinstance(e, Say)])))
+        if isinstance(result, Duplicate):
+            says = [say_from_dict(d) for d in json.loads(self.crypto.decrypt(result.remembered))
+                    ] if result.remembered else []
+            return Reply(says, duplicate=True)
         if result is None:
             raise KeyError(sid)
-        self.flush(sid)
+        if any(isinstance(e, (RaiseAlert, Finish)) for e in result):
+            self.flush(sid)  # something for SQL; otherwise no extra round trip
+        if any(isinstance(e, _Started) for e in result):
+            self.metrics.sessions_started.inc()
         finished = next((e.status for e in result if isinstance(e, Finish)), None)
+        if finished:
+            self.metrics.sessions_finished.labels(finished).inc()
         return Reply([e for e in result if isinstance(e, Say)], finished=finished)
 
     def _ttl(self, state: State) -> int:
@@ -226,8 +425,8 @@ class ConversationService:
 
     # ------------------------------------------------------------------ time
     def run_due(self, now: datetime | None = None, limit: int = 100) -> list[tuple[State, Reply]]:
-        """Reminders, expiry, and outbox retries for every session that is due. Returns the
-        messages to deliver (the caller knows the channels)."""
+        """Reminders, expiry, and outbox retries for every session that is due. A reminder is
+        queued on the session's channel; all of them are returned too."""
         now = now or self.clock()
         out: list[tuple[State, Reply]] = []
         for sid in self.store.due(now, limit):
@@ -242,5 +441,9 @@ class ConversationService:
                     continue
             reply = self._apply(sid, lambda s, qn: engine.tick(self.rt, qn, s, now), now)
             if reply.says or reply.finished:
-                out.append((self.store.get(sid) or state, reply))
+                state = self.store.get(sid) or state
+                if reply.says:
+                    self.deliver(state, reply.says, f"remind:{sid}:{int(now.timestamp())}",
+                                 kind="reminder")
+                out.append((state, reply))
         return out

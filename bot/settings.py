@@ -34,6 +34,26 @@ class Settings(BaseSettings):
     expire_after_hours: float = Field(default=14 * 24, alias="TALA_EXPIRE_AFTER_HOURS")
     # How long an invitation may wait before the child starts (days).
     invitation_days: int = Field(default=14, alias="TALA_INVITATION_DAYS")
+    # Reminders only in the daytime, in this time zone (hours, 24h clock).
+    timezone: str = Field(default="Europe/Stockholm", alias="TALA_TIMEZONE")
+    day_starts: int = Field(default=8, alias="TALA_DAY_STARTS")
+    day_ends: int = Field(default=20, alias="TALA_DAY_ENDS")
+    # Who the child is told is asking, in invitations ("Socialtjänsten i Nacka").
+    sender_name: str = Field(default="Socialtjänsten", alias="TALA_SENDER_NAME")
+
+    # SMS through Twilio.
+    twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str | None = Field(default=None, alias="TWILIO_AUTH_TOKEN")
+    twilio_from_number: str | None = Field(default=None, alias="TWILIO_FROM_NUMBER")
+    twilio_messaging_service_sid: str | None = Field(default=None,
+                                                     alias="TWILIO_MESSAGING_SERVICE_SID")
+    twilio_api_base_url: str | None = Field(default=None, alias="TWILIO_API_BASE_URL")
+    # Messages per second to Twilio (a long code takes about 1; a short code far more).
+    sms_rate: float = Field(default=1.0, alias="TALA_SMS_RATE")
+    # A sender that stops mid-message (killed, crashed) has its claims taken over after this.
+    send_lease_seconds: float = Field(default=60, alias="TALA_SEND_LEASE_SECONDS")
+    # The country a phone number written without +country code belongs to.
+    sms_default_region: str = Field(default="SE", alias="TALA_SMS_REGION")
 
     @property
     def data_path(self) -> Path:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Union
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -89,11 +90,36 @@ class Wake:
 Effect = Union[Say, SaveAnswer, RaiseAlert, Finish, Wake]
 
 
+def say_to_dict(say: Say) -> dict:
+    return asdict(say)
+
+
+def say_from_dict(data: dict) -> Say:
+    p = data.get("prompt")
+    prompt = Prompt(p["question_id"], p["text"], tuple(tuple(c) for c in p["choices"]),
+                    p["hint"], p["multi"]) if p else None
+    return Say(data.get("text", ""), prompt)
+
+
 @dataclass(frozen=True)
 class Policy:
     remind_after: timedelta = timedelta(hours=24)  # quiet this long: one reminder
     expire_after: timedelta = timedelta(days=14)  # quiet this long: expired, kept as partial
     invitation_open: timedelta = timedelta(days=14)  # an invitation nobody started
+    # A reminder never wakes a child at night: only from day_starts to day_ends, local time.
+    timezone: str = "Europe/Stockholm"
+    day_starts: int = 8
+    day_ends: int = 20
+
+    def daytime(self, at: datetime) -> datetime:
+        """`at` if it is daytime, else the next morning at day_starts (local time)."""
+        local = at.astimezone(ZoneInfo(self.timezone))
+        if self.day_starts <= local.hour < self.day_ends:
+            return at
+        morning = local.replace(hour=self.day_starts, minute=0, second=0, microsecond=0)
+        if local.hour >= self.day_ends:
+            morning += timedelta(days=1)
+        return morning
 
 
 @dataclass(frozen=True)
@@ -158,6 +184,8 @@ class State:
     # to be written to SQL (alerts, the finished session) should a write fail.
     channel: str = "console"
     case_ref: str = ""
+    contact: str | None = None  # phone number (the whole state is encrypted at rest)
+    hold: str | None = None  # why the session waits besides the child pausing: "opted_out"
     outbox: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -298,10 +326,28 @@ def tick(rt: Runtime, qn: Questionnaire, state: State, now: datetime) -> tuple[S
         s.status = EXPIRED
         return s, [Finish(EXPIRED)]
     if s.status != INVITED and not s.reminded and now - since >= rt.policy.remind_after:
+        daytime = rt.policy.daytime(now)
+        if daytime > now:
+            return s, [Wake(daytime)]  # due at night: wait for the morning
         s.reminded = True
         return s, [Say(_Talk(rt, s)._(M.REMINDER)), Wake(since + rt.policy.expire_after)]
-    due = since + (limit if s.reminded or s.status == INVITED else rt.policy.remind_after)
-    return s, [Wake(due)]
+    if s.reminded or s.status == INVITED:
+        return s, [Wake(since + limit)]
+    return s, [Wake(rt.policy.daytime(since + rt.policy.remind_after))]
+
+
+def preview(rt: Runtime, qn: Questionnaire, lang: str, target: str,
+            opening: bool = False) -> list[Say]:
+    """What the child is sent on arriving at `target` (a question id or END): the information
+    texts on the way and the question, or the closing. `opening` adds the start of the
+    conversation. For costing a questionnaire; it changes nothing."""
+    s = State(session_id="preview", questionnaire_id=qn.id,
+              questionnaire_version=qn.version, lang=lang, status=ACTIVE)
+    t = _Talk(rt, s)
+    says = [Say(t._(qn.title))] if opening else []
+    now = datetime.fromtimestamp(0).astimezone()
+    says += _advance_to(t, qn, s, target, now, intro=opening)
+    return [e for e in says if isinstance(e, Say)]
 
 
 # --------------------------------------------------------------------------- helpers

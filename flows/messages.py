@@ -88,3 +88,11 @@ NO_ANSWERS_YET = N_("Du har inte svarat på något än.")
 ANSWER_SKIPPED = N_("(hoppade över)")
 ALREADY_DONE = N_("Du har redan svarat på alla frågor. Tack!")
 REMINDER = N_("Hej! Du har några frågor kvar. Skriv något när du vill fortsätta.")
+
+# Translators: the first SMS a child gets. Someone else may read the child's phone, so it
+# says nothing about why. {sender} is who is asking, e.g. "Socialtjänsten i Nacka".
+INVITE_SMS = N_("Hej! {sender} vill gärna veta hur du har det. Du bestämmer själv om du vill "
+                "svara. Svara på det här sms:et med ett ord, till exempel hej, så börjar vi.")
+# Translators: the only reply to a number that has no questions waiting (at most once a day).
+# It must not reveal anything about anyone.
+UNKNOWN_NUMBER = N_("Hej! Det finns inga frågor till det här numret just nu.")

@@ -63,6 +63,10 @@ class Invitation(Base):
     contact_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     code: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="sent")
+    # For channels that send first (SMS): queued, sent, delivered, undelivered, failed,
+    # opted_out; with the provider's reason when it did not arrive.
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivery_error: Mapped[str | None] = mapped_column(String(300))
     created_by: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -201,6 +205,28 @@ class Database:
         with self.Session.begin() as db:
             db.add(inv)
         return inv
+
+    def invitation(self, session_id: str) -> Invitation | None:
+        with self.Session() as db:
+            return db.scalar(select(Invitation).where(Invitation.session_id == session_id))
+
+    def case_ref_of(self, child_id: int) -> str:
+        with self.Session() as db:
+            return db.scalar(select(Child.case_ref).where(Child.id == child_id)) or ""
+
+    def set_delivery(self, session_id: str, status: str, error: str | None = None) -> None:
+        """Record what became of a message that invited a child; a later "sent" never hides
+        an earlier "delivered" or "undelivered"."""
+        with self.Session.begin() as db:
+            inv = db.scalar(select(Invitation).where(Invitation.session_id == session_id))
+            if inv is None:
+                return
+            if status == "sent" and inv.delivery_status not in (None, "queued"):
+                return
+            inv.delivery_status = status
+            inv.delivery_error = error[:300] if error else None
+            if status == "opted_out" and inv.status == "sent":
+                inv.status = "opted_out"
 
     def invitations(self, child_id: int) -> list[Invitation]:
         with self.Session() as db:

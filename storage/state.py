@@ -29,11 +29,12 @@ from storage.crypto import Crypto
 SEEN_TTL = 7 * 24 * 3600  # channels retry for minutes to hours; a week is plenty
 
 
+@dataclass(frozen=True)
 class Duplicate:
-    """Returned by `transact` when this message id was already applied."""
+    """Returned by `transact` when this message id was already applied; `remembered` is what
+    was stored with it the first time (the reply, so a retry can be answered alike)."""
 
-
-DUPLICATE = Duplicate()
+    remembered: bytes | None = None
 
 
 def connect(url: str | None, data_dir: Path) -> redis.Redis:
@@ -97,13 +98,14 @@ class StateStore:
     def transact(self, sid: str, fn: Callable[[State], tuple[State, Any]],
                  ttl: int | Callable[[State], int],
                  seen: tuple[str, str] | None = None,
-                 wake_at: Callable[[State, Any], datetime | None] | None = None) -> Any:
+                 wake_at: Callable[[State, Any], datetime | None] | None = None,
+                 remember: Callable[[Any], bytes] | None = None) -> Any:
         """Apply `fn` to the session's state atomically and return what it returned.
 
-        `seen` is (channel, message id): a message applied once is never applied again
-        (DUPLICATE is returned instead). `fn` must be pure: it runs again after a conflict.
-        `ttl` is seconds, or a function of the new state giving them.
-        Returns None when the session does not exist."""
+        `fn` must be pure: it runs again after a conflict. `seen` is (channel, message id):
+        a message applied once is never applied again (a Duplicate is returned instead,
+        carrying what `remember(result)` gave the first time). `ttl` is seconds, or a
+        function of the new state giving them. Returns None when the session does not exist."""
         key = self.state_key(sid)
         watched = [key]
         seen_key = self.seen_key(sid, *seen) if seen else None
@@ -113,9 +115,11 @@ class StateStore:
             while True:
                 try:
                     pipe.watch(*watched)
-                    if seen_key and pipe.exists(seen_key):
-                        pipe.unwatch()
-                        return DUPLICATE
+                    if seen_key:
+                        before = pipe.get(seen_key)
+                        if before is not None:
+                            pipe.unwatch()
+                            return Duplicate(before if before != b"-" else None)
                     raw = pipe.get(key)
                     if raw is None:
                         pipe.unwatch()
@@ -130,7 +134,8 @@ class StateStore:
                     expiry = ttl(new_state) if callable(ttl) else ttl
                     pipe.set(key, self._encode(new_state), ex=expiry)
                     if seen_key:
-                        pipe.set(seen_key, b"1", ex=SEEN_TTL)
+                        memo = remember(result) if remember else b"-"
+                        pipe.set(seen_key, memo, ex=SEEN_TTL)
                     pipe.execute()
                     return result
                 except redis.WatchError:

@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from flows import engine
 from flows.engine import Inbound
 from storage.sql import Alert, AnswerRow, AuditLog, Child, Invitation, SessionRow
-from storage.state import DUPLICATE
+from storage.state import Duplicate
 from tests.conftest import T0
 
 
@@ -41,8 +41,9 @@ def test_transact_applies_and_a_repeated_message_id_is_not_applied_twice(store, 
         s.seq += 1
         return s, s.seq
 
-    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM1")) == 1
-    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM1")) is DUPLICATE
+    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM1"),
+                          remember=lambda seq: str(seq).encode()) == 1
+    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM1")) == Duplicate(b"1")
     assert store.transact("s1", bump, ttl=600, seen=("sms", "SM2")) == 2
     assert store.get("s1").seq == 2
     assert store.transact("missing", bump, ttl=600) is None
@@ -140,7 +141,7 @@ def test_audit_log_and_schema_are_real(db):
         row = s.scalars(select(AuditLog)).one()
         assert (row.actor, row.action, row.case_ref) == ("anna", "summary", "K-3")
         version = s.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        assert version == "0001"
+        assert version == "0002"
     assert db.count(Child) == 0 and db.count(Invitation) == 0
 
 

@@ -1,0 +1,159 @@
+"""SMS through Twilio: phone numbers, how a conversation looks as text messages, and sending.
+
+Inbound messages arrive at `POST /sms/twilio` (bot/server.py) and go through the same
+conversation service as every channel; this module holds only what is particular to SMS.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import phonenumbers
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.rest import Client
+
+from bot.channels.console import render
+from bot.channels.sms_text import fit_gsm7, is_gsm7, split_message
+from bot.settings import Settings
+from flows.engine import Say
+from flows.i18n import normalise
+from storage.queue import ReconcileError, SendResult
+
+if TYPE_CHECKING:
+    from bot.service import ConversationService
+
+log = logging.getLogger("tala.sms")
+
+# Twilio's own keywords (https://help.twilio.com/articles/223134027). Twilio acts on them
+# itself (stops delivery, sends its confirmation); tala follows suit. The opt-in words count
+# only for a number that opted out: "yes" is otherwise an answer.
+OPT_OUT_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit",
+                           "revoke", "optout", "opt out"})
+OPT_IN_WORDS = frozenset({"start", "yes", "unstop"})
+ERROR_OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient"
+MAX_SEGMENTS_PER_MESSAGE = 3
+
+
+class NumberError(ValueError):
+    """Not a mobile number we can send to; the message says how to write one."""
+
+
+def normalise_number(raw: str, region: str = "SE") -> str:
+    """A phone number in E.164 (+46701234567), from the ways people write them."""
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_valid_number(parsed):
+        raise NumberError(f"'{raw}' is not a phone number we can send to. Write it like "
+                          "+46701234567 or 070-123 45 67.")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def keyword(body: str) -> str:
+    return normalise(body)
+
+
+def render_sms(says: list[Say]) -> list[str]:
+    """The replies as text messages: everything in one message where it fits (each message
+    costs at least one segment), split at sentence boundaries where it does not. Emoji and
+    typographic quotes are dropped when they are all that would make it UCS-2."""
+    body = "\n\n".join(render(s) for s in says if render(s))
+    if not body:
+        return []
+    gsm = fit_gsm7(body)
+    if is_gsm7(gsm):
+        body = gsm
+    return split_message(body, max_segments=MAX_SEGMENTS_PER_MESSAGE)
+
+
+class TwilioSender:
+    """Sends through the Twilio REST API (or the Twilio-compatible TWILIO_API_BASE_URL)."""
+
+    channel = "sms"
+
+    def __init__(self, settings: Settings):
+        if not (settings.twilio_account_sid and settings.twilio_auth_token):
+            raise RuntimeError("SMS needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
+        if not (settings.twilio_from_number or settings.twilio_messaging_service_sid):
+            raise RuntimeError("SMS needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID.")
+        self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
+        if settings.twilio_api_base_url:
+            self.client.api.base_url = settings.twilio_api_base_url.rstrip("/")
+        self.from_number = settings.twilio_from_number
+        self.service_sid = settings.twilio_messaging_service_sid
+        self.status_callback = (settings.public_url.rstrip("/") + "/sms/twilio/status"
+                                if settings.public_url else None)
+
+    def send(self, to: str, body: str) -> SendResult:
+        kwargs: dict = {"to": to, "body": body}
+        if self.service_sid:
+            kwargs["messaging_service_sid"] = self.service_sid
+        else:
+            kwargs["from_"] = self.from_number
+        if self.status_callback:
+            kwargs["status_callback"] = self.status_callback
+        try:
+            msg = self.client.messages.create(**kwargs)
+        except TwilioRestException as e:
+            log.warning("Twilio refused a message: %s %s", e.status, e.code)
+            return SendResult(error_code=e.code, error=f"Twilio {e.code}: {e.msg}"[:300],
+                              permanent=e.status < 500, opted_out=e.code == ERROR_OPTED_OUT)
+        except requests.RequestException as e:
+            log.warning("Twilio unreachable: %s", type(e).__name__)
+            return SendResult(error=f"Twilio unreachable: {type(e).__name__}", permanent=False)
+        return SendResult(sid=msg.sid)
+
+    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        # Filtered here by creation time: Twilio's DateSent filter would miss a message that
+        # is still queued, and that is exactly the one a killed sender may have left.
+        try:
+            for msg in self.client.messages.list(to=to, limit=50):
+                if msg.body == body and msg.date_created and msg.date_created >= since:
+                    return msg.sid
+        except (TwilioException, requests.RequestException) as e:
+            # Unknown: better not to send again than to send twice.
+            raise ReconcileError(f"cannot ask Twilio whether a message went out: {e}") from e
+        return None
+
+
+class SmsInbound:
+    """What `POST /sms/twilio` does once the signature is checked: Twilio's keywords first,
+    then the conversation, and the reply laid out as text messages."""
+
+    def __init__(self, service: "ConversationService", unknown_reply: str):
+        self.service = service
+        self.unknown_reply = unknown_reply
+
+    def handle(self, number: str, body: str, message_sid: str,
+               opt_out_type: str | None = None) -> list[str]:
+        svc = self.service
+        word = keyword(body)
+        kind = (opt_out_type or "").upper()
+        if kind == "STOP" or (not kind and word in OPT_OUT_WORDS):
+            svc.opt_out("sms", number)  # Twilio confirms to the child itself
+            return []
+        sid, opted_out = svc.lookup_contact("sms", number)
+        if opted_out:
+            if kind == "START" or (not kind and word in OPT_IN_WORDS):
+                svc.opt_in("sms", number)
+            else:
+                return []  # Twilio would not deliver a reply anyway
+        if sid is None:
+            return self._unknown(number)
+        try:
+            reply = svc.handle(sid, body, message_id=message_sid, channel="sms")
+        except KeyError:  # the session is gone (expired long ago)
+            return self._unknown(number)
+        return render_sms(reply.says)
+
+    def _unknown(self, number: str) -> list[str]:
+        """One short reply a day at most to a number with nothing waiting: it says nothing
+        about anyone, and cannot be used to make us send many messages."""
+        key = f"{self.service.store.prefix}:unknown:{self.service.crypto.lookup_hash(number)}"
+        if self.service.store.r.set(key, b"1", nx=True, ex=24 * 3600):
+            return [self.unknown_reply]
+        return []

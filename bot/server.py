@@ -1,0 +1,200 @@
+"""`tala serve`: the HTTP server for the channels, plus the background work.
+
+    POST /sms/twilio          Twilio's inbound message (signature checked), answered in TwiML
+    POST /sms/twilio/status   Twilio's delivery reports for what we sent
+    GET  /healthz             Redis and SQL reachable
+    GET  /metrics             Prometheus text format
+
+Handlers run the (blocking) conversation service in a thread pool, so one slow message never
+holds up the others. On SIGTERM aiohttp stops accepting, lets the requests in flight finish
+(each awaits its thread), then the background threads are stopped and joined.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import redis
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from bot.app import App
+from bot.channels.sms import ERROR_OPTED_OUT, SmsInbound, normalise_number
+from flows import messages as M
+from flows.i18n import SOURCE_LANG
+
+log = logging.getLogger("tala.server")
+APP_KEY = web.AppKey("tala", App)
+WORKER_INTERVAL = 15.0  # seconds between looks at due sessions
+
+
+def _twiml(bodies: list[str]) -> web.Response:
+    resp = MessagingResponse()
+    for body in bodies:
+        resp.message(body)
+    return web.Response(text=str(resp), content_type="application/xml")
+
+
+def _candidate_urls(request: web.Request, public_url: str | None) -> list[str]:
+    """The URL Twilio signed: TALA_PUBLIC_URL + path when set; behind a proxy, the
+    forwarded one as well."""
+    path = request.rel_url.path_qs
+    urls = []
+    if public_url:
+        urls.append(public_url.rstrip("/") + path)
+    proto = request.headers.get("X-Forwarded-Proto")
+    host = request.headers.get("X-Forwarded-Host")
+    if proto and host:
+        urls.append(f"{proto.split(',')[0].strip()}://{host.split(',')[0].strip()}{path}")
+    if not urls:
+        urls.append(str(request.url))
+    return urls
+
+
+def build_web_app(app: App, *, worker: bool = True, threads: int = 8) -> web.Application:
+    settings = app.settings
+    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tala-http")
+    validator = RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token \
+        else None
+    unknown = app.runtime.catalogs.gettext(SOURCE_LANG, M.UNKNOWN_NUMBER)
+    sms = SmsInbound(app.service, unknown)
+    metrics = app.metrics
+
+    async def run(fn: Callable, *args):
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+    async def twilio_form(request: web.Request) -> dict[str, str] | None:
+        """The form, if its X-Twilio-Signature is right; None (and nothing touched) if not."""
+        form = dict(await request.post())
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if validator is None or not signature:
+            return None
+        for url in _candidate_urls(request, settings.public_url):
+            if validator.validate(url, form, signature):
+                return form
+        return None
+
+    async def sms_inbound(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        form = await twilio_form(request)
+        if form is None:
+            metrics.errors.labels("sms", "forbidden").inc()
+            return web.Response(status=403, text="bad or missing X-Twilio-Signature")
+        try:
+            number = normalise_number(form.get("From", ""), settings.sms_default_region)
+        except ValueError:
+            metrics.errors.labels("sms", "bad_number").inc()
+            return _twiml([])
+        metrics.messages.labels("sms", "in").inc()
+        try:
+            bodies = await run(sms.handle, number, form.get("Body", ""),
+                               form.get("MessageSid", ""), form.get("OptOutType"))
+        except (redis.RedisError, SQLAlchemyError) as e:
+            # Twilio retries on a 5xx; the MessageSid keeps it from being applied twice.
+            metrics.errors.labels("sms", "storage").inc()
+            log.error("inbound SMS failed: %s", type(e).__name__)
+            return web.Response(status=503, text="try again")
+        metrics.latency.labels("sms").observe(time.perf_counter() - started)
+        return _twiml(bodies)
+
+    async def sms_status(request: web.Request) -> web.Response:
+        form = await twilio_form(request)
+        if form is None:
+            metrics.errors.labels("sms", "forbidden").inc()
+            return web.Response(status=403, text="bad or missing X-Twilio-Signature")
+        code = form.get("ErrorCode") or None
+        await run(app.service.record_delivery, form.get("MessageSid", ""),
+                  form.get("MessageStatus", ""), code, code == str(ERROR_OPTED_OUT))
+        return web.Response(status=204)
+
+    async def healthz(_: web.Request) -> web.Response:
+        checks = {}
+        for name, probe in (("redis", app.store.ping), ("sql", app.db.ping)):
+            try:
+                await run(probe)
+                checks[name] = "ok"
+            except (redis.RedisError, SQLAlchemyError, OSError) as e:
+                checks[name] = f"unreachable: {type(e).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return web.Response(status=200 if ok else 503, text=json.dumps(checks),
+                            content_type="application/json")
+
+    async def metrics_view(_: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(),
+                            headers={"Content-Type": "text/plain; version=0.0.4"})
+
+    web_app = web.Application()
+    web_app[APP_KEY] = app
+    web_app.router.add_post("/sms/twilio", sms_inbound)
+    web_app.router.add_post("/sms/twilio/status", sms_status)
+    web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/metrics", metrics_view)
+
+    background = Background(app)
+
+    async def start_background(_: web.Application) -> None:
+        if worker:
+            background.start()
+
+    async def stop_background(_: web.Application) -> None:
+        await run(background.stop)
+        executor.shutdown(wait=True)
+
+    web_app.on_startup.append(start_background)
+    web_app.on_cleanup.append(stop_background)
+    return web_app
+
+
+class Background:
+    """The worker: reminders and expiry (`run_due`) and the send queue, each in a thread."""
+
+    def __init__(self, app: App, interval: float = WORKER_INTERVAL):
+        self.app = app
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self.threads = [threading.Thread(target=self._due_loop, name="tala-due", daemon=True)]
+        for channel in self.app.service.outbound:
+            self.threads.append(threading.Thread(target=self._send_loop, args=(channel,),
+                                                 name=f"tala-send-{channel}", daemon=True))
+        for t in self.threads:
+            t.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=30)
+
+    def run_forever(self) -> None:
+        self.start()
+        try:
+            while not self.stopping.wait(1):
+                pass
+        finally:
+            self.stop()
+
+    def _due_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.app.service.run_due()
+            except (redis.RedisError, SQLAlchemyError) as e:
+                log.error("worker: %s; trying again shortly", type(e).__name__)
+            self.stopping.wait(self.interval)
+
+    def _send_loop(self, channel: str) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.app.service.send_queued(channel, block_ms=1000, stop=self.stopping.is_set)
+            except (redis.RedisError, SQLAlchemyError) as e:
+                log.error("sender: %s; trying again shortly", type(e).__name__)
+                self.stopping.wait(2)
