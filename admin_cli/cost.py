@@ -1,7 +1,7 @@
 """`tala flows cost`: what a questionnaire costs by SMS, per language.
 
-Every reply tala sends is one response to one message from the child; the replies along a
-path through the questionnaire are laid out exactly as the SMS channel sends them and counted
+The invitation, then every reply tala sends (one response to each message from the child):
+the messages along a path through the questionnaire are laid out exactly as the SMS channel sends them and counted
 in real segments (GSM-7 160/153 septets, UCS-2 70/67 code units). The shortest and the longest
 path are found over the questionnaire's graph (it has no loops: the loader checks), taking
 every branch an answer can take and every skip. Help messages after an alert, re-prompts and
@@ -16,6 +16,7 @@ from functools import lru_cache
 from bot.channels.sms import render_sms
 from bot.channels.sms_text import segments
 from flows import engine
+from flows import messages as M
 from flows.engine import Runtime
 from flows.model import END, Questionnaire
 
@@ -42,7 +43,16 @@ def _turn(rt: Runtime, qn: Questionnaire, lang: str, target: str,
     return sum(s.count for s in segs), len(parts), frozenset(s.encoding for s in segs)
 
 
-def cost(rt: Runtime, qn: Questionnaire, lang: str) -> Cost:
+def _invitation(rt: Runtime, lang: str, sender: str) -> tuple[int, int, frozenset[str]]:
+    text = rt.catalogs.gettext(lang, M.INVITE_SMS).format(sender=sender)
+    parts = render_sms([engine.Say(text)])
+    segs = [segments(p) for p in parts]
+    return sum(s.count for s in segs), len(parts), frozenset(s.encoding for s in segs)
+
+
+def cost(rt: Runtime, qn: Questionnaire, lang: str, sender: str = "Socialtjänsten") -> Cost:
+    """Segments from the invitation to the closing text, along the cheapest and the dearest
+    way through the questionnaire."""
     @lru_cache(maxsize=None)
     def edge(target: str) -> tuple[int, int, frozenset[str]]:
         return _turn(rt, qn, lang, target)
@@ -61,10 +71,11 @@ def cost(rt: Runtime, qn: Questionnaire, lang: str) -> Cost:
                 options.append((seg + rest[0], msgs + rest[1], enc | rest[2]))
             return pick(options, key=lambda o: (o[0], o[1]))
 
+        inv = _invitation(rt, lang, sender)
         seg, msgs, enc = _turn(rt, qn, lang, qn.first.id, opening=True)
         rest = walk(_first_question(qn))
-        encs = enc | rest[2]
-        return PathCost(seg + rest[0], msgs + rest[1],
+        encs = inv[2] | enc | rest[2]
+        return PathCost(inv[0] + seg + rest[0], inv[1] + msgs + rest[1],
                         next(iter(encs)) if len(encs) == 1 else "mixed")
 
     return Cost(qn.id, lang, best(min), best(max))

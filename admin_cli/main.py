@@ -250,13 +250,14 @@ def flows_cost() -> None:
     from flows.i18n import Catalogs
 
     rt = Runtime(Catalogs.load(), SafetyLexicon.load())
-    table = Table("questionnaire", "language", "shortest: segments", "messages",
-                  "longest: segments", "messages", "encoding")
+    sender = Settings().sender_name
+    table = Table("questionnaire", "lang", "shortest way", "longest way", "encoding",
+                  title="SMS segments (separate messages) sent, from the invitation to the end")
     for qn in load_dir(BUILTIN_DIR).values():
         for lang in rt.catalogs.languages:
-            c = cost(rt, qn, lang)
-            table.add_row(qn.id, lang, str(c.shortest.segments), str(c.shortest.messages),
-                          str(c.longest.segments), str(c.longest.messages), c.longest.encoding)
+            c = cost(rt, qn, lang, sender)
+            table.add_row(qn.id, lang, f"{c.shortest.segments} ({c.shortest.messages})",
+                          f"{c.longest.segments} ({c.longest.messages})", c.longest.encoding)
     out.print(table)
 
 

@@ -113,6 +113,8 @@ def build(app: App, case_ref: str, actor: str) -> dict:
             "id": inv.session_id, "questionnaire": inv.questionnaire_id, "status": state.status,
             "language": state.lang, "channel": inv.channel, "invited_at": _iso(inv.created_at),
             "answered": sum(1 for a in state.answers.values() if not a["skipped"]),
+            "waiting_because": state.hold, "delivery": inv.delivery_status,
+            "delivery_error": inv.delivery_error,
         })
     alerts = [{
         "id": al.id, "session_id": al.session_id, "question_id": al.question_id,
@@ -170,7 +172,11 @@ def render(app: App, summary: dict) -> Group:
                 table.add_row(a["question"] or a["question_id"], answer)
         parts.append(Panel(table, title=head, title_align="left"))
     for o in summary["open_sessions"]:
-        parts.append(Text(f"Öppen inbjudan ({o['questionnaire']}, {o['channel']}): "
-                          f"{STATUS_TITLES.get(o['status'], o['status'])}, "
-                          f"{o['answered']} svar hittills.", style="yellow"))
+        line = (f"Öppen inbjudan ({o['questionnaire']}, {o['channel']}): "
+                f"{STATUS_TITLES.get(o['status'], o['status'])}, {o['answered']} svar hittills.")
+        if o["waiting_because"] == "opted_out":
+            line += " Barnet har svarat STOP: inga fler sms skickas förrän barnet skriver START."
+        if o["delivery"] in ("undelivered", "failed"):
+            line += f" Sms:et kom inte fram ({o['delivery_error'] or o['delivery']})."
+        parts.append(Text(line, style="yellow"))
     return Group(*parts)
