@@ -1,8 +1,8 @@
 """`tala flows cost`: what a questionnaire costs by SMS, per language.
 
-The invitation, then every reply tala sends (one response to each message from the child):
-the messages along a path through the questionnaire are laid out exactly as the SMS channel sends them and counted
-in real segments (GSM-7 160/153 septets, UCS-2 70/67 code units). The shortest and the longest
+The invitation, then every reply tala sends (one response to each message from the child),
+laid out exactly as the SMS channel sends them and counted in real segments (GSM-7 160/153
+septets, UCS-2 70/67 code units). The shortest and the longest
 path are found over the questionnaire's graph (it has no loops: the loader checks), taking
 every branch an answer can take and every skip. Help messages after an alert, re-prompts and
 commands are not counted: they depend on the child.
