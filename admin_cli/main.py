@@ -162,8 +162,8 @@ def invite(
             fail(str(e))
         sent = None
         if channel is Channel.sms:
-            # Send it now; if Twilio is away, the worker (tala serve / tala worker) retries.
-            a.service.send_queued("sms", block_ms=0, max_jobs=5)
+            # One try now; if Twilio is away, the worker (tala serve / tala worker) retries.
+            a.service.send_queued("sms", block_ms=0, max_jobs=1)
             delivery = a.db.invitation(inv.session_id)
             sent = delivery.delivery_status if delivery else None
         if as_json:

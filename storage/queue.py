@@ -172,10 +172,11 @@ class SendQueue:
                 on_result: Callable[[Job, SendResult], None] | None = None,
                 block_ms: int = 1000, max_jobs: int | None = None,
                 stop: Callable[[], bool] = lambda: False) -> int:
-        """Send queued jobs until the queue is empty (block_ms=0), `max_jobs` are done, or
-        `stop()` says so. Returns how many jobs were finished (sent or failed for good)."""
-        done = 0
-        while not stop() and (max_jobs is None or done < max_jobs):
+        """Send queued jobs until the queue is empty (block_ms=0), `max_jobs` were tried, or
+        `stop()` says so. Returns how many jobs were finished (sent or failed for good); one
+        put back for a later try counts as tried, not finished."""
+        done = tried = 0
+        while not stop() and (max_jobs is None or tried < max_jobs):
             batch = self._read(block_ms, count=10)
             if not batch:
                 if block_ms == 0:
@@ -183,25 +184,27 @@ class SendQueue:
                 continue
             progressed = False
             for entry, job_id in batch:
-                if stop() or (max_jobs is not None and done >= max_jobs):
+                if stop() or (max_jobs is not None and tried >= max_jobs):
                     break
-                finished = self._handle(entry, job_id, sender, rate, on_result)
-                done += finished
-                progressed = progressed or finished > 0
+                outcome = self._handle(entry, job_id, sender, rate, on_result)
+                done += outcome == "finished"
+                tried += outcome in ("finished", "retry")
+                progressed = progressed or outcome == "finished"
             if not progressed:
                 time.sleep(0.2)  # only jobs another sender is busy with: do not spin
         return done
 
     def _handle(self, entry: str, job_id: str, sender: Sender, rate: float,
-                on_result: Callable[[Job, SendResult], None] | None) -> int:
+                on_result: Callable[[Job, SendResult], None] | None) -> str:
+        """'finished', 'retry' (put back for later), or 'skipped' (done already, or busy)."""
         key = self.job_key(job_id)
         verdict = self._claim(keys=[key], args=[repr(time.time()), self.consumer,
                                                  repr(self.lease)]).decode()
         if verdict == "done":
             self.r.xack(self.stream, GROUP, entry)
-            return 0
+            return "skipped"
         if verdict == "busy":
-            return 0  # someone is sending it; it stays pending until they finish
+            return "skipped"  # someone is sending it; it stays pending until they finish
         f = self.job(job_id)
         job = Job(job_id, self.crypto.decrypt(f["to"].encode()),
                   self.crypto.decrypt(f["body"].encode()), f, entry)
@@ -210,7 +213,7 @@ class SendQueue:
             try:
                 sid = sender.find_sent(job.to, job.body, since)
             except ReconcileError:
-                return 0  # unknown: it stays pending and is looked at again after the lease
+                return "skipped"  # unknown: stays pending, looked at again after the lease
             if sid:
                 return self._finish(job, SendResult(sid=sid), on_result)
         self.wait_for_slot(sender.channel, rate)
@@ -226,11 +229,11 @@ class SendQueue:
                 pipe.xack(self.stream, GROUP, entry)
                 pipe.execute()
                 time.sleep(min(2 ** attempts * 0.1, 5))
-                return 0
+                return "retry"
         return self._finish(job, result, on_result)
 
     def _finish(self, job: Job, result: SendResult,
-                on_result: Callable[[Job, SendResult], None] | None) -> int:
+                on_result: Callable[[Job, SendResult], None] | None) -> str:
         mapping = {"status": "sent", "sid": result.sid} if result.ok else {
             "status": "failed", "error": result.error, "error_code": str(result.error_code or ""),
             "opted_out": "1" if result.opted_out else ""}
@@ -241,4 +244,4 @@ class SendQueue:
         pipe.execute()
         if on_result:
             on_result(job, result)
-        return 1
+        return "finished"

@@ -96,3 +96,29 @@ def test_serve_answers_and_finishes_messages_in_flight_on_sigterm(tmp_path):
                 assert app.service.state(sid).answers["home_feel"]["value"] == 4
         finally:
             app.close()
+
+
+def test_tala_worker_sends_what_is_queued_and_stops_on_sigterm(tmp_path):
+    with FakeTwilio() as fake:
+        env = {**_env(fake, tmp_path / "data"), "TWILIO_FROM_NUMBER": "",
+               "TWILIO_MESSAGING_SERVICE_SID": "MG" + "1" * 32}
+        # Queue an invitation without sending it: Twilio is "down" for the first try.
+        fake.fail_next(1, status=503)
+        queued = subprocess.run([sys.executable, "-m", "admin_cli.main", "invite", "W-1",
+                                 "--age", "9", "--channel", "sms", "--to", "0701230000",
+                                 "--json"], env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert queued.returncode == 0, queued.stderr
+        worker = subprocess.Popen([sys.executable, "-m", "admin_cli.main", "worker"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            [sent] = fake.wait_for(1, timeout=60)
+            assert sent["to"] == "+46701230000" and sent["from"] is None
+            assert sent["messaging_service_sid"] == "MG" + "1" * 32
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=60) == 0
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                _stop_embedded_redis(tmp_path / "data")
+        assert len([m for m in fake.messages if m["sid"]]) == 1
