@@ -23,9 +23,14 @@ flows_app = typer.Typer(help="Questionnaires.", no_args_is_help=True)
 db_app = typer.Typer(help="The results database.", no_args_is_help=True)
 locales_app = typer.Typer(help="Translations (gettext catalogs in locales/).",
                           no_args_is_help=True)
+users_app = typer.Typer(help="Who may use tala: roles and units.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Important answers waiting for a caseworker.",
+                         invoke_without_command=True)
 app.add_typer(flows_app, name="flows")
 app.add_typer(db_app, name="db")
 app.add_typer(locales_app, name="locales")
+app.add_typer(users_app, name="users")
+app.add_typer(alerts_app, name="alerts")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -145,6 +150,7 @@ def invite(
         from admin_cli.bulk import invite_from_csv
 
         with built() as a:
+            allowed(a, "invite")
             report = invite_from_csv(a, from_csv, a.settings.user, out)
         raise typer.Exit(0 if not report.failures else 1)
     if not case or age is None:
@@ -154,6 +160,9 @@ def invite(
         fail("--channel telegram is not available in this version of tala yet; use "
              "--channel sms or --channel console.")
     with built() as a:
+        user = allowed(a, "invite", case_ref=case, unit=unit)
+        if user is not None and user.role != "admin":
+            unit = unit or user.unit
         try:
             inv = a.service.invite(case, age, lang=lang, channel=channel.value, contact=to,
                                    questionnaire_id=questionnaire, unit=unit,
@@ -191,6 +200,7 @@ def summary_cmd(
     from admin_cli import summary
 
     with built() as a:
+        allowed(a, "summary", case_ref=case)
         try:
             data = summary.build(a, case, a.settings.user)
         except summary.SummaryError as e:
@@ -327,6 +337,189 @@ def locales_update() -> None:
     for po in update():
         out.print(f"updated {po.relative_to(POT.parent.parent)}")
     out.print(f"template: {POT.relative_to(POT.parent.parent)}")
+
+
+def allowed(a: App, action: str, **scope):
+    """The acting user if they may do this; otherwise a clear message and exit 3."""
+    from admin_cli.access import AccessError, require
+
+    try:
+        return require(a, a.settings.user, action, **scope)
+    except AccessError as e:
+        fail(str(e), code=3)
+
+
+@users_app.command("add")
+def users_add(
+    name: str = typer.Argument(..., help="The name TALA_USER will carry (e.g. anna.svensson)."),
+    role: str = typer.Option(..., "--role", help="caseworker, manager or admin."),
+    unit: Optional[str] = typer.Option(None, "--unit", help="The unit they work in."),
+    phone: Optional[str] = typer.Option(None, "--phone", help="Work phone for alerts (SMS)."),
+) -> None:
+    """Add a user or change one. The first user ends open mode: add an admin first."""
+    from admin_cli.access import ROLES
+    from bot.channels.sms import NumberError, normalise_number
+
+    if role not in ROLES:
+        fail(f"--role must be one of {', '.join(ROLES)}.")
+    if role != "admin" and not unit:
+        fail(f"A {role} needs --unit (the unit whose cases they work with).")
+    with built() as a:
+        first = not a.db.has_users()
+        if not first:
+            allowed(a, "users")
+        elif role != "admin":
+            fail("The first user must be an admin (until then everyone may do everything): "
+                 f"tala users add {a.settings.user} --role admin")
+        try:
+            number = normalise_number(phone, a.settings.sms_default_region) if phone else None
+        except NumberError as e:
+            fail(str(e))
+        a.db.add_user(name, role, unit, number)
+        a.db.audit(a.settings.user, "users", None, f"{name}: {role} {unit or ''}".strip())
+        out.print(f"{name} is a {role}" + (f" in {unit}" if unit else "") + ".")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Everyone who may use tala."""
+    from rich.table import Table
+
+    with built() as a:
+        allowed(a, "users")
+        table = Table("name", "role", "unit", "alerts by SMS")
+        for u in a.db.users():
+            table.add_row(u.name, u.role, u.unit or "", "yes" if u.phone_enc else "no")
+        out.print(table)
+
+
+def _age(dt) -> str:
+    from storage.sql import _as_utc, utcnow
+
+    minutes = int((utcnow() - _as_utc(dt)).total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // (24 * 60)} d"
+
+
+@alerts_app.callback()
+def alerts_list(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="As JSON."),
+) -> None:
+    """Open alerts (important answers nobody has acknowledged yet), oldest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    with built() as a:
+        user = allowed(a, "alerts")
+        unit = user.unit if user is not None and user.role != "admin" else None
+        rows = a.db.open_alerts(unit)
+        a.db.audit(a.settings.user, "alerts", None, f"{len(rows)} open")
+        data = [{"id": al.id, "case": c.case_ref, "unit": c.unit, "level": al.level,
+                 "topic": al.topic, "question_id": al.question_id,
+                 "created_at": al.created_at.isoformat(), "age": _age(al.created_at),
+                 "notified": al.notified_at is not None,
+                 "escalated": al.escalated_at is not None} for al, c in rows]
+        if as_json:
+            typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+            return
+        if not data:
+            out.print("No open alerts.")
+            return
+        table = Table("id", "case", "unit", "level", "about", "age", "told")
+        for d in data:
+            told = "manager too" if d["escalated"] else ("caseworker" if d["notified"] else
+                                                         "nobody yet")
+            table.add_row(str(d["id"]), d["case"], d["unit"] or "", d["level"], d["topic"],
+                          d["age"], told, style="red" if d["level"] == "urgent" else None)
+        out.print(table)
+        out.print("Read the answers with: tala summary CASE. When handled: "
+                  "tala alerts ack ID --note \"what was done\"")
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    alert_id: int = typer.Argument(..., help="The alert's id, from 'tala alerts'."),
+    note: Optional[str] = typer.Option(None, "--note", help="What was done."),
+) -> None:
+    """Record that an alert was handled, by whom, and how."""
+    with built() as a:
+        row = a.db.alert(alert_id)
+        if row is None:
+            fail(f"There is no alert {alert_id}. 'tala alerts' lists the open ones.")
+        allowed(a, "ack", case_ref=a.db.case_ref_of(row.child_id))
+        if row.acked_at is not None:
+            fail(f"Alert {alert_id} was acknowledged already by {row.acked_by}.", code=1)
+        a.db.ack_alert(alert_id, a.settings.user, note)
+        a.db.audit(a.settings.user, "ack", a.db.case_ref_of(row.child_id), f"alert {alert_id}")
+        out.print(f"Alert {alert_id} acknowledged.")
+
+
+@app.command()
+def reply(
+    case: str = typer.Argument(..., help="The case reference."),
+    text: str = typer.Argument(..., help="The message, in quotes."),
+) -> None:
+    """Send a short answer back to the child, on the channel the child used."""
+    from bot.service import ReplyError
+
+    with built() as a:
+        allowed(a, "reply", case_ref=case)
+        try:
+            job_id = a.service.reply(case, text, a.settings.user)
+        except ReplyError as e:
+            fail(str(e))
+        a.service.send_queued("sms", block_ms=0, max_jobs=1)
+        status = a.queue.job(job_id).get("status", "queued")
+        out.print("Sent." if status == "sent" else
+                  "Queued: the worker sends it as soon as it can.")
+
+
+@app.command()
+def audit(
+    case: Optional[str] = typer.Option(None, "--case"),
+    actor: Optional[str] = typer.Option(None, "--user", help="Only what this user did."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Who read or did what, newest first."""
+    from rich.table import Table
+
+    with built() as a:
+        allowed(a, "audit")
+        rows = a.db.audit_entries(case_ref=case, actor=actor)
+        a.db.audit(a.settings.user, "audit", case, "")
+        data = [{"at": r.at.isoformat(), "user": r.actor, "action": r.action,
+                 "case": r.case_ref, "detail": r.detail} for r in rows]
+        if as_json:
+            typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+            return
+        table = Table("when", "user", "action", "case", "detail")
+        for d in data:
+            table.add_row(d["at"][:16].replace("T", " "), d["user"], d["action"],
+                          d["case"] or "", d["detail"] or "")
+        out.print(table)
+
+
+@app.command()
+def erase(
+    case: str = typer.Argument(..., help="The case reference."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask first."),
+) -> None:
+    """Remove everything about a child from SQL and Redis. Cannot be undone."""
+    with built() as a:
+        allowed(a, "erase", case_ref=case)
+        if a.db.child(case) is None:
+            fail(f"There is no case '{case}'.")
+        if not yes:
+            if not sys.stdin.isatty():
+                fail("Erasing cannot be undone: add --yes to confirm.")
+            typer.confirm(f"Erase everything about {case}? This cannot be undone.", abort=True)
+        a.service.erase(case, a.settings.user)
+        out.print(f"{case} is erased. The audit log keeps only that an erasure happened.")
 
 
 def main() -> None:

@@ -63,7 +63,8 @@ def create_app(settings: Settings, *, migrate: bool | None = None) -> App:
     metrics = Metrics()
     service = ConversationService(store, db, crypto, questionnaires, runtime, queue=queue,
                                   outbound=_outbound(settings), sender_name=settings.sender_name,
-                                  metrics=metrics)
+                                  metrics=metrics, escalate_after=timedelta(
+                                      hours=settings.alert_escalate_hours))
     return App(settings, questionnaires, runtime, crypto, store, db, service, queue, metrics)
 
 

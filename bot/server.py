@@ -187,6 +187,7 @@ class Background:
         while not self.stopping.is_set():
             try:
                 self.app.service.run_due()
+                self.app.service.escalate_alerts()
             except (redis.RedisError, SQLAlchemyError) as e:
                 log.error("worker: %s; trying again shortly", type(e).__name__)
             self.stopping.wait(self.interval)

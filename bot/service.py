@@ -29,19 +29,28 @@ from flows.engine import (Finish, Inbound, RaiseAlert, Runtime, Say, State, Wake
 from flows.model import Questionnaire, pick_for_age
 from storage.crypto import Crypto
 from storage.queue import Job, SendQueue, Sender, SendResult
-from storage.sql import Database, Invitation, new_id
+from storage.sql import Child, Database, Invitation, new_id
 from storage.state import Duplicate, StateStore
 
 log = logging.getLogger("tala.service")
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
 FINISHED_TTL = 24 * 3600  # a finished session answers "already done" for a day, then goes
+MAX_REPLY = 459  # three GSM-7 segments
+# To staff, in Swedish, and never with what the child answered: a work phone is read by others.
+ALERT_TEXT = "tala: Ärende {case} har ett nytt viktigt svar. Läs det med: tala alerts"
+ESCALATION_TEXT = ("tala: Ett viktigt svar i ärende {case} har inte kvitterats på {hours} "
+                   "timmar. Se tala alerts.")
 # A Swedish personal identity number (personnummer / samordningsnummer) in any usual form.
 _PERSONAL_NUMBER = re.compile(r"^(19|20)?\d{6}[-+]?\d{4}$")
 
 
 class _Started:
     """Marks, among a step's effects, that the child has just started (for the metrics)."""
+
+
+class ReplyError(ValueError):
+    """The reply cannot be sent; the message says why and what to do."""
 
 
 class InviteError(ValueError):
@@ -86,6 +95,7 @@ class ConversationService:
                  questionnaires: dict[str, Questionnaire], runtime: Runtime,
                  queue: SendQueue | None = None, outbound: dict[str, Outbound] | None = None,
                  sender_name: str = "Socialtjänsten", metrics: Metrics | None = None,
+                 escalate_after: timedelta = timedelta(hours=4),
                  clock: Callable[[], datetime] = utcnow):
         self.store = store
         self.db = db
@@ -96,6 +106,7 @@ class ConversationService:
         self.outbound = outbound or {}
         self.sender_name = sender_name
         self.metrics = metrics or Metrics()
+        self.escalate_after = escalate_after
         self.clock = clock
 
     # ------------------------------------------------------------------ inviting
@@ -141,6 +152,9 @@ class ConversationService:
         now = self.clock()
         child = self.db.ensure_child(case_ref, unit=unit, caseworker=caseworker,
                                      birth_year=now.year - age, preferred_lang=lang)
+        if child.caseworker is None and actor != "unknown":
+            # Whoever invites is responsible (alerts go to them) until someone else is named.
+            child = self.db.ensure_child(case_ref, caseworker=actor)
         sid = session_id or new_id()
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
         state = engine.new_state(sid, qn, lang, now)
@@ -404,7 +418,9 @@ class ConversationService:
         try:
             for item in state.outbox:
                 if item["kind"] == "alert":
-                    self.db.write_alert(state, child.id, item)
+                    alert_id = self.db.write_alert(state, child.id, item)
+                    if alert_id is not None:
+                        self._notify_alert(alert_id, child)
                 elif item["kind"] == "finish":
                     self.db.write_session(state, child.id)
                 done.append(item["key"])
@@ -422,6 +438,96 @@ class ConversationService:
         left = self.store.transact(sid, remove, ttl=self._ttl)
         if state.status in engine.FINISHED and not left:
             self.store.unschedule(sid)  # all written: nothing more for the worker
+
+    # ------------------------------------------------------------------ staff
+    def _notify_alert(self, alert_id: int, child: Child) -> None:
+        """Tell the responsible caseworker at once, by work phone; the text says which case,
+        never what the child answered. With nobody responsible, the unit's manager."""
+        phones = self.db.phones(names=[child.caseworker]) if child.caseworker else []
+        if not phones:
+            phones = self.db.phones(role="manager", unit=child.unit)
+        text = ALERT_TEXT.format(case=child.case_ref)
+        if self._send_staff(phones, text, f"alert:{alert_id}:notify"):
+            self.db.mark_alert(alert_id, notified_at=self.clock())
+        else:
+            log.warning("alert %s: no work phone to notify; it waits in 'tala alerts'", alert_id)
+
+    def escalate_alerts(self, now: datetime | None = None) -> int:
+        """Alerts nobody acknowledged in time go to the unit's manager. Returns how many."""
+        now = now or self.clock()
+        due = self.db.alerts_to_escalate(now - self.escalate_after)
+        for alert, child in due:
+            hours = max(1, round(self.escalate_after.total_seconds() / 3600))
+            text = ESCALATION_TEXT.format(case=child.case_ref, hours=hours)
+            phones = self.db.phones(role="manager", unit=child.unit)
+            if not self._send_staff(phones, text, f"alert:{alert.id}:escalate"):
+                log.warning("alert %s: no manager's phone for its unit to escalate to", alert.id)
+            self.db.mark_alert(alert.id, escalated_at=now)
+        return len(due)
+
+    def _send_staff(self, phones: list[str], text: str, job_id: str) -> int:
+        out = self.outbound.get("sms")
+        if out is None or self.queue is None:
+            return 0
+        for i, phone in enumerate(phones):
+            self.queue.enqueue(f"{job_id}:{i}", phone, text, kind="staff", channel="sms")
+        return len(phones)
+
+    def reply(self, case_ref: str, text: str, actor: str) -> str:
+        """The caseworker's short answer back to the child, on the channel the child used.
+        Returns the queued job's id."""
+        text = " ".join(text.split())
+        if not text:
+            raise ReplyError("Write the message in quotes, for example: tala reply K-17 "
+                             "\"Tack! Vi pratar om skolan på torsdag.\"")
+        if len(text) > MAX_REPLY:
+            raise ReplyError(f"Keep it short: at most {MAX_REPLY} characters (three text "
+                             f"messages); this is {len(text)}.")
+        child = self.db.child(case_ref)
+        if child is None:
+            raise ReplyError(f"There is no case '{case_ref}'.")
+        for inv in reversed(self.db.invitations(child.id)):
+            if inv.channel not in self.outbound or not inv.contact_enc:
+                continue
+            contact = self.crypto.decrypt(inv.contact_enc)
+            if self.is_opted_out(inv.channel, contact):
+                raise ReplyError("The child has said STOP to our messages, so nothing can be "
+                                 "sent until they write START.")
+            job_id = f"reply:{inv.session_id}:{new_id()[:8]}"
+            self.queue.enqueue(job_id, contact, text, kind="reply", channel=inv.channel,
+                               session_id=inv.session_id)
+            self.db.audit(actor, "reply", case_ref, f"via {inv.channel}")
+            return job_id
+        raise ReplyError(f"{case_ref} has not answered on a channel tala can send on (SMS): "
+                         "there is nowhere to send a reply.")
+
+    def erase(self, case_ref: str, actor: str) -> bool:
+        """Remove everything about a child from SQL and Redis. What stays is one audit entry
+        that an erasure happened, naming the case only by a keyed hash (so the municipality can
+        check a given case was erased, but the log itself names nobody)."""
+        erased = self.db.erase_child(case_ref)
+        if erased is None:
+            return False
+        invitations, alert_ids = erased
+        r, prefix = self.store.r, self.store.prefix
+        job_ids = [f"alert:{a}:" for a in alert_ids]
+        for inv in invitations:
+            sid = inv.session_id
+            r.delete(*[k for k in r.scan_iter(match=f"{prefix}:{{{sid}}}:*")] or [b"-"])
+            self.store.unschedule(sid)
+            if inv.code:
+                self.store.unbind("code", self.crypto.lookup_hash(inv.code))
+            if inv.contact_hash:
+                self.store.unbind(inv.channel, inv.contact_hash)
+                r.delete(f"{prefix}:optout:{inv.channel}:{inv.contact_hash}",
+                         f"{prefix}:unknown:{inv.contact_hash}")
+            job_ids += [f"invite:{sid}:", f"remind:{sid}:", f"reply:{sid}:"]
+        if self.queue is not None:
+            self.queue.forget(lambda job_id: job_id.startswith(tuple(job_ids)))
+        self.db.audit(actor, "erase", None,
+                      f"case #{self.crypto.lookup_hash(case_ref)[:16]}, "
+                      f"{len(invitations)} invitation(s)")
+        return True
 
     # ------------------------------------------------------------------ time
     def run_due(self, now: datetime | None = None, limit: int = 100) -> list[tuple[State, Reply]]:

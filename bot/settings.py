@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     timezone: str = Field(default="Europe/Stockholm", alias="TALA_TIMEZONE")
     day_starts: int = Field(default=8, alias="TALA_DAY_STARTS")
     day_ends: int = Field(default=20, alias="TALA_DAY_ENDS")
+    # An alert nobody acknowledged within this many hours goes to the unit's manager.
+    alert_escalate_hours: float = Field(default=4, alias="TALA_ALERT_ESCALATE_HOURS")
     # Who the child is told is asking, in invitations ("Socialtjänsten i Nacka").
     sender_name: str = Field(default="Socialtjänsten", alias="TALA_SENDER_NAME")
 

@@ -245,3 +245,22 @@ class SendQueue:
         if on_result:
             on_result(job, result)
         return "finished"
+
+    def forget(self, matches: Callable[[str], bool]) -> int:
+        """Delete every job whose id `matches`, with its stream entry (for erasure)."""
+        self._ensure_group()
+        gone = 0
+        for entry, fields in self.r.xrange(self.stream):
+            job_id = fields.get(b"job", b"").decode()
+            if matches(job_id):
+                self.r.xack(self.stream, GROUP, entry)
+                self.r.xdel(self.stream, entry)
+        for key in self.r.scan_iter(match=f"{self.prefix}:job:*"):
+            job_id = key.decode()[len(f"{self.prefix}:job:"):]
+            if matches(job_id):
+                sid = self.r.hget(key, "sid")
+                if sid:
+                    self.r.delete(f"{self.prefix}:msg:{sid.decode()}")
+                self.r.delete(key)
+                gone += 1
+        return gone

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary,
-                        String, UniqueConstraint, create_engine, event, func, select)
+                        String, UniqueConstraint, create_engine, delete, event, func, select)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -127,6 +127,23 @@ class Alert(Base):
     acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acked_by: Mapped[str | None] = mapped_column(String(120))
     ack_note: Mapped[str | None] = mapped_column(String(500))
+    # Who was told, and when: the responsible caseworker at once, the unit's manager if
+    # nobody acknowledged in time.
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class User(Base):
+    """Someone who uses the CLI (TALA_USER names them): what they may do, for which unit, and
+    the work phone their alerts go to."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # caseworker | manager | admin
+    unit: Mapped[str | None] = mapped_column(String(120))
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AuditLog(Base):
@@ -240,8 +257,9 @@ class Database:
                 inv.status = status
 
     # -- what happens in a conversation
-    def write_alert(self, state: State, child_id: int, alert: dict) -> None:
-        """Idempotent: the same alert (session, key) is stored once however often it is sent."""
+    def write_alert(self, state: State, child_id: int, alert: dict) -> int | None:
+        """Idempotent: the same alert (session, key) is stored once however often it is sent.
+        Returns the new alert's id, or None when it was stored before."""
         row = Alert(session_id=state.session_id, child_id=child_id, key=alert["key"],
                     question_id=alert["question_id"], level=alert["level"],
                     topic=alert["topic"], created_at=_dt(alert["at"]),
@@ -249,8 +267,116 @@ class Database:
         try:
             with self.Session.begin() as db:
                 db.add(row)
+                db.flush()
+                return row.id
         except IntegrityError:
-            pass  # already written by an earlier attempt
+            return None  # already written by an earlier attempt
+
+    # -- alerts: who hears of them, and handling them
+    def alert(self, alert_id: int) -> Alert | None:
+        with self.Session() as db:
+            return db.get(Alert, alert_id)
+
+    def open_alerts(self, unit: str | None = None) -> list[tuple[Alert, Child]]:
+        with self.Session() as db:
+            q = (select(Alert, Child).join(Child, Child.id == Alert.child_id)
+                 .where(Alert.acked_at.is_(None)).order_by(Alert.created_at))
+            if unit is not None:
+                q = q.where(Child.unit == unit)
+            return [(a, c) for a, c in db.execute(q).all()]
+
+    def ack_alert(self, alert_id: int, actor: str, note: str | None) -> Alert | None:
+        with self.Session.begin() as db:
+            row = db.get(Alert, alert_id)
+            if row is None or row.acked_at is not None:
+                return row
+            row.acked_at, row.acked_by = utcnow(), actor
+            row.ack_note = note[:500] if note else None
+            return row
+
+    def mark_alert(self, alert_id: int, **when: datetime) -> None:
+        with self.Session.begin() as db:
+            row = db.get(Alert, alert_id)
+            if row is not None:
+                for k, v in when.items():
+                    setattr(row, k, v)
+
+    def alerts_to_escalate(self, created_before: datetime) -> list[tuple[Alert, Child]]:
+        with self.Session() as db:
+            q = (select(Alert, Child).join(Child, Child.id == Alert.child_id)
+                 .where(Alert.acked_at.is_(None), Alert.escalated_at.is_(None),
+                        Alert.created_at <= created_before))
+            return [(a, c) for a, c in db.execute(q).all()]
+
+    def phones(self, names: list[str] | None = None, role: str | None = None,
+               unit: str | None = None) -> list[str]:
+        """Work phones of users, by name or by role and unit."""
+        with self.Session() as db:
+            q = select(User).where(User.phone_enc.is_not(None))
+            if names is not None:
+                q = q.where(User.name.in_(names))
+            if role is not None:
+                q = q.where(User.role == role, User.unit == unit)
+            return [self.crypto.decrypt(u.phone_enc) for u in db.scalars(q)]
+
+    # -- users
+    def add_user(self, name: str, role: str, unit: str | None, phone: str | None) -> User:
+        with self.Session.begin() as db:
+            user = db.scalar(select(User).where(User.name == name)) or User(name=name)
+            user.role, user.unit = role, unit
+            if phone is not None:
+                user.phone_enc = self.crypto.encrypt(phone) if phone else None
+            db.add(user)
+            db.flush()
+            return user
+
+    def user(self, name: str) -> User | None:
+        with self.Session() as db:
+            return db.scalar(select(User).where(User.name == name))
+
+    def users(self) -> list[User]:
+        with self.Session() as db:
+            return list(db.scalars(select(User).order_by(User.name)))
+
+    def has_users(self) -> bool:
+        return self.count(User) > 0
+
+    # -- erasure
+    def erase_child(self, case_ref: str) -> tuple[list[Invitation], list[int]] | None:
+        """Delete everything SQL holds about one child, audit entries naming the case included.
+        Returns the child's invitations and alert ids (so Redis can be cleaned too), or None
+        if there is no such case."""
+        with self.Session.begin() as db:
+            child = db.scalar(select(Child).where(Child.case_ref == case_ref))
+            if child is None:
+                return None
+            invitations = list(db.scalars(select(Invitation)
+                                          .where(Invitation.child_id == child.id)))
+            session_ids = [s for s in db.scalars(select(SessionRow.id)
+                                                 .where(SessionRow.child_id == child.id))]
+            alert_ids = list(db.scalars(select(Alert.id).where(Alert.child_id == child.id)))
+            for model, cond in ((AnswerRow, AnswerRow.session_id.in_(session_ids)),
+                                (Alert, Alert.child_id == child.id),
+                                (SessionRow, SessionRow.child_id == child.id),
+                                (Invitation, Invitation.child_id == child.id),
+                                (AuditLog, AuditLog.case_ref == case_ref)):
+                db.execute(delete(model).where(cond))
+            db.delete(child)
+            for inv in invitations:
+                db.expunge(inv)
+            return invitations, alert_ids
+
+    def audit_entries(self, case_ref: str | None = None, actor: str | None = None,
+                      since: datetime | None = None, limit: int = 500) -> list[AuditLog]:
+        with self.Session() as db:
+            q = select(AuditLog).order_by(AuditLog.at.desc()).limit(limit)
+            if case_ref:
+                q = q.where(AuditLog.case_ref == case_ref)
+            if actor:
+                q = q.where(AuditLog.actor == actor)
+            if since:
+                q = q.where(AuditLog.at >= since)
+            return list(db.scalars(q))
 
     def write_session(self, state: State, child_id: int) -> bool:
         """Store a finished (or expired) session and every answer in one transaction; for an

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import create_app
+from tests.fakes.twilio_api import FakeTwilio
 from bot.settings import Settings
 from flows import engine
 from flows.engine import Inbound, Runtime, SafetyLexicon
@@ -169,3 +170,35 @@ def db(request, tmp_path: Path, embedded_redis_url):
     the_app = _build(tmp_path, "embedded", request.param, embedded_redis_url)
     yield the_app.db
     the_app.close()
+
+
+# --------------------------------------------------------------------------- SMS
+
+PUBLIC_URL = "https://tala.example.org"
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    # twilio-python splices these into the API host, and requests honours proxies: neither may
+    # send a test's request anywhere but the fake.
+    for var in ("TWILIO_EDGE", "TWILIO_REGION", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
+                "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    with FakeTwilio() as f:
+        yield f
+    assert f.unhandled == [], f"tala called Twilio endpoints the fake does not serve: {f.unhandled}"
+
+
+@pytest.fixture(params=APP_BACKENDS, ids=lambda p: f"{p[0]}-redis+{p[1]}")
+def sms_app(request, tmp_path, embedded_redis_url, fake, monkeypatch):
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", fake.account_sid)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", fake.auth_token)
+    monkeypatch.setenv("TWILIO_FROM_NUMBER", "+46700000000")
+    monkeypatch.setenv("TWILIO_API_BASE_URL", fake.base_url)
+    monkeypatch.setenv("TALA_PUBLIC_URL", PUBLIC_URL)
+    monkeypatch.setenv("TALA_SMS_RATE", "100")
+    monkeypatch.setenv("TALA_SENDER_NAME", "Socialtjänsten i Nacka")
+    app = _build(tmp_path, *request.param, embedded_redis_url)
+    yield app
+    app.close()

@@ -17,39 +17,10 @@ from bot.server import build_web_app
 from bot.service import InviteError
 from flows import messages as M
 from storage.sql import Invitation
-from tests.conftest import APP_BACKENDS, _build, _settings
+from tests.conftest import PUBLIC_URL, _settings
 from tests.fakes.server import RunningServer
-from tests.fakes.twilio_api import FakeTwilio
 
-PUBLIC_URL = "https://tala.example.org"
 CHILD = "+46701234567"
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    # twilio-python splices these into the API host, and requests honours proxies: neither may
-    # send a test's request anywhere but the fake.
-    for var in ("TWILIO_EDGE", "TWILIO_REGION", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
-                "https_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with FakeTwilio() as f:
-        yield f
-    assert f.unhandled == [], f"tala called Twilio endpoints the fake does not serve: {f.unhandled}"
-
-
-@pytest.fixture(params=APP_BACKENDS, ids=lambda p: f"{p[0]}-redis+{p[1]}")
-def sms_app(request, tmp_path, embedded_redis_url, fake, monkeypatch):
-    monkeypatch.setenv("TWILIO_ACCOUNT_SID", fake.account_sid)
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", fake.auth_token)
-    monkeypatch.setenv("TWILIO_FROM_NUMBER", "+46700000000")
-    monkeypatch.setenv("TWILIO_API_BASE_URL", fake.base_url)
-    monkeypatch.setenv("TALA_PUBLIC_URL", PUBLIC_URL)
-    monkeypatch.setenv("TALA_SMS_RATE", "100")
-    monkeypatch.setenv("TALA_SENDER_NAME", "Socialtjänsten i Nacka")
-    app = _build(tmp_path, *request.param, embedded_redis_url)
-    yield app
-    app.close()
 
 
 @pytest.fixture

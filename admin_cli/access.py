@@ -1,0 +1,56 @@
+"""Who may do what. TALA_USER names the person at the keyboard; `tala users add` gives them a
+role and a unit.
+
+    caseworker  invite, summary, reply, alerts and ack - for their own unit's cases only
+    manager     group reports for their unit, and the unit's alerts (no child's answers)
+    admin       everything, including export, audit, erase and users
+
+Until the first user is added, tala runs open (everyone may do everything), so a new
+installation and `tala demo` need no set-up; `tala users add` says so.
+"""
+
+from __future__ import annotations
+
+from bot.app import App
+from storage.sql import User
+
+ROLES = ("caseworker", "manager", "admin")
+ALLOWED = {
+    "caseworker": {"invite", "summary", "reply", "alerts", "ack"},
+    "manager": {"report", "alerts", "ack"},
+    "admin": {"invite", "summary", "reply", "alerts", "ack", "report", "export", "audit",
+              "erase", "users"},
+}
+WHAT = {"invite": "invite children", "summary": "read a child's answers",
+        "reply": "reply to a child", "alerts": "see alerts", "ack": "acknowledge alerts",
+        "report": "see group reports", "export": "export answers", "audit": "read the audit log",
+        "erase": "erase a child's data", "users": "manage users"}
+
+
+class AccessError(PermissionError):
+    """Not allowed; the message says why and who can help."""
+
+
+def require(app: App, actor: str, action: str, *, case_ref: str | None = None,
+            unit: str | None = None) -> User | None:
+    """The acting user if they may do `action` (on this case or unit); None while tala runs
+    open. Raises AccessError otherwise."""
+    if not app.db.has_users():
+        return None
+    user = app.db.user(actor)
+    if user is None:
+        raise AccessError(f"'{actor}' is not a tala user. An admin can add you with: "
+                          f"tala users add {actor} --role caseworker --unit YOUR-UNIT")
+    if action not in ALLOWED.get(user.role, set()):
+        raise AccessError(f"As {user.role}, {actor} may not {WHAT.get(action, action)}.")
+    if user.role == "admin":
+        return user
+    if case_ref is not None:
+        child = app.db.child(case_ref)
+        if child is not None and child.unit != user.unit:
+            # Said the same way as an unknown case: a caseworker learns nothing about other
+            # units' cases, not even that they exist.
+            raise AccessError(f"There is no case '{case_ref}' in your unit ({user.unit}).")
+    if unit is not None and unit != user.unit:
+        raise AccessError(f"{actor} works in {user.unit}, not {unit}.")
+    return user
