@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -520,6 +521,57 @@ def erase(
             typer.confirm(f"Erase everything about {case}? This cannot be undone.", abort=True)
         a.service.erase(case, a.settings.user)
         out.print(f"{case} is erased. The audit log keeps only that an erasure happened.")
+
+
+@app.command("export")
+def export_cmd(
+    fmt: str = typer.Option("json", "--format", help="json, csv (one row per answer) or fhir "
+                            "(FHIR R4 QuestionnaireResponse and Questionnaire)."),
+    since: Optional[datetime] = typer.Option(None, "--since", formats=["%Y-%m-%d"]),
+    until: Optional[datetime] = typer.Option(None, "--until", formats=["%Y-%m-%d"]),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write to this file."),
+) -> None:
+    """Finished sessions for the case system: never contact details. Written to the audit
+    log."""
+    from admin_cli.export import ExportError, export
+
+    with built() as a:
+        allowed(a, "export")
+        try:
+            content = export(a, fmt, a.settings.user, since.date() if since else None,
+                             until.date() if until else None)
+        except ExportError as e:
+            fail(str(e))
+        if out_file:
+            out_file.write_bytes(content.encode("utf-8"))  # the CSV carries its own BOM
+            err.print(f"Wrote {out_file}.")
+        else:
+            sys.stdout.write(content.lstrip("\ufeff"))
+
+
+@locales_app.command("status")
+def locales_status() -> None:
+    """Per language: translated share, fuzzy entries, review state, and the SMS cost of the
+    longest way through the longest questionnaire."""
+    from rich.table import Table
+
+    from admin_cli.locales import status
+
+    table = Table("lang", "name", "translated", "fuzzy", "review", "longest path (SMS)")
+    for st in status():
+        table.add_row(st.lang, st.name, f"{st.share:.0%} ({st.translated}/{st.total})",
+                      str(st.fuzzy), st.review_state, f"{st.longest_sms} segments",
+                      style=None if st.share == 1 else "yellow")
+    out.print(table)
+
+
+@locales_app.command("compile")
+def locales_compile() -> None:
+    """Write .mo files beside the catalogs (for other gettext tools; tala reads the .po)."""
+    from admin_cli.locales import LOCALES, compile_all
+
+    for mo in compile_all():
+        out.print(f"compiled {mo.relative_to(LOCALES.parent)}")
 
 
 def main() -> None:

@@ -101,9 +101,12 @@ class Catalogs:
         return name[:1].upper() + name[1:] if lang != SOURCE_LANG else name
 
     def names_for(self, lang: str) -> set[str]:
-        """Every way a child may name a language: its own name, its Swedish and English names,
-        and its code."""
+        """Every way a child may name a language: its own name and its Swedish and English
+        names. Not its code: "ar", "so" or "fi" are too easily an everyday word."""
         loc = Locale.parse(lang)
-        names = {lang, loc.get_display_name(lang), loc.get_display_name("sv"),
+        names = {loc.get_display_name(lang), loc.get_display_name("sv"),
                  loc.get_display_name("en"), loc.get_language_name(lang)}
         return {normalise(n) for n in names if n}
+
+    def rtl(self, lang: str) -> bool:
+        return Locale.parse(lang).text_direction == "rtl"

@@ -91,3 +91,35 @@ def test_the_committed_template_is_up_to_date(tmp_path):
     with (LOCALES / "tala.pot").open("rb") as fh:
         committed = {m.id for m in read_po(fh) if m.id}
     assert committed == set(_extracted(tmp_path)), "run: tala locales update"
+
+
+def test_plural_forms_of_every_catalog_follow_babels_rules_for_the_language():
+    from babel.messages.catalog import Catalog
+    for po in LOCALES.glob("*/LC_MESSAGES/tala.po"):
+        lang = po.parent.parent.name
+        with po.open("rb") as fh:
+            cat = read_po(fh, locale=lang)
+        assert cat.plural_forms == Catalog(locale=lang).plural_forms, lang
+
+
+def test_locales_status_counts_untranslated_and_fuzzy_and_compile_writes_working_mo(tmp_path):
+    import gettext
+    import shutil
+
+    from admin_cli.locales import compile_all, status
+    shutil.copytree(LOCALES / "en", tmp_path / "en")
+    po = tmp_path / "en" / "LC_MESSAGES" / "tala.po"
+    text = po.read_text(encoding="utf-8")
+    # One translation removed, one marked fuzzy (as `pybabel update` does for a changed text).
+    text = text.replace('msgstr "Answer yes or no."', 'msgstr ""', 1)
+    text = text.replace('msgid "Okej, vi pausar.', '#, fuzzy\nmsgid "Okej, vi pausar.', 1)
+    po.write_text(text, encoding="utf-8")
+    [sv, en] = status(tmp_path)
+    assert (sv.lang, sv.share, sv.review_state) == ("sv", 1.0, "source")
+    assert en.total == sv.total and en.translated == en.total - 2 and en.fuzzy == 1
+    assert en.review_state == "draft" and en.longest_sms > 10
+    [mo] = compile_all(tmp_path)
+    with mo.open("rb") as fh:
+        tr = gettext.GNUTranslations(fh)
+    assert tr.gettext("Hur har du det?") != "Hur har du det?"
+    assert tr.gettext("Svara ja eller nej.") == "Svara ja eller nej."  # untranslated: Swedish
