@@ -51,6 +51,7 @@ class Prompt:
     choices: tuple[tuple[str, str], ...] = ()  # (what to type, label)
     hint: str = ""
     multi: bool = False
+    rtl: bool = False  # the language is written right to left
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def say_to_dict(say: Say) -> dict:
 def say_from_dict(data: dict) -> Say:
     p = data.get("prompt")
     prompt = Prompt(p["question_id"], p["text"], tuple(tuple(c) for c in p["choices"]),
-                    p["hint"], p["multi"]) if p else None
+                    p["hint"], p["multi"], p.get("rtl", False)) if p else None
     return Say(data.get("text", ""), prompt)
 
 
@@ -353,16 +354,39 @@ def preview(rt: Runtime, qn: Questionnaire, lang: str, target: str,
 # --------------------------------------------------------------------------- helpers
 
 
+FSI, PDI, RLM = "\u2068", "\u2069", "\u200f"
+
+
+def rtl_line(line: str) -> str:
+    """A line of a right-to-left message that starts with a number or a Latin word (a numbered
+    choice, "112 ..."), led by a right-to-left mark so the phone lays it out right to left."""
+    for ch in line:
+        kind = unicodedata.bidirectional(ch)
+        if kind in ("R", "AL"):
+            return line
+        if kind == "L" or kind in ("EN", "AN"):
+            return RLM + line
+    return line
+
+
 class _Talk:
     """Translation for the session's current language."""
 
     def __init__(self, rt: Runtime, s: State):
         self.rt = rt
         self.s = s
+        self.rtl = rt.catalogs.rtl(s.lang)
 
     def _(self, msgid: str, **kw: Any) -> str:
         text = self.rt.catalogs.gettext(self.s.lang, msgid)
-        return text.format(**kw) if kw else text
+        if kw and self.rtl:
+            # A number or Latin word inside Arabic or Persian text is isolated, so it keeps its
+            # place in the sentence instead of dragging its neighbours along.
+            kw = {k: f"{FSI}{v}{PDI}" for k, v in kw.items()}
+        text = text.format(**kw) if kw else text
+        if self.rtl:
+            text = "\n".join(rtl_line(line) for line in text.split("\n"))
+        return text
 
     def words(self, msgid: str) -> set[str]:
         return self.rt.catalogs.words(self.s.lang, msgid)
@@ -432,21 +456,22 @@ def prompt_for(t: _Talk, q: Question) -> Prompt:
     if q.type == "yes_no":
         yes, no = _first_word(t, M.WORDS_YES), _first_word(t, M.WORDS_NO)
         return Prompt(q.id, t._(q.text), (("1", yes.capitalize()), ("2", no.capitalize())),
-                      t._(M.HINT_YES_NO))
+                      t._(M.HINT_YES_NO), rtl=t.rtl)
     if q.type == "scale":
         sc = q.scale
         if len(sc.labels) == sc.max - sc.min + 1:
             choices = tuple((str(v), t._(lbl)) for v, lbl in sc.labels.items())
-            return Prompt(q.id, t._(q.text), choices, t._(M.HINT_SCALE, low=sc.min, high=sc.max))
+            return Prompt(q.id, t._(q.text), choices, t._(M.HINT_SCALE, low=sc.min, high=sc.max),
+                          rtl=t.rtl)
         return Prompt(q.id, t._(q.text), (), t._(
             M.HINT_SCALE_ENDS, low=sc.min, high=sc.max, low_word=t._(sc.labels[sc.min]),
-            high_word=t._(sc.labels[sc.max])))
+            high_word=t._(sc.labels[sc.max])), rtl=t.rtl)
     if q.type in ("choice", "multi_choice"):
         choices = tuple((str(i), t._(o.text)) for i, o in enumerate(q.options, 1))
         multi = q.type == "multi_choice"
         return Prompt(q.id, t._(q.text), choices,
-                      t._(M.HINT_MULTI if multi else M.HINT_CHOICE), multi)
-    return Prompt(q.id, t._(q.text), (), t._(M.HINT_FREE))
+                      t._(M.HINT_MULTI if multi else M.HINT_CHOICE), multi, rtl=t.rtl)
+    return Prompt(q.id, t._(q.text), (), t._(M.HINT_FREE), rtl=t.rtl)
 
 
 def _first_word(t: _Talk, msgid: str) -> str:
@@ -639,7 +664,7 @@ def _pick_language(rt: Runtime, norm: str) -> str | None:
 def _language_menu(t: _Talk) -> list:
     langs = t.rt.catalogs.languages
     choices = tuple((str(i), t.rt.catalogs.own_name(code)) for i, code in enumerate(langs, 1))
-    return [Say(prompt=Prompt("_language", t._(M.LANGUAGE_MENU), choices))]
+    return [Say(prompt=Prompt("_language", t._(M.LANGUAGE_MENU), choices, rtl=t.rtl))]
 
 
 def _switch_language(t: _Talk, qn: Questionnaire, s: State, lang: str,

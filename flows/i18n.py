@@ -67,7 +67,10 @@ class Catalogs:
     @classmethod
     def load(cls, directory: Path = LOCALES_DIR) -> "Catalogs":
         by_lang = {SOURCE_LANG: Catalog(SOURCE_LANG)}
-        for po in sorted(Path(directory).glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
+        # The language menu's order: Swedish, English (widely read), then the rest by code.
+        found = sorted(Path(directory).glob(f"*/LC_MESSAGES/{DOMAIN}.po"),
+                       key=lambda p: (p.parent.parent.name != "en", p.parent.parent.name))
+        for po in found:
             lang = po.parent.parent.name
             with po.open("rb") as fh:
                 cat = read_po(fh, locale=lang, domain=DOMAIN)

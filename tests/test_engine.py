@@ -265,3 +265,25 @@ def test_a_disclosure_before_the_start_or_after_the_end_is_never_unseen(runtime,
     s, effects = step(runtime, qn, s, Inbound("jag vill dö", T0))
     assert [a.topic for a in effects if isinstance(a, RaiseAlert)] == ["self_harm"]
     assert any(isinstance(e, Say) and "116 111" in e.text for e in effects)
+
+
+def test_right_to_left_messages_isolate_numbers_and_start_lines_right_to_left(questionnaires):
+    """The exact strings an Arabic-speaking child is sent, with a catalog made for the test."""
+    from flows.engine import FSI, PDI, RLM, Runtime, SafetyLexicon, prompt_for
+    from flows.i18n import Catalog, Catalogs
+    from bot.channels.console import render
+    from tests.conftest import Talk
+
+    ar = Catalog("ar", {"Svara med en siffra från {low} till {high}.":
+                        "اكتب رقمًا من {low} إلى {high}.",
+                        "Hur har du det där du bor?": "كيف حالك حيث تسكن؟",
+                        "Jättebra": "جيد جدًا"})
+    rt = Runtime(Catalogs({"sv": Catalog("sv"), "ar": ar}), SafetyLexicon.load())
+    t = Talk(rt, questionnaires["followup-6-11"], "ar")
+    p = prompt_for(engine._Talk(rt, t.state), questionnaires["followup-6-11"].question(
+        "home_feel"))
+    assert p.rtl and p.hint == f"اكتب رقمًا من {FSI}1{PDI} إلى {FSI}5{PDI}."
+    lines = render(Say(prompt=p)).split("\n")
+    assert lines[0] == "كيف حالك حيث تسكن؟"
+    assert lines[5] == f"{RLM}5. جيد جدًا"  # a numbered line: led by a right-to-left mark
+    assert lines[1] == f"{RLM}1. Jättedåligt"  # untranslated: Swedish, still laid out RTL

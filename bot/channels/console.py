@@ -13,12 +13,13 @@ from rich.console import Console
 from rich.text import Text
 
 from bot.service import ConversationService
-from flows.engine import Prompt, Say
+from flows.engine import RLM, Prompt, Say, rtl_line
 
 
 def render_prompt(p: Prompt) -> str:
     lines = [p.text]
-    lines += [f"{key}. {label}" for key, label in p.choices]
+    lines += [rtl_line(f"{key}. {label.lstrip(RLM)}") if p.rtl else f"{key}. {label}"
+              for key, label in p.choices]
     if p.hint:
         lines.append(p.hint)
     return "\n".join(lines)
