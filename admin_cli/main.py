@@ -297,6 +297,20 @@ def serve(
                         f"tala serves on http://{host}:{port} (Ctrl-C stops it)"))
 
 
+@app.command("rasa-actions")
+def rasa_actions(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(5055, "--port"),
+) -> None:
+    """The Rasa action server: a Rasa assistant calls action_tala_step to hand the
+    conversation to tala (see the README for the Rasa side)."""
+    from bot.channels import rasa
+
+    with built() as a:
+        out.print(f"tala's Rasa actions on http://{host}:{port}/webhook ({rasa.ACTION_NAME})")
+        rasa.run(a, host, port)
+
+
 @app.command()
 def worker() -> None:
     """The background work alone: reminders (daytime only), expiry, and sending queued

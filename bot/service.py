@@ -35,6 +35,8 @@ from storage.state import Duplicate, StateStore
 log = logging.getLogger("tala.service")
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
+CODE_CHANNELS = ("console", "telegram", "rasa")  # opened with an invitation code
+MAX_CODE_TRIES = 5  # wrong invitation codes from one chat before it must wait an hour
 FINISHED_TTL = 24 * 3600  # a finished session answers "already done" for a day, then goes
 MAX_REPLY = 459  # three GSM-7 segments
 # To staff, in Swedish, and never with what the child answered: a work phone is read by others.
@@ -47,6 +49,22 @@ _PERSONAL_NUMBER = re.compile(r"^(19|20)?\d{6}[-+]?\d{4}$")
 
 class _Started:
     """Marks, among a step's effects, that the child has just started (for the metrics)."""
+
+
+class _Stale:
+    """Marks a button press for a question that is no longer being asked."""
+
+
+class CodeError(LookupError):
+    """An invitation code that cannot be used: `kind` is "unknown" or "too_many"."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
+
+
+def _normal_code(code: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "", code.upper())
 
 
 class ReplyError(ValueError):
@@ -73,6 +91,7 @@ class Reply:
     says: list[Say] = field(default_factory=list)
     duplicate: bool = False
     finished: str | None = None
+    stale: bool = False  # a button for a question already answered: nothing was changed
 
 
 def utcnow() -> datetime:
@@ -156,7 +175,9 @@ class ConversationService:
             # Whoever invites is responsible (alerts go to them) until someone else is named.
             child = self.db.ensure_child(case_ref, caseworker=actor)
         sid = session_id or new_id()
-        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+        # A deep link's code must not be guessable: 16 characters is 80 bits.
+        code = "".join(secrets.choice(CODE_ALPHABET)
+                       for _ in range(16 if channel == "telegram" else 10))
         state = engine.new_state(sid, qn, lang, now)
         state.channel = channel
         state.case_ref = case_ref
@@ -193,12 +214,16 @@ class ConversationService:
     def _check_contact(self, channel: str, contact: str | None,
                        session_id: str | None = None) -> str | None:
         out = self.outbound.get(channel)
-        if channel not in ("console",) and out is None:
+        if channel not in CODE_CHANNELS and out is None:
             raise InviteError(f"--channel {channel} is not set up on this installation: see "
                               "the README for the settings it needs.")
-        if out is None:
+        if channel in CODE_CHANNELS:
+            # The child opens these with the invitation's code; the chat is learnt then.
             if contact:
                 raise InviteError(f"--to is not used with --channel {channel}.")
+            if channel == "telegram" and out is None:
+                raise InviteError("--channel telegram needs TELEGRAM_BOT_TOKEN and "
+                                  "TELEGRAM_BOT_USERNAME: see the README.")
             return None
         if not contact:
             raise InviteError(f"--channel {channel} needs --to with the child's number.")
@@ -220,8 +245,35 @@ class ConversationService:
         return contact
 
     def session_for_code(self, code: str) -> str | None:
-        normalised = re.sub(r"[^A-Z0-9]", "", code.upper())
-        return self.store.lookup("code", self.crypto.lookup_hash(normalised))
+        return self.store.lookup("code", self.crypto.lookup_hash(_normal_code(code)))
+
+    def claim_code(self, channel: str, address: str, code: str) -> str:
+        """Bind a chat (Telegram, Rasa) to the invitation with this code. A code works once
+        and expires with its invitation; a wrong, used or expired code gets the same answer
+        (so guessing learns nothing), and a chat that keeps guessing is held off for an hour."""
+        r, prefix = self.store.r, self.store.prefix
+        addr = self.crypto.lookup_hash(address)
+        fails_key = f"{prefix}:codefail:{channel}:{addr}"
+        if int(r.get(fails_key) or 0) >= MAX_CODE_TRIES:
+            raise CodeError("too_many")
+        sid_raw = r.getdel(self.store.bind_key("code", self.crypto.lookup_hash(
+            _normal_code(code))))
+        sid = sid_raw.decode() if sid_raw else None
+        state = self.store.get(sid) if sid else None
+        if state is None or state.channel == "sms" or state.status != engine.INVITED:
+            pipe = r.pipeline()
+            pipe.incr(fails_key)
+            pipe.expire(fails_key, 3600)
+            pipe.execute()
+            raise CodeError("unknown")
+
+        def bind(s: State) -> tuple[State, None]:
+            s.channel, s.contact = channel, address
+            return s, None
+
+        self.store.transact(sid, bind, ttl=self._ttl)
+        self.store.bind(channel, addr, sid, self._ttl(state))
+        return sid
 
     # ------------------------------------------------------------------ contacts
     def session_for_contact(self, channel: str, contact: str) -> str | None:
@@ -334,12 +386,21 @@ class ConversationService:
         return self._apply(sid, lambda s, qn: engine.start(self.rt, qn, s, now), now)
 
     def handle(self, sid: str, text: str, message_id: str | None = None,
-               channel: str = "console") -> Reply:
-        """One message from the child. A message id seen before is not applied again."""
+               channel: str = "console", expect: str | None = None) -> Reply:
+        """One message from the child. A message id seen before is not applied again. With
+        `expect` (a button's question id), it applies only while that question is the one
+        being asked: a second press of an old button changes nothing."""
         now = self.clock()
         inbound = Inbound(text, now)
         seen = (channel, message_id) if message_id else None
-        return self._apply(sid, lambda s, qn: engine.step(self.rt, qn, s, inbound), now, seen)
+
+        def step(s: State, qn: Questionnaire) -> tuple[State, list]:
+            if expect is not None and (s.current != expect or s.status != engine.ACTIVE
+                                       or s.pending):
+                return s, [_Stale()]
+            return engine.step(self.rt, qn, s, inbound)
+
+        return self._apply(sid, step, now, seen)
 
     def state(self, sid: str) -> State | None:
         return self.store.get(sid)
@@ -367,6 +428,8 @@ class ConversationService:
             raise KeyError(sid)
         if any(isinstance(e, (RaiseAlert, Finish)) for e in result):
             self.flush(sid)  # something for SQL; otherwise no extra round trip
+        if any(isinstance(e, _Stale) for e in result):
+            return Reply(stale=True)
         if any(isinstance(e, _Started) for e in result):
             self.metrics.sessions_started.inc()
         finished = next((e.status for e in result if isinstance(e, Finish)), None)

@@ -235,7 +235,7 @@ def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tupl
         return s, first + begun
     q = qn.question(s.current)
     effects: list = []
-    command = _command(t, norm)
+    command = _command(t, norm, text)
 
     if s.status == PAUSED:
         s.status = ACTIVE
@@ -635,12 +635,19 @@ _COMMANDS = (("help", M.WORDS_HELP), ("back", M.WORDS_BACK), ("skip", M.WORDS_SK
              ("language", M.WORDS_LANGUAGE))
 
 
-def _command(t: _Talk, norm: str) -> str | None:
+# Bot-menu commands (Telegram's /help, /back ...): the same in every language.
+SLASH_COMMANDS = {"help": "help", "back": "back", "skip": "skip", "pause": "pause",
+                  "stop": "stop", "language": "language", "answers": "answers"}
+
+
+def _command(t: _Talk, norm: str, raw: str = "") -> str | None:
+    if raw.startswith("/"):
+        word = raw[1:].split(maxsplit=1)[0].split("@")[0].lower() if raw[1:].strip() else ""
+        if word in SLASH_COMMANDS:
+            return SLASH_COMMANDS[word]
     for name, msgid in _COMMANDS:
         if norm in t.words(msgid):
             return name
-    if norm.startswith("/"):  # Telegram-style /help, /back ...
-        return _command(t, norm[1:])
     return None
 
 

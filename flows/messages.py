@@ -96,3 +96,19 @@ INVITE_SMS = N_("Hej! {sender} vill gärna veta hur du har det. Du bestämmer sj
 # Translators: the only reply to a number that has no questions waiting (at most once a day).
 # It must not reveal anything about anyone.
 UNKNOWN_NUMBER = N_("Hej! Det finns inga frågor till det här numret just nu.")
+
+# Translators: a chat (Telegram, a chat assistant) gave an invitation code tala does not know:
+# wrong, already used or expired (the child is not told which).
+CODE_UNKNOWN = N_("Jag hittar ingen inbjudan med den koden. Titta på koden igen, eller fråga "
+                  "den vuxna som skickade den.")
+# Translators: after several wrong codes from one chat.
+CODE_TOO_MANY = N_("Du har provat många gånger. Vänta en timme och försök igen, eller fråga den "
+                   "vuxna som skickade koden.")
+# Translators: Telegram's /start without an invitation link, or a chat with nothing waiting.
+NEEDS_INVITATION = N_("Hej! Öppna länken du fick från den vuxna på socialtjänsten, så börjar vi.")
+# Translators: a child pressed a button for a question they have already answered.
+ALREADY_ANSWERED = N_("Det har du redan svarat på.")
+# Translators: the button that reads the question aloud (Telegram voice message).
+READ_ALOUD = N_("Läs upp")
+# Translators: the button that sends the answers chosen in a "choose several" question.
+DONE_CHOOSING = N_("Klar")
