@@ -157,9 +157,6 @@ def invite(
     if not case or age is None:
         fail("Give the case reference and the child's age, for example: "
              "tala invite K-17 --age 9 --channel sms --to 0701234567")
-    if channel is Channel.telegram:
-        fail("--channel telegram is not available in this version of tala yet; use "
-             "--channel sms or --channel console.")
     with built() as a:
         user = allowed(a, "invite", case_ref=case, unit=unit)
         if user is not None and user.role != "admin":
@@ -176,17 +173,24 @@ def invite(
             a.service.send_queued("sms", block_ms=0, max_jobs=1)
             delivery = a.db.invitation(inv.session_id)
             sent = delivery.delivery_status if delivery else None
+        link = None
+        if channel is Channel.telegram:
+            from bot.channels.telegram import deep_link
+
+            link = deep_link(a.settings, inv.code)
         if as_json:
             out.print_json(json.dumps({
                 "case": inv.case_ref, "session_id": inv.session_id,
                 "questionnaire": inv.questionnaire_id, "lang": inv.lang,
-                "channel": inv.channel, "code": inv.code,
+                "channel": inv.channel, "code": inv.code, "link": link,
                 "expires_at": inv.expires_at.isoformat(), "delivery": sent}))
             return
         out.print(f"Invited {inv.case_ref} to {inv.questionnaire_id} ({inv.lang}). "
                   f"The invitation is open until {inv.expires_at:%Y-%m-%d}.")
         if channel is Channel.sms:
             out.print(f"The text message: {sent or 'queued'}.")
+        elif link:
+            out.print(f"Give the child this link (it works once): [bold]{link}[/bold]")
         else:
             out.print(f"To answer in this terminal: [bold]tala demo --code {inv.code}[/bold]")
 
@@ -278,6 +282,9 @@ def serve(
     port: int = typer.Option(8080, "--port"),
     no_worker: bool = typer.Option(False, "--no-worker", help="Only HTTP: run the reminders, "
                                    "expiry and sending elsewhere ('tala worker')."),
+    telegram_polling: bool = typer.Option(False, "--telegram-polling", help="Fetch Telegram "
+                                          "updates instead of a webhook (no public URL "
+                                          "needed)."),
 ) -> None:
     """The HTTP server for the channels (Twilio webhooks, /healthz, /metrics), and the
     background work unless --no-worker."""
@@ -292,7 +299,8 @@ def serve(
         if not a.settings.public_url and a.settings.twilio_auth_token:
             err.print("[yellow]TALA_PUBLIC_URL is not set: Twilio's signatures are checked "
                       "against the forwarded or requested URL instead.[/yellow]")
-        web.run_app(build_web_app(a, worker=not no_worker), host=host, port=port,
+        web.run_app(build_web_app(a, worker=not no_worker, telegram_polling=telegram_polling),
+                    host=host, port=port,
                     shutdown_timeout=30, print=lambda *_: out.print(
                         f"tala serves on http://{host}:{port} (Ctrl-C stops it)"))
 

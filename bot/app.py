@@ -76,4 +76,12 @@ def _outbound(settings: Settings) -> dict[str, Outbound]:
 
         out["sms"] = Outbound(render_sms, TwilioSender(settings), settings.sms_rate,
                               lambda n: normalise_number(n, settings.sms_default_region))
+    if settings.telegram_bot_token:
+        if not settings.telegram_bot_username:
+            raise RuntimeError("Telegram needs TELEGRAM_BOT_USERNAME too (for the invitation "
+                               "links), e.g. TELEGRAM_BOT_USERNAME=nacka_tala_bot.")
+        from bot.channels.telegram import TelegramSender, render_telegram
+
+        out["telegram"] = Outbound(render_telegram, TelegramSender(settings),
+                                   settings.telegram_rate, str)
     return out

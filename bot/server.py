@@ -2,6 +2,7 @@
 
     POST /sms/twilio          Twilio's inbound message (signature checked), answered in TwiML
     POST /sms/twilio/status   Twilio's delivery reports for what we sent
+    POST /telegram/webhook    Telegram updates (X-Telegram-Bot-Api-Secret-Token checked)
     GET  /healthz             Redis and SQL reachable
     GET  /metrics             Prometheus text format
 
@@ -13,6 +14,7 @@ holds up the others. On SIGTERM aiohttp stops accepting, lets the requests in fl
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import threading
@@ -59,7 +61,8 @@ def _candidate_urls(request: web.Request, public_url: str | None) -> list[str]:
     return urls
 
 
-def build_web_app(app: App, *, worker: bool = True, threads: int = 8) -> web.Application:
+def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
+                  telegram_polling: bool = False) -> web.Application:
     settings = app.settings
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tala-http")
     validator = RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token \
@@ -131,20 +134,67 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8) -> web.App
         return web.Response(body=metrics.render(),
                             headers={"Content-Type": "text/plain; version=0.0.4"})
 
+    telegram = None
+    if settings.telegram_bot_token:
+        from bot.channels.telegram import TelegramChannel
+
+        telegram = TelegramChannel(app)
+
+    async def telegram_webhook(request: web.Request) -> web.Response:
+        secret = settings.telegram_webhook_secret
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if telegram is None or not secret or not hmac.compare_digest(given, secret):
+            metrics.errors.labels("telegram", "forbidden").inc()
+            return web.Response(status=403, text="bad or missing secret token")
+        started = time.perf_counter()
+        try:
+            update = await request.json()
+        except ValueError:
+            metrics.errors.labels("telegram", "bad_json").inc()
+            return web.Response(status=400, text="not JSON")
+        metrics.messages.labels("telegram", "in").inc()
+        try:
+            await telegram.feed(update)
+        except (redis.RedisError, SQLAlchemyError) as e:
+            metrics.errors.labels("telegram", "storage").inc()
+            log.error("Telegram update failed: %s", type(e).__name__)
+            return web.Response(status=503, text="try again")
+        metrics.latency.labels("telegram").observe(time.perf_counter() - started)
+        return web.Response(text="ok")
+
     web_app = web.Application()
     web_app[APP_KEY] = app
+    web_app.router.add_post("/telegram/webhook", telegram_webhook)
     web_app.router.add_post("/sms/twilio", sms_inbound)
     web_app.router.add_post("/sms/twilio/status", sms_status)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics_view)
 
     background = Background(app)
+    polling: list[asyncio.Task] = []
 
     async def start_background(_: web.Application) -> None:
+        if telegram is not None:
+            hook = (settings.public_url.rstrip("/") + "/telegram/webhook"
+                    if settings.public_url and not telegram_polling else None)
+            try:
+                await telegram.setup(hook)
+            except Exception as e:  # noqa: BLE001 - Telegram away must not stop SMS
+                log.error("Telegram set-up failed (%s); trying at the next start",
+                          type(e).__name__)
+            if telegram_polling:
+                polling.append(asyncio.create_task(telegram.dp.start_polling(
+                    telegram.bot, handle_signals=False, close_bot_session=False,
+                    polling_timeout=10)))
         if worker:
             background.start()
 
     async def stop_background(_: web.Application) -> None:
+        if polling:
+            await telegram.dp.stop_polling()
+            await asyncio.gather(*polling, return_exceptions=True)
+        if telegram is not None:
+            await telegram.close()
         await run(background.stop)
         executor.shutdown(wait=True)
 

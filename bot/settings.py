@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     # The country a phone number written without +country code belongs to.
     sms_default_region: str = Field(default="SE", alias="TALA_SMS_REGION")
 
+    # Telegram.
+    telegram_bot_token: str | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_bot_username: str | None = Field(default=None, alias="TELEGRAM_BOT_USERNAME")
+    telegram_webhook_secret: str | None = Field(default=None, alias="TELEGRAM_WEBHOOK_SECRET")
+    telegram_api_base_url: str | None = Field(default=None, alias="TELEGRAM_API_BASE_URL")
+    telegram_rate: float = Field(default=25.0, alias="TALA_TELEGRAM_RATE")
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser()

@@ -52,6 +52,7 @@ class Prompt:
     hint: str = ""
     multi: bool = False
     rtl: bool = False  # the language is written right to left
+    scale_range: tuple[int, int] | None = None  # a number scale without a word on each point
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ def say_to_dict(say: Say) -> dict:
 def say_from_dict(data: dict) -> Say:
     p = data.get("prompt")
     prompt = Prompt(p["question_id"], p["text"], tuple(tuple(c) for c in p["choices"]),
-                    p["hint"], p["multi"], p.get("rtl", False)) if p else None
+                    p["hint"], p["multi"], p.get("rtl", False),
+                    tuple(p["scale_range"]) if p.get("scale_range") else None) if p else None
     return Say(data.get("text", ""), prompt)
 
 
@@ -465,7 +467,7 @@ def prompt_for(t: _Talk, q: Question) -> Prompt:
                           rtl=t.rtl)
         return Prompt(q.id, t._(q.text), (), t._(
             M.HINT_SCALE_ENDS, low=sc.min, high=sc.max, low_word=t._(sc.labels[sc.min]),
-            high_word=t._(sc.labels[sc.max])), rtl=t.rtl)
+            high_word=t._(sc.labels[sc.max])), rtl=t.rtl, scale_range=(sc.min, sc.max))
     if q.type in ("choice", "multi_choice"):
         choices = tuple((str(i), t._(o.text)) for i, o in enumerate(q.options, 1))
         multi = q.type == "multi_choice"

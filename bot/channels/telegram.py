@@ -1,0 +1,291 @@
+"""Telegram with aiogram 3: deep-link invitations, buttons, read-aloud, webhook or polling.
+
+    /start CODE      binds this chat to the invitation (single use, expiring, guessing held off)
+    text             an answer or a command, exactly as by SMS
+    buttons          a choice's answer ("a|question|key"); several choices are ticked on the
+                     keyboard itself ("m|question|mask") and sent with Klar ("d|question|mask");
+                     "r|question" reads the question aloud as a voice message
+    /help /back /pause /language /answers /stop   the bot menu, in every language
+
+A button is checked against the question being asked inside the same Redis transaction that
+applies it, so a second press of an old button changes nothing; a repeated update (Telegram
+retries a webhook) is applied once and not answered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+from aiogram import Bot, Dispatcher, F, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (TelegramBadRequest, TelegramForbiddenError, TelegramNetworkError,
+                                TelegramRetryAfter, TelegramServerError)
+from aiogram.types import (BotCommand, BufferedInputFile, CallbackQuery, InlineKeyboardButton,
+                           InlineKeyboardMarkup, Message, Update)
+
+from bot.app import App
+from bot.channels.console import render
+from bot.service import CodeError, Reply
+from bot.settings import Settings
+from bot.speech import Speech, spoken_text
+from flows import engine
+from flows import messages as M
+from flows.engine import Prompt, Say
+from flows.i18n import SOURCE_LANG
+from storage.queue import SendResult
+
+log = logging.getLogger("tala.telegram")
+CHANNEL = "telegram"
+SMILEYS = {1: "😢", 2: "🙁", 3: "😐", 4: "🙂", 5: "😄"}  # 1-5 scales: fine on Telegram
+READ_ALOUD_FOR = ("followup-6-11",)  # younger children get the button on every question
+MENU = [("help", "Hjälp"), ("back", "Ändra förra svaret"), ("pause", "Pausa"),
+        ("language", "Byt språk"), ("answers", "Mina svar"), ("readaloud", "Läs upp frågan"),
+        ("stop", "Sluta svara")]
+
+
+def make_bot(settings: Settings) -> Bot:
+    if settings.telegram_api_base_url:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base_url))
+        return Bot(settings.telegram_bot_token, session=session)
+    return Bot(settings.telegram_bot_token)
+
+
+def deep_link(settings: Settings, code: str) -> str:
+    return f"https://t.me/{settings.telegram_bot_username}?start={code}"
+
+
+def keyboard(prompt: Prompt, catalogs, lang: str, read_aloud: bool,
+             chosen: int = 0) -> InlineKeyboardMarkup | None:
+    """Buttons for a prompt. A multiple choice carries what is ticked in its own buttons."""
+    rows: list[list[InlineKeyboardButton]] = []
+    qid = prompt.question_id
+    if prompt.multi:
+        for i, (_, label) in enumerate(prompt.choices):
+            ticked = chosen & (1 << i)
+            rows.append([InlineKeyboardButton(text=("✅ " if ticked else "") + label,
+                                              callback_data=f"m|{qid}|{chosen ^ (1 << i)}")])
+        if chosen:
+            rows.append([InlineKeyboardButton(text=catalogs.gettext(lang, M.DONE_CHOOSING),
+                                              callback_data=f"d|{qid}|{chosen}")])
+    elif prompt.choices:
+        scale_1_5 = [k for k, _ in prompt.choices] == ["1", "2", "3", "4", "5"]
+        for key, label in prompt.choices:
+            face = SMILEYS.get(int(key)) if scale_1_5 and qid != "_language" else None
+            rows.append([InlineKeyboardButton(text=f"{face} {label}" if face else label,
+                                              callback_data=f"a|{qid}|{key}")])
+    elif prompt.scale_range:
+        low, high = prompt.scale_range
+        keys = [str(n) for n in range(low, high + 1)]
+        half = (len(keys) + 1) // 2
+        for part in (keys[:half], keys[half:]):
+            rows.append([InlineKeyboardButton(text=k, callback_data=f"a|{qid}|{k}")
+                         for k in part])
+    if read_aloud and qid != "_language":
+        rows.append([InlineKeyboardButton(text="🔊 " + catalogs.gettext(lang, M.READ_ALOUD),
+                                          callback_data=f"r|{qid}")])
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+
+class TelegramChannel:
+    def __init__(self, app: App, speech: Speech | None = None):
+        self.app = app
+        self.settings = app.settings
+        self.bot = make_bot(app.settings)
+        self.speech = speech or Speech(app.settings.data_path / "speech")
+        self.dp = Dispatcher()
+        router = Router()
+        router.message(F.text)(self.on_message)
+        router.callback_query()(self.on_button)
+        self.dp.include_router(router)
+
+    # ------------------------------------------------------------------ wiring
+    async def feed(self, update: dict[str, Any]) -> None:
+        await self.dp.feed_update(self.bot, Update.model_validate(update, context={
+            "bot": self.bot}))
+
+    async def setup(self, webhook_url: str | None) -> None:
+        """Register the bot menu, and the webhook (or, for polling, none)."""
+        await self.bot.set_my_commands([BotCommand(command=c, description=d) for c, d in MENU])
+        if webhook_url:
+            await self.bot.set_webhook(webhook_url, secret_token=self.settings.
+                                       telegram_webhook_secret,
+                                       allowed_updates=["message", "callback_query"])
+        else:
+            await self.bot.delete_webhook()
+
+    async def close(self) -> None:
+        await self.bot.session.close()
+
+    # ------------------------------------------------------------------ the child writes
+    async def on_message(self, message: Message, event_update: Update) -> None:
+        chat = str(message.chat.id)
+        text = message.text or ""
+        svc = self.app.service
+        if text.startswith("/start"):
+            code = text[len("/start"):].strip()
+            await self._start(chat, code)
+            return
+        if text.startswith("/readaloud"):
+            sid = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
+            state = await asyncio.to_thread(svc.state, sid) if sid else None
+            if state and state.current:
+                await self._voice(chat, state.current, state)
+            return
+        sid = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
+        if sid is None:
+            await self.bot.send_message(chat, self._sv(M.NEEDS_INVITATION))
+            return
+        try:
+            reply = await asyncio.to_thread(svc.handle, sid, text, f"u{event_update.update_id}",
+                                            CHANNEL)
+        except KeyError:
+            await self.bot.send_message(chat, self._sv(M.NEEDS_INVITATION))
+            return
+        if not reply.duplicate:
+            await self._send(chat, sid, reply)
+
+    async def _start(self, chat: str, code: str) -> None:
+        svc = self.app.service
+        bound = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
+        sid = None
+        if code:
+            try:
+                sid = await asyncio.to_thread(svc.claim_code, CHANNEL, chat, code)
+            except CodeError as e:
+                if e.kind == "too_many":
+                    await self.bot.send_message(chat, self._sv(M.CODE_TOO_MANY))
+                    return
+                if bound is None:  # a retried /start finds its chat already bound: go on
+                    await self.bot.send_message(chat, self._sv(M.CODE_UNKNOWN))
+                    return
+        sid = sid or bound
+        if sid is None:
+            await self.bot.send_message(chat, self._sv(M.NEEDS_INVITATION))
+            return
+        reply = await asyncio.to_thread(svc.open, sid)
+        await self._send(chat, sid, reply)
+
+    async def on_button(self, query: CallbackQuery) -> None:
+        chat = str(query.message.chat.id) if query.message else str(query.from_user.id)
+        kind, _, rest = (query.data or "").partition("|")
+        qid, _, value = rest.partition("|")
+        svc = self.app.service
+        sid = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
+        state = await asyncio.to_thread(svc.state, sid) if sid else None
+        if state is None:
+            await query.answer(self._sv(M.NEEDS_INVITATION))
+            return
+        lang = state.lang
+        if kind == "r":
+            await query.answer()
+            await self._voice(chat, qid, state)
+            return
+        if kind == "m":  # tick or untick one choice: only the keyboard changes
+            if state.current != qid:
+                await query.answer(self.app.runtime.catalogs.gettext(lang, M.ALREADY_ANSWERED))
+                return
+            prompt = self._prompt(state)
+            markup = keyboard(prompt, self.app.runtime.catalogs, lang,
+                              self._reads_aloud(state), chosen=int(value or 0))
+            await query.answer()
+            await self.bot.edit_message_reply_markup(chat_id=chat, message_id=query.message.
+                                                     message_id, reply_markup=markup)
+            return
+        if kind == "d":
+            mask = int(value or 0)
+            prompt = self._prompt(state) if state.current == qid else None
+            value = " ".join(k for i, (k, _) in enumerate(prompt.choices) if mask & (1 << i)) \
+                if prompt else ""
+        reply = await asyncio.to_thread(svc.handle, sid, value, f"c{query.id}", CHANNEL, qid)
+        if reply.stale or reply.duplicate:
+            await query.answer(self.app.runtime.catalogs.gettext(lang, M.ALREADY_ANSWERED))
+            return
+        await query.answer()
+        if query.message:
+            # The answered question keeps its text but loses its buttons.
+            try:
+                await self.bot.edit_message_reply_markup(chat_id=chat,
+                                                         message_id=query.message.message_id,
+                                                         reply_markup=None)
+            except TelegramBadRequest:
+                pass  # too old to edit: harmless
+        await self._send(chat, sid, reply)
+
+    # ------------------------------------------------------------------ tala answers
+    async def _send(self, chat: str, sid: str, reply: Reply) -> None:
+        state = await asyncio.to_thread(self.app.service.state, sid)
+        lang = state.lang if state else SOURCE_LANG
+        aloud = self._reads_aloud(state) if state else False
+        for say in reply.says:
+            if say.prompt is None:
+                await self.bot.send_message(chat, say.text)
+                continue
+            p = say.prompt
+            markup = keyboard(p, self.app.runtime.catalogs, lang, aloud)
+            text = p.text + (f"\n\n{p.hint}" if p.hint else "")
+            if p.multi or not markup or not p.choices:
+                text = render(say)  # numbered, so typing works as well as the buttons
+            await self.bot.send_message(chat, text, reply_markup=markup)
+
+    def _reads_aloud(self, state) -> bool:
+        return (state.questionnaire_id in READ_ALOUD_FOR
+                and self.speech.can_speak(state.lang))
+
+    def _prompt(self, state) -> Prompt:
+        qn = self.app.questionnaires[state.questionnaire_id]
+        return engine.prompt_for(engine._Talk(self.app.runtime, state),
+                                 qn.question(state.current))
+
+    async def _voice(self, chat: str, qid: str, state) -> None:
+        if not self.speech.can_speak(state.lang) or state.current != qid:
+            return
+        prompt = self._prompt(state)
+        key = f"{state.questionnaire_id}:{state.questionnaire_version}:{qid}:{state.lang}"
+        audio = await asyncio.to_thread(self.speech.speak, spoken_text(prompt), state.lang, key)
+        if audio:
+            await self.bot.send_voice(chat, BufferedInputFile(audio, filename=f"{qid}.ogg"))
+
+    def _sv(self, msgid: str) -> str:
+        return self.app.runtime.catalogs.gettext(SOURCE_LANG, msgid)
+
+
+class TelegramSender:
+    """The send queue's way to Telegram (reminders, replies, staff alerts). The queue runs in
+    a thread of its own, so each message gets a short-lived event loop and session."""
+
+    channel = CHANNEL
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def send(self, to: str, body: str) -> SendResult:
+        return asyncio.run(self._send(to, body))
+
+    async def _send(self, to: str, body: str) -> SendResult:
+        bot = make_bot(self.settings)
+        try:
+            msg = await bot.send_message(to, body)
+            return SendResult(sid=f"tg{msg.chat.id}:{msg.message_id}")
+        except TelegramForbiddenError:
+            return SendResult(error="the child has blocked the bot", opted_out=True)
+        except (TelegramRetryAfter, TelegramServerError, TelegramNetworkError) as e:
+            return SendResult(error=type(e).__name__, permanent=False)
+        except TelegramBadRequest as e:
+            return SendResult(error=f"Telegram: {e.message}"[:300])
+        finally:
+            await bot.session.close()
+
+    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        # Telegram cannot list what a bot sent: a message a killed sender may have sent is
+        # sent again (a rare repeated reminder beats a lost one).
+        return None
+
+
+def render_telegram(says: list[Say]) -> list[str]:
+    """Outbound text (reminders, replies): one message, laid out as in the terminal."""
+    text = "\n\n".join(render(s) for s in says if render(s))
+    return [text] if text else []
