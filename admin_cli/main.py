@@ -545,6 +545,55 @@ def erase(
         out.print(f"{case} is erased. The audit log keeps only that an erasure happened.")
 
 
+class ReportFormat(str, Enum):
+    text = "text"
+    json = "json"
+    csv = "csv"
+    html = "html"
+
+
+@app.command("report")
+def report_cmd(
+    unit: Optional[str] = typer.Option(None, "--unit"),
+    since: Optional[datetime] = typer.Option(None, "--since", formats=["%Y-%m-%d"],
+                                             help="From this date (rounded to its quarter)."),
+    until: Optional[datetime] = typer.Option(None, "--until", formats=["%Y-%m-%d"]),
+    questionnaire: Optional[str] = typer.Option(None, "--questionnaire"),
+    fmt: ReportFormat = typer.Option(ReportFormat.text, "--format"),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write to this file."),
+) -> None:
+    """Anonymised group results: participation and answer distributions, with small groups
+    merged or left out and every number rounded to a multiple of 5 (see the README)."""
+    from admin_cli import report
+
+    with built() as a:
+        user = allowed(a, "report", unit=unit)
+        if user is not None and user.role == "manager":
+            unit = user.unit  # a manager sees their own unit
+        try:
+            data = report.build_report(a, a.settings.user, unit=unit,
+                                       since=since.date() if since else None,
+                                       until=until.date() if until else None,
+                                       questionnaire=questionnaire,
+                                       min_group=a.settings.min_group_size)
+        except report.ReportError as e:
+            fail(str(e))
+        if fmt is ReportFormat.text:
+            if out_file:
+                with out_file.open("w", encoding="utf-8") as fh:
+                    Console(file=fh, width=110).print(report.render_text(data))
+            else:
+                out.print(report.render_text(data))
+            return
+        content = {"json": report.to_json, "csv": report.to_csv,
+                   "html": report.to_html}[fmt.value](data)
+        if out_file:
+            out_file.write_text(content, encoding="utf-8")
+            err.print(f"Wrote {out_file}.")
+        else:
+            sys.stdout.write(content)
+
+
 @app.command("export")
 def export_cmd(
     fmt: str = typer.Option("json", "--format", help="json, csv (one row per answer) or fhir "

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     timezone: str = Field(default="Europe/Stockholm", alias="TALA_TIMEZONE")
     day_starts: int = Field(default=8, alias="TALA_DAY_STARTS")
     day_ends: int = Field(default=20, alias="TALA_DAY_ENDS")
+    # Reports never show a group smaller than this. An installation setting, not a report
+    # option: two reports rounded for different sizes could be compared to narrow a count.
+    min_group_size: int = Field(default=5, alias="TALA_MIN_GROUP_SIZE")
     # An alert nobody acknowledged within this many hours goes to the unit's manager.
     alert_escalate_hours: float = Field(default=4, alias="TALA_ALERT_ESCALATE_HOURS")
     # Who the child is told is asking, in invitations ("Socialtjänsten i Nacka").

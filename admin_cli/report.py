@@ -1,0 +1,734 @@
+"""The managers' report: anonymised, aggregated participation and answers per unit and period.
+
+Who took part, overall and per unit, caseworker, age band and language; and for every
+question with fixed answers (yes/no, scale, choice, multiple choice) how many children gave
+each answer. Never free text, never a case.
+
+- Invited: children with an invitation in the period. A child counts once per unit, quarter
+  and questionnaire (invited twice in a quarter: once, by the furthest they got).
+- Started: the child began: a session is stored for the invitation (completed, stopped, or
+  expired part-way), or the invitation's status says so (active, paused, completed, stopped).
+- Completed: the session (or the invitation) is completed. Share who answered: completed /
+  invited.
+- Unit and caseworker are the child's as recorded now; the age band (6-11, 12-18) is the
+  invitation's year minus the birth year; the language is the invitation's.
+- Answers: the current, not skipped answers of each child's latest started session in the
+  quarter (stopped and expired sessions count with what the child did answer).
+
+How no child can be singled out
+-------------------------------
+`min_group` (5 unless the installation sets another) is the smallest group of children that
+any number may describe. Four rules, in plain words:
+
+1. Whole quarters. `since` and `until` are widened to whole calendar quarters (local time), and
+   an invitation counts in the quarter it was sent. Two periods therefore differ by whole
+   quarters, never by a day with one child in it.
+2. Fixed building blocks of at least `min_group` children. Children are counted in blocks:
+   one unit, one quarter, one questionnaire. A unit with fewer than `min_group` children
+   invited in that quarter and questionnaire is not shown under its own name: it is counted
+   with the other small units as "Övriga enheter", and if they are still too few together,
+   they are left out of that quarter. (For the answers, the same rule counts the children who
+   answered.) Inside a block, caseworkers, age bands and languages with fewer than `min_group`
+   children are shown together as "Övriga ..."; if that group is still too small, the next
+   smallest is added to it. A report only ever adds up whole blocks, the same blocks whatever
+   the filters: a unit filter shows the blocks that carry the unit's name, and a report with
+   no block in it shows nothing but "too few".
+3. Rounded once, at random, to multiples of `min_group`. Every number of every block (and of
+   every row inside a block) is rounded down or up to a multiple of `min_group`. Which way is
+   decided by a keyed hash of the block and the number (the installation's secret key), so it
+   is the same every time, cannot be recomputed by a reader, and is right on average. Per unit
+   everything adds up to the total; in the other breakdowns the rows' invited add up to the
+   total, their started and completed may differ from it a little. Every count in a report is
+   0, 5, 10, ... and no count and no difference between two counts is ever 1 to 4.
+4. Every report is written to the audit log, with its filters.
+
+What this guarantees. With any filters and any number of reports, every number is a sum of
+the rounded numbers of the same fixed blocks of at least `min_group` children. Subtracting
+reports from each other (a year minus three quarters, all units minus the named ones, a
+questionnaire minus another) can at most give back the rounded numbers of whole blocks: never
+a group smaller than `min_group`, never an exact count, never one child's answer. Reports hold
+no free text, no case reference, no birth year and no date finer than a quarter.
+
+What it does not guarantee. A number above zero says that at least one child of a block of
+`min_group` or more gave that answer, and if all children of a block answered alike, the
+report may show it (that is about the group, not one child). A report made before and one made
+after the data changed (a late answer, an erased case) can differ by one child: rounding hides
+most such changes, not all, so publish reports for quarters that are closed. Reports made with
+different `min_group` must not both be released (two roundings of the same numbers narrow them
+down): `min_group` is a setting of the installation, not a choice per report. Numbers are
+rounded, so percentages are approximate.
+
+All counting is done by the database (GROUP BY / COUNT); Python only adds up the few hundred
+block totals. A multiple-choice answer is a JSON list, which SQLite and PostgreSQL cannot
+unnest in the same SQL, so those answers are grouped by their JSON text in SQL and the few
+distinct combinations are split into options in Python.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from typing import Any, Hashable, TypeVar
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import String, case, cast, func, or_, select
+
+from admin_cli.summary import DOMAIN_TITLES, _label
+from bot.app import App
+from flows.model import Questionnaire
+from storage.sql import AnswerRow, Child, Invitation, SessionRow, _as_utc
+
+FIXED_TYPES = ("yes_no", "scale", "choice", "multi_choice")
+# An invitation whose status says the child began, though no session is stored yet (a live
+# session is in Redis until it ends; nothing writes these today, but if it does they count).
+STARTED_STATUSES = ("active", "paused", "completed", "stopped")
+LEVELS = (0, 1, 2)  # invited only, started (not completed), completed
+OTHER = "\x00other"  # the pooled group of a breakdown: never a real name
+NO_VALUE = ""  # a unit or caseworker that is not recorded
+BREAKDOWNS = ("unit", "caseworker", "age_band", "language")
+BREAKDOWN_TITLES = {"total": "Totalt", "unit": "Per enhet", "caseworker": "Per handläggare",
+                    "age_band": "Per åldersgrupp", "language": "Per språk"}
+OTHER_TITLES = {"unit": "Övriga enheter", "caseworker": "Övriga handläggare",
+                "age_band": "Övriga åldrar", "language": "Övriga språk"}
+MEASURES = ("invited", "started", "completed")
+MEASURE_TITLES = {"invited": "Inbjudna", "started": "Påbörjade", "completed": "Klara",
+                  "share_percent": "Andel som svarade"}
+CSV_COLUMNS = ("section", "breakdown", "group", "questionnaire", "question_id", "question",
+               "value", "label", "measure", "count")
+
+K = TypeVar("K", bound=Hashable)
+
+
+class ReportError(ValueError):
+    """A filter that cannot be used; the message says why."""
+
+
+# --------------------------------------------------------------------------- quarters
+
+
+def _quarter(d: date) -> tuple[int, int]:
+    return d.year, (d.month - 1) // 3 + 1
+
+
+def _quarter_start(y: int, q: int) -> date:
+    return date(y, 3 * (q - 1) + 1, 1)
+
+
+def _next(y: int, q: int) -> tuple[int, int]:
+    return (y, q + 1) if q < 4 else (y + 1, 1)
+
+
+def _quarter_end(y: int, q: int) -> date:
+    ny, nq = _next(y, q)
+    return date.fromordinal(_quarter_start(ny, nq).toordinal() - 1)
+
+
+@dataclass(frozen=True)
+class _Period:
+    quarters: tuple[tuple[int, int], ...]  # (year, quarter), in order
+    bounds: tuple[datetime, ...]  # UTC start of each quarter, and the end of the last
+
+    @property
+    def labels(self) -> list[str]:
+        return [f"{y} kv{q}" for y, q in self.quarters]
+
+
+def _period(first: tuple[int, int], last: tuple[int, int], tz: str) -> _Period:
+    quarters = [first]
+    while quarters[-1] < last:
+        quarters.append(_next(*quarters[-1]))
+    zone = ZoneInfo(tz)
+    edges = [*quarters, _next(*quarters[-1])]
+    bounds = tuple(datetime.combine(_quarter_start(y, q), time(0), zone).astimezone(timezone.utc)
+                   for y, q in edges)
+    return _Period(tuple(quarters), bounds)
+
+
+# --------------------------------------------------------------------------- protection
+
+
+class _Rounder:
+    """Unbiased random rounding to multiples of `base`, decided once per number by a keyed hash
+    of where the number sits (so a report asked again, or sliced otherwise, gets the very same
+    rounded pieces, and nobody without the secret key can tell which way a number went)."""
+
+    def __init__(self, app: App, base: int):
+        self.crypto = app.crypto
+        self.base = base
+
+    def u(self, cell: str) -> float:
+        return int(self.crypto.lookup_hash(f"tala report rounding|{cell}")[:13], 16) / 16 ** 13
+
+    def one(self, n: int, cell: str) -> int:
+        whole, rest = divmod(n, self.base)
+        return (whole + (1 if self.u(cell) * self.base < rest else 0)) * self.base
+
+    def parts(self, parts: dict[K, int], total: int, cell: str) -> dict[K, int]:
+        """Round the parts of a total (already rounded with `one`) so they add up to it: each
+        part goes down or up, and the ones that go up are drawn with weights of what they
+        lack (Efraimidis-Spirakis), keyed like `one`."""
+        b = self.base
+        out = {k: (n // b) * b for k, n in parts.items()}
+        ups = (total - sum(out.values())) // b
+        rest = {k: n % b for k, n in parts.items() if n % b}
+        if not 0 <= ups <= len(rest):
+            raise AssertionError("rounded total does not fit its parts")  # cannot happen
+        order = sorted(rest, key=lambda k: (-(self.u(f"{cell}|{k}") ** (b / rest[k])), str(k)))
+        for k in order[:ups]:
+            out[k] += b
+        return out
+
+
+def _pool(sizes: dict[str, int], min_group: int, *, fill: bool) -> dict[str, str | None]:
+    """Where each group is shown: under its own name, or OTHER when it has fewer than
+    `min_group` children. When OTHER would hold 1 to min_group-1 children, `fill` adds the
+    next smallest named group to it until it is big enough; without `fill`, OTHER is dropped
+    (None: left out)."""
+    named = {k for k, n in sizes.items() if n >= min_group}
+    while True:
+        pooled = sum(n for k, n in sizes.items() if k not in named)
+        if pooled == 0 or pooled >= min_group:
+            return {k: (k if k in named else OTHER) for k in sizes}
+        if not fill or not named:
+            return {k: (k if k in named else None) for k in sizes}
+        named.remove(min(named, key=lambda k: (sizes[k], k)))
+
+
+# --------------------------------------------------------------------------- SQL
+
+
+def _quarter_case(col: Any, period: _Period, values: list[Any]) -> Any:
+    return case(*[(col < period.bounds[i + 1], values[i]) for i in range(len(values))])
+
+
+def _in_period(col: Any, period: _Period) -> list[Any]:
+    return [col >= period.bounds[0], col < period.bounds[-1]]
+
+
+def _participation(app: App, period: _Period, qn_ids: list[str]) -> dict[str, list[Any]]:
+    """Children counted once per unit, quarter and questionnaire (a child invited twice in a
+    quarter counts once, by the furthest they got), grouped per block and level, and per
+    block, level and caseworker, age band or language."""
+    created = Invitation.created_at
+    n = len(period.quarters)
+    completed = or_(SessionRow.status == "completed", Invitation.status == "completed")
+    started = or_(SessionRow.id.is_not(None), Invitation.status.in_(STARTED_STATUSES))
+    inv = (select(Invitation.child_id.label("child_id"), Child.unit.label("unit"),
+                  Child.caseworker.label("caseworker"), Child.birth_year.label("birth_year"),
+                  _quarter_case(created, period, list(range(n))).label("k"),
+                  _quarter_case(created, period, [y for y, _ in period.quarters]).label("yr"),
+                  Invitation.questionnaire_id.label("qn"), Invitation.lang.label("lang"),
+                  case((completed, 2), (started, 1), else_=0).label("level"))
+           .join(Child, Child.id == Invitation.child_id)
+           .outerjoin(SessionRow, SessionRow.id == Invitation.session_id)
+           .where(*_in_period(created, period), Invitation.questionnaire_id.in_(qn_ids))
+           .subquery("inv"))
+    age = inv.c.yr - inv.c.birth_year
+    band = case((inv.c.birth_year.is_(None), "unknown"), (age.between(6, 11), "6-11"),
+                (age.between(12, 18), "12-18"), else_="other")
+    child = (select(inv.c.child_id, inv.c.unit, inv.c.caseworker, band.label("age_band"),
+                    inv.c.k, inv.c.qn, func.max(inv.c.level).label("lvl"),
+                    func.max(inv.c.lang).label("language"))
+             .group_by(inv.c.child_id, inv.c.unit, inv.c.caseworker, inv.c.birth_year,
+                       inv.c.yr, inv.c.k, inv.c.qn)
+             .subquery("per_child"))
+    out: dict[str, list[Any]] = {}
+    with app.db.Session() as db:
+        for dim in ("block", "caseworker", "age_band", "language"):
+            cols = [child.c.unit, child.c.k, child.c.qn, child.c.lvl]
+            if dim != "block":
+                cols.append(child.c[dim])
+            out[dim] = list(db.execute(select(*cols, func.count().label("n")).group_by(*cols)))
+    return out
+
+
+def _answers(app: App, period: _Period, qns: list[Questionnaire]) -> tuple[list, list]:
+    """Per unit, quarter and questionnaire: how many children answered (their latest session
+    in that quarter counts), and how many gave each current, not skipped, fixed answer."""
+    created = Invitation.created_at
+    s0 = (select(SessionRow.id.label("sid"), Invitation.child_id.label("child_id"),
+                 Child.unit.label("unit"),
+                 _quarter_case(created, period, list(range(len(period.quarters)))).label("k"),
+                 Invitation.questionnaire_id.label("qn"), SessionRow.started_at)
+          .join(Invitation, Invitation.session_id == SessionRow.id)
+          .join(Child, Child.id == Invitation.child_id)
+          .where(*_in_period(created, period), SessionRow.started_at.is_not(None),
+                 Invitation.questionnaire_id.in_([q.id for q in qns]))
+          .subquery("s0"))
+    rn = func.row_number().over(partition_by=(s0.c.child_id, s0.c.k, s0.c.qn),
+                                order_by=(s0.c.started_at.desc(), s0.c.sid.desc()))
+    s1 = select(s0.c.sid, s0.c.unit, s0.c.k, s0.c.qn, rn.label("rn")).subquery("s1")
+    latest = (select(s1.c.sid, s1.c.unit, s1.c.k, s1.c.qn).where(s1.c.rn == 1)
+              .subquery("latest"))
+    block = [latest.c.unit, latest.c.k, latest.c.qn]
+    opts = cast(AnswerRow.value_options, String)
+    fixed = [(latest.c.qn == qn.id) & AnswerRow.question_id.in_(
+        [q.id for q in qn.questions if q.type in FIXED_TYPES]) for qn in qns]
+    answers = (select(*block, AnswerRow.question_id, AnswerRow.value_num,
+                      AnswerRow.value_option, opts.label("opts"), func.count().label("n"))
+               .select_from(AnswerRow).join(latest, latest.c.sid == AnswerRow.session_id)
+               .where(AnswerRow.current.is_(True), AnswerRow.skipped.is_(False), or_(*fixed))
+               .group_by(*block, AnswerRow.question_id, AnswerRow.value_num,
+                         AnswerRow.value_option, opts))
+    with app.db.Session() as db:
+        respondents = list(db.execute(select(*block, func.count().label("n"))
+                                      .group_by(*block)))
+        rows = list(db.execute(answers))
+    return respondents, rows
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+Block = tuple[int, str, str]  # (quarter index in the period, questionnaire, unit or OTHER)
+
+
+def _blocks_of(sizes: dict[tuple[int, str], dict[str, int]],
+               min_group: int) -> dict[tuple[int, str, str], Block | None]:
+    """(k, questionnaire, unit) -> the block it is counted in, or None when left out."""
+    out: dict[tuple[int, str, str], Block | None] = {}
+    for (k, qn), units in sizes.items():
+        for unit, shown in _pool(units, min_group, fill=False).items():
+            out[(k, qn, unit)] = None if shown is None else (k, qn, shown)
+    return out
+
+
+def _cell(period: _Period, block: Block, *rest: Any) -> str:
+    y, q = period.quarters[block[0]]
+    return "|".join([f"{y}q{q}", block[1], block[2], *map(str, rest)])
+
+
+def _value_of(q: Any, row: Any) -> list[Any]:
+    """The answer value(s) of a grouped answer row, only those the question knows."""
+    if q.type == "multi_choice":
+        try:
+            ids = json.loads(row.opts) if row.opts else None
+        except ValueError:
+            return []
+        return [i for i in ids if q.option(i)] if isinstance(ids, list) else []
+    if q.type == "scale":
+        v = row.value_num
+        ok = v is not None and float(v).is_integer() and q.scale.min <= v <= q.scale.max
+        return [int(v)] if ok else []
+    if q.type == "yes_no":
+        return [row.value_option] if row.value_option in ("yes", "no") else []
+    return [row.value_option] if q.option(row.value_option or "") else []
+
+
+def _possible(q: Any) -> list[Any]:
+    if q.type == "yes_no":
+        return ["yes", "no"]
+    if q.type == "scale":
+        return list(range(q.scale.min, q.scale.max + 1))
+    return [o.id for o in q.options]
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def build_report(app: App, actor: str, unit: str | None = None, since: date | None = None,
+                 until: date | None = None, questionnaire: str | None = None,
+                 min_group: int = 5) -> dict:
+    """The anonymised report for these filters (see the module docstring for the rules).
+    Writes the audit log first, whatever happens next."""
+    filters = {"unit": unit, "since": since.isoformat() if since else None,
+               "until": until.isoformat() if until else None,
+               "questionnaire": questionnaire, "min_group": min_group}
+    app.db.audit(actor, "report", None, json.dumps(filters, ensure_ascii=False))
+    if min_group < 2:
+        raise ReportError("min_group must be 2 or more (5 is the default).")
+    if questionnaire is not None and questionnaire not in app.questionnaires:
+        raise ReportError(f"No questionnaire '{questionnaire}'. There are: "
+                          f"{', '.join(sorted(app.questionnaires))}.")
+    if since and until and since > until:
+        raise ReportError("--since is after --until.")
+    qns = [app.questionnaires[questionnaire]] if questionnaire else \
+        [app.questionnaires[k] for k in sorted(app.questionnaires)]
+    tz = app.settings.timezone
+    first = _quarter(since) if since else None
+    last = _quarter(until) if until else None
+    if first is None or last is None:
+        with app.db.Session() as db:
+            lo, hi = db.execute(select(func.min(Invitation.created_at),
+                                       func.max(Invitation.created_at))).one()
+        if lo is not None:
+            first = first or _quarter(_as_utc(lo).astimezone(ZoneInfo(tz)).date())
+            last = last or _quarter(_as_utc(hi).astimezone(ZoneInfo(tz)).date())
+    report: dict[str, Any] = {
+        "title": "Barnens svar: sammanställning för enheter och perioder",
+        "filters": {"unit": unit, "questionnaire": questionnaire, "min_group": min_group,
+                    "requested_since": filters["since"], "requested_until": filters["until"],
+                    "since": None, "until": None},
+        "quarters": [], "too_few": True,
+        "message": f"För få barn för att visa något (färre än {min_group}).",
+        "participation": None, "questions": [], "notes": [],
+    }
+    if first is None or last is None or first > last:
+        return report
+    period = _period(first, last, tz)
+    report["filters"]["since"] = _quarter_start(*period.quarters[0]).isoformat()
+    report["filters"]["until"] = _quarter_end(*period.quarters[-1]).isoformat()
+    report["quarters"] = period.labels
+    rounder = _Rounder(app, min_group)
+
+    participation = _build_participation(app, period, qns, unit, min_group, rounder)
+    if participation is None:
+        return report
+    report["too_few"] = False
+    report["message"] = None
+    report["participation"] = participation
+    report["questions"] = _build_questions(app, period, qns, unit, min_group, rounder)
+    report["notes"] = _notes(report, min_group)
+    return report
+
+
+def _build_participation(app: App, period: _Period, qns: list[Questionnaire],
+                         unit: str | None, min_group: int, rounder: _Rounder) -> dict | None:
+    rows = _participation(app, period, [q.id for q in qns])
+    sizes: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows["block"]:
+        sizes[(r.k, r.qn)][r.unit or NO_VALUE] += r.n
+    where = _blocks_of(sizes, min_group)
+    true: dict[Block, dict[int, int]] = defaultdict(lambda: dict.fromkeys(LEVELS, 0))
+    for r in rows["block"]:
+        b = where[(r.k, r.qn, r.unit or NO_VALUE)]
+        if b is not None:
+            true[b][r.lvl] += r.n
+    chosen = [b for b in true if unit is None or b[2] == unit]
+    if not chosen:
+        return None
+    # Each block: the number invited, rounded; then its levels, rounded to add up to it.
+    levels: dict[Block, dict[int, int]] = {}
+    for b, cells in true.items():
+        total = rounder.one(sum(cells.values()), _cell(period, b, "invited"))
+        levels[b] = rounder.parts(cells, total, _cell(period, b, "levels"))
+
+    def measures(lv: dict[int, int]) -> dict[str, Any]:
+        invited = sum(lv.values())
+        done = lv[2]
+        return {"invited": invited, "started": lv[1] + lv[2], "completed": done,
+                "share_percent": round(100 * done / invited) if invited else None}
+
+    def add(into: dict[int, int], lv: dict[int, int]) -> None:
+        for k in LEVELS:
+            into[k] += lv[k]
+
+    total: dict[int, int] = dict.fromkeys(LEVELS, 0)
+    per_unit: dict[str, dict[int, int]] = defaultdict(lambda: dict.fromkeys(LEVELS, 0))
+    for b in chosen:
+        add(total, levels[b])
+        add(per_unit[b[2]], levels[b])
+    out: dict[str, Any] = {"total": measures(total),
+                           "unit": _rows("unit", per_unit, measures)}
+    for dim, title in (("caseworker", "caseworker"), ("age_band", "age_band"),
+                       ("language", "language")):
+        cats: dict[Block, dict[str, dict[int, int]]] = defaultdict(
+            lambda: defaultdict(lambda: dict.fromkeys(LEVELS, 0)))
+        for r in rows[dim]:
+            b = where[(r.k, r.qn, r.unit or NO_VALUE)]
+            if b is not None:
+                cats[b][getattr(r, dim) or NO_VALUE][r.lvl] += r.n
+        summed: dict[str, dict[int, int]] = defaultdict(lambda: dict.fromkeys(LEVELS, 0))
+        for b in chosen:
+            inside = cats[b]
+            shown = _pool({c: sum(v.values()) for c, v in inside.items()}, min_group, fill=True)
+            merged: dict[str, dict[int, int]] = defaultdict(lambda: dict.fromkeys(LEVELS, 0))
+            for c, v in inside.items():
+                add(merged[shown[c]], v)
+            # The rows' invited add up to the block's; each row's levels add up to its invited.
+            invited = rounder.parts({c: sum(v.values()) for c, v in merged.items()},
+                                    sum(levels[b].values()), _cell(period, b, dim, "invited"))
+            for c, v in merged.items():
+                add(summed[c], rounder.parts(v, invited[c], _cell(period, b, dim, c, "levels")))
+        out[title] = _rows(dim, summed, measures)
+    return out
+
+
+def _group_label(dim: str, key: str) -> str:
+    if key == OTHER:
+        return OTHER_TITLES[dim]
+    if dim == "unit":
+        return key or "(ingen enhet)"
+    if dim == "caseworker":
+        return key or "(ingen angiven)"
+    if dim == "age_band":
+        return {"6-11": "6-11 år", "12-18": "12-18 år", "other": "annan ålder",
+                "unknown": "okänd ålder"}.get(key, key)
+    try:
+        name = Locale.parse("sv").languages.get(key)
+    except (ValueError, TypeError):
+        name = None
+    return f"{name} ({key})" if name else key
+
+
+_BAND_ORDER = {"6-11": "0", "12-18": "1", "other": "2", "unknown": "3"}
+
+
+def _rows(dim: str, groups: dict[str, dict[int, int]], measures: Any) -> list[dict]:
+    def order_key(k: str) -> tuple[bool, str]:
+        if dim == "age_band":
+            return k == OTHER, _BAND_ORDER.get(k, k)
+        return k == OTHER, _group_label(dim, k).casefold()
+
+    order = sorted(groups, key=order_key)
+    return [{"group": _group_label(dim, k), "other": k == OTHER, **measures(groups[k])}
+            for k in order]
+
+
+def _build_questions(app: App, period: _Period, qns: list[Questionnaire], unit: str | None,
+                     min_group: int, rounder: _Rounder) -> list[dict]:
+    respondents, rows = _answers(app, period, qns)
+    sizes: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in respondents:
+        sizes[(r.k, r.qn)][r.unit or NO_VALUE] += r.n
+    where = _blocks_of(sizes, min_group)
+    by_id = {q.id: q for q in qns}
+    # block -> question -> value -> children; and block -> question -> children who answered
+    counts: dict[Block, dict[str, dict[Any, int]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(int)))
+    answered: dict[Block, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        b = where.get((r.k, r.qn, r.unit or NO_VALUE))
+        qn = by_id[r.qn]
+        if b is None or not qn.has(r.question_id):
+            continue
+        q = qn.question(r.question_id)
+        values = _value_of(q, r)
+        if not values:
+            continue
+        answered[b][q.id] += r.n
+        for v in values:
+            counts[b][q.id][v] += r.n
+    chosen = [b for b in set(where.values()) if b is not None and (unit is None or b[2] == unit)]
+    out = []
+    for qn in qns:
+        mine = [b for b in chosen if b[1] == qn.id]
+        if not mine:
+            continue
+        for q in qn.questions:
+            if q.type not in FIXED_TYPES:
+                continue
+            n_sum = 0
+            v_sum: dict[Any, int] = dict.fromkeys(_possible(q), 0)
+            for b in mine:
+                n = rounder.one(answered[b][q.id], _cell(period, b, q.id, "answered"))
+                n_sum += n
+                seen = counts[b][q.id]
+                if q.type == "multi_choice":
+                    for v in v_sum:
+                        chosen_n = seen.get(v, 0)
+                        split = rounder.parts({"yes": chosen_n,
+                                               "no": answered[b][q.id] - chosen_n}, n,
+                                              _cell(period, b, q.id, v))
+                        v_sum[v] += split["yes"]
+                else:
+                    split = rounder.parts({v: seen.get(v, 0) for v in v_sum}, n,
+                                          _cell(period, b, q.id, "values"))
+                    for v in v_sum:
+                        v_sum[v] += split[v]
+            out.append({
+                "questionnaire": qn.id, "questionnaire_title": qn.title,
+                "question_id": q.id, "question": q.text, "type": q.type, "domain": q.domain,
+                "answered": n_sum,
+                "values": [{"value": v, "label": _label(qn, q.id, [v] if q.type ==
+                                                        "multi_choice" else v, False) or str(v),
+                            "count": c,
+                            "percent": round(100 * c / n_sum) if n_sum else None}
+                           for v, c in v_sum.items()]})
+    return out
+
+
+def _notes(report: dict, min_group: int) -> list[str]:
+    f = report["filters"]
+    notes = [f"Alla antal är avrundade till jämna {min_group}-tal, så att inget barn kan pekas "
+             "ut; summor och procent är därför ungefärliga.",
+             f"Enheter, handläggare, åldrar och språk med färre än {min_group} barn i ett "
+             "kvartal visas som Övriga (eller inte alls, om de är för få även tillsammans).",
+             "Ett barn räknas en gång per kvartal och formulär; svaren kommer från barnets "
+             "senaste påbörjade svarstillfälle det kvartalet. Fritext visas aldrig."]
+    if (f["requested_since"] and f["requested_since"] != f["since"]) or \
+            (f["requested_until"] and f["requested_until"] != f["until"]):
+        notes.append(f"Perioden är utvidgad till hela kvartal: {f['since']} - {f['until']}.")
+    if not report["questions"]:
+        notes.append(f"Inga svar visas: färre än {min_group} barn har svarat.")
+    return notes
+
+
+# --------------------------------------------------------------------------- output
+
+
+def cells(report: dict) -> list[dict[str, Any]]:
+    """Every number of a report as one flat row (the CSV rows, and the HTML data-key cells)."""
+    out: list[dict[str, Any]] = []
+    p = report.get("participation")
+    if p:
+        groups = [("total", [{"group": "Totalt", **p["total"]}])] + \
+            [(dim, p[dim]) for dim in BREAKDOWNS]
+        for dim, rows in groups:
+            for row in rows:
+                for m in (*MEASURES, "share_percent"):
+                    out.append({"section": "participation", "breakdown": dim,
+                                "group": row["group"], "questionnaire": "", "question_id": "",
+                                "question": "", "value": "", "label": MEASURE_TITLES[m],
+                                "measure": m, "count": row[m]})
+    for q in report.get("questions") or []:
+        base = {"section": "answers", "breakdown": "", "group": "",
+                "questionnaire": q["questionnaire"], "question_id": q["question_id"],
+                "question": q["question"]}
+        out.append({**base, "value": "", "label": "Svarade", "measure": "answered",
+                    "count": q["answered"]})
+        for v in q["values"]:
+            for m in ("count", "percent"):
+                out.append({**base, "value": v["value"], "label": v["label"], "measure": m,
+                            "count": v[m]})
+    return out
+
+
+def cell_key(row: dict[str, Any]) -> str:
+    return "|".join(str(row[c]) for c in ("section", "breakdown", "group", "questionnaire",
+                                          "question_id", "value", "measure"))
+
+
+def to_json(report: dict) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2)
+
+
+def to_csv(report: dict) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    if report["too_few"]:
+        w.writerow({"section": "too_few", "label": report["message"]})
+    for row in cells(report):
+        w.writerow({**row, "count": "" if row["count"] is None else row["count"]})
+    return buf.getvalue()
+
+
+def _filters_line(report: dict) -> str:
+    f = report["filters"]
+    period = (f"{report['quarters'][0]} - {report['quarters'][-1]} ({f['since']} - {f['until']})"
+              if report["quarters"] else "ingen data")
+    return (f"Enhet: {f['unit'] or 'alla'}  |  Period: {period}  |  "
+            f"Formulär: {f['questionnaire'] or 'alla'}  |  Minsta grupp: {f['min_group']}")
+
+
+def _fmt(v: Any, percent: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{v} %" if percent else str(v)
+
+
+def render_text(report: dict) -> Group:
+    parts: list[Any] = [Text(report["title"], style="bold"), Text(_filters_line(report))]
+    if report["too_few"]:
+        parts.append(Text(report["message"], style="yellow"))
+        return Group(*parts)
+    p = report["participation"]
+    for dim in ("total", *BREAKDOWNS):
+        rows = [{"group": "Totalt", **p["total"]}] if dim == "total" else p[dim]
+        t = Table(title=BREAKDOWN_TITLES[dim], title_justify="left", show_edge=False)
+        t.add_column("Grupp")
+        for m in (*MEASURES, "share_percent"):
+            t.add_column(MEASURE_TITLES[m], justify="right")
+        for r in rows:
+            t.add_row(r["group"], *[_fmt(r[m]) for m in MEASURES],
+                      _fmt(r["share_percent"], True))
+        parts.append(t)
+    current = None
+    for q in report["questions"]:
+        if q["questionnaire"] != current:
+            current = q["questionnaire"]
+            parts.append(Text(f"\n{q['questionnaire_title']} ({current})", style="bold"))
+        t = Table(title=f"{DOMAIN_TITLES.get(q['domain'], q['domain'])}: {q['question']} "
+                        f"(svarade: {q['answered']})", title_justify="left", show_edge=False)
+        t.add_column("Svar")
+        t.add_column("Antal", justify="right")
+        t.add_column("Andel", justify="right")
+        for v in q["values"]:
+            t.add_row(v["label"], _fmt(v["count"]), _fmt(v["percent"], True))
+        parts.append(t)
+    parts += [Text(n, style="dim") for n in report["notes"]]
+    return Group(*parts)
+
+
+_CSS = """
+@page { size: A4; margin: 14mm; }
+body { font-family: "Segoe UI", Arial, sans-serif; font-size: 10pt; color: #111; margin: 0; }
+h1 { font-size: 15pt; margin: 0 0 4pt; } h2 { font-size: 12pt; margin: 12pt 0 4pt; }
+h3 { font-size: 10pt; margin: 8pt 0 2pt; }
+p.filters { margin: 0 0 8pt; color: #333; }
+table { border-collapse: collapse; width: 100%; margin-bottom: 6pt; page-break-inside: avoid; }
+th, td { border-bottom: 0.5pt solid #bbb; padding: 2pt 5pt; text-align: left; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.bar { width: 30%; } td.bar span { display: block; height: 7pt; background: #4a7ab8;
+  -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+.question { page-break-inside: avoid; }
+.notes { color: #444; font-size: 8.5pt; margin-top: 10pt; }
+.too-few { font-size: 12pt; padding: 8pt; border: 1pt solid #c90; }
+"""
+
+
+def _num(row: dict[str, Any], percent: bool = False) -> str:
+    return (f'<td class="n" data-key="{html.escape(cell_key(row))}">'
+            f'{html.escape(_fmt(row["count"], percent))}</td>')
+
+
+def to_html(report: dict) -> str:
+    """One self-contained page (no scripts, fonts or images from the network) for A4 paper."""
+    e = html.escape
+    out = ['<!DOCTYPE html><html lang="sv"><head><meta charset="utf-8">',
+           f"<title>{e(report['title'])}</title><style>{_CSS}</style></head><body>",
+           f"<h1>{e(report['title'])}</h1>", f'<p class="filters">{e(_filters_line(report))}</p>']
+    if report["too_few"]:
+        out.append(f'<p class="too-few">{e(report["message"])}</p></body></html>')
+        return "".join(out)
+    rows = cells(report)
+    part = [r for r in rows if r["section"] == "participation"]
+    out.append("<h2>Deltagande</h2>")
+    for dim in ("total", *BREAKDOWNS):
+        mine = [r for r in part if r["breakdown"] == dim]
+        out.append(f"<h3>{e(BREAKDOWN_TITLES[dim])}</h3><table><tr><th>Grupp</th>" +
+                   "".join(f'<th class="n">{e(MEASURE_TITLES[m])}</th>'
+                           for m in (*MEASURES, "share_percent")) + "</tr>")
+        for group in dict.fromkeys(r["group"] for r in mine):
+            cols = {r["measure"]: r for r in mine if r["group"] == group}
+            out.append(f"<tr><td>{e(group)}</td>" + "".join(
+                _num(cols[m], m == "share_percent") for m in (*MEASURES, "share_percent")) +
+                "</tr>")
+        out.append("</table>")
+    current = None
+    answers = [r for r in rows if r["section"] == "answers"]
+    for q in report["questions"]:
+        if q["questionnaire"] != current:
+            current = q["questionnaire"]
+            out.append(f"<h2>Svar: {e(q['questionnaire_title'])} ({e(current)})</h2>")
+        mine = [r for r in answers if r["questionnaire"] == current
+                and r["question_id"] == q["question_id"]]
+        head = next(r for r in mine if r["measure"] == "answered")
+        out.append(f'<div class="question"><h3>{e(q["question"])}</h3><table><tr>'
+                   f'<th>Svar</th><th class="n">Antal</th><th class="n">Andel</th>'
+                   f'<th></th></tr><tr><td>Svarade</td>{_num(head)}<td></td><td></td></tr>')
+        for v in q["values"]:
+            count = next(r for r in mine if r["measure"] == "count" and r["value"] == v["value"])
+            pct = next(r for r in mine if r["measure"] == "percent" and r["value"] == v["value"])
+            width = v["percent"] or 0
+            out.append(f"<tr><td>{e(v['label'])}</td>{_num(count)}{_num(pct, True)}"
+                       f'<td class="bar"><span style="width:{width}%"></span></td></tr>')
+        out.append("</table></div>")
+    out.append('<div class="notes">' + "".join(f"<p>{e(n)}</p>" for n in report["notes"]) +
+               "</div></body></html>")
+    return "".join(out)
+
+
+def numbers(report: dict) -> dict[str, Any]:
+    """Every number of a report by its cell key: what the renderers must all agree on."""
+    return {cell_key(r): r["count"] for r in cells(report)}
