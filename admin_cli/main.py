@@ -45,11 +45,6 @@ class Channel(str, Enum):
     telegram = "telegram"
 
 
-class SummaryFormat(str, Enum):
-    text = "text"
-    json = "json"
-
-
 def fail(message: str, code: int = 2) -> None:
     err.print(f"[red]{message}[/red]")
     raise typer.Exit(code)
@@ -195,33 +190,57 @@ def invite(
             out.print(f"To answer in this terminal: [bold]tala demo --code {inv.code}[/bold]")
 
 
+class SummaryFormat(str, Enum):
+    text = "text"
+    json = "json"
+    html = "html"
+    png = "png"
+
+
 @app.command("summary")
 def summary_cmd(
     case: str = typer.Argument(..., help="The case reference."),
     fmt: SummaryFormat = typer.Option(SummaryFormat.text, "--format"),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write to this file."),
+    since: Optional[datetime] = typer.Option(None, "--since", formats=["%Y-%m-%d"]),
+    until: Optional[datetime] = typer.Option(None, "--until", formats=["%Y-%m-%d"]),
+    compare: Optional[tuple[str, str]] = typer.Option(
+        None, "--compare", help="BEFORE AFTER: two dates (YYYY-MM-DD: the latest session on "
+        "or before each) or session ids, e.g. before and after an intervention."),
 ) -> None:
-    """What the child said, for the caseworker. Every read is written to the audit log."""
+    """What the child said, for the caseworker: by life area, what they want help with first,
+    important answers marked, scale answers over time. Every read is in the audit log."""
     from admin_cli import summary
 
+    if fmt is SummaryFormat.png and not out_file:
+        fail("A PNG needs a file: add --out summary.png")
+    if compare is not None and None in compare:
+        compare = None
     with built() as a:
         allowed(a, "summary", case_ref=case)
         try:
-            data = summary.build(a, case, a.settings.user)
+            data = summary.build(a, case, a.settings.user, since=since.date() if since else None,
+                                 until=until.date() if until else None, compare=compare)
         except summary.SummaryError as e:
             fail(str(e))
-        if fmt is SummaryFormat.json:
-            text = json.dumps(data, ensure_ascii=False, indent=2)
-            if out_file:
-                out_file.write_text(text + "\n", encoding="utf-8")
-            else:
-                typer.echo(text)
+        if fmt is SummaryFormat.png:
+            summary.render_png(a, data, out_file)
+            err.print(f"Wrote {out_file}.")
             return
+        if fmt is SummaryFormat.text:
+            if out_file:
+                with out_file.open("w", encoding="utf-8") as fh:
+                    Console(file=fh, width=100).print(summary.render_text(a, data))
+            else:
+                out.print(summary.render_text(a, data))
+            return
+        text = (json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+                if fmt is SummaryFormat.json else summary.render_html(a, data))
         if out_file:
-            with out_file.open("w", encoding="utf-8") as fh:
-                Console(file=fh, width=100).print(summary.render(a, data))
+            out_file.write_text(text, encoding="utf-8")
+            err.print(f"Wrote {out_file}.")
         else:
-            out.print(summary.render(a, data))
+            sys.stdout.write(text)
 
 
 @flows_app.command("check")
