@@ -1,0 +1,226 @@
+"""Telegram end to end: real Update JSON posted to tala's server over HTTP, a local fake Bot API
+that records what tala sends, and real Redis and SQL underneath."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from admin_cli import summary
+from bot.channels.telegram import deep_link
+from bot.server import build_web_app
+from bot.speech import Speech
+from tests.conftest import APP_BACKENDS, _build
+from tests.fakes.server import RunningServer
+from tests.fakes.telegram_api import FakeTelegram
+
+SECRET = "s3cret-webhook-token"
+CHAT = 777001
+
+
+@pytest.fixture
+def tg():
+    with FakeTelegram() as fake:
+        yield fake
+    assert fake.unhandled == [], fake.unhandled
+
+
+@pytest.fixture(params=APP_BACKENDS, ids=lambda p: f"{p[0]}-redis+{p[1]}")
+def tg_app(request, tmp_path, embedded_redis_url, tg, monkeypatch):
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", tg.token)
+    monkeypatch.setenv("TELEGRAM_BOT_USERNAME", tg.username)
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", tg.api_base_url)
+    monkeypatch.setenv("TALA_PUBLIC_URL", "https://tala.example.org")
+    app = _build(tmp_path, *request.param, embedded_redis_url)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def server(tg_app):
+    with RunningServer(build_web_app(tg_app, worker=False)) as running:
+        yield running
+
+
+class Chat:
+    """A child's Telegram chat: what they type or press becomes an Update posted to tala."""
+
+    def __init__(self, server, fake: FakeTelegram, chat_id: int = CHAT):
+        self.server, self.fake, self.chat_id = server, fake, chat_id
+
+    def post(self, update: dict, secret: str | None = SECRET) -> requests.Response:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
+        return requests.post(self.server.url + "/telegram/webhook", json=update,
+                             headers=headers, timeout=30)
+
+    def type(self, text: str) -> dict:
+        update = self.fake.message_update(self.chat_id, text)
+        assert self.post(update).status_code == 200
+        return update
+
+    def press(self, data: str, message_id: int | None = None) -> dict:
+        update = self.fake.callback_update(self.chat_id, data, message_id or self.last_id())
+        assert self.post(update).status_code == 200
+        return update
+
+    def mine(self) -> list[dict]:
+        return [m for m in self.fake.sent if str(m["chat_id"]) == str(self.chat_id)]
+
+    def last(self) -> dict:
+        return self.mine()[-1]
+
+    def last_id(self) -> int:
+        return self.last()["message_id"]
+
+    def buttons(self) -> list[str]:
+        markup = self.last()["reply_markup"] or {"inline_keyboard": []}
+        return [b["callback_data"] for row in markup["inline_keyboard"] for b in row]
+
+
+def _invite(app, case="T-1", age=9):
+    return app.service.invite(case, age, channel="telegram", actor="anna")
+
+
+def test_setup_registers_the_webhook_with_its_secret_and_the_bot_menu(tg_app, tg, server):
+    assert tg.webhook["url"] == "https://tala.example.org/telegram/webhook"
+    assert tg.webhook["secret_token"] == SECRET
+    [menu] = tg.calls_to("setMyCommands")
+    names = [c["command"] for c in menu["params"]["commands"]]
+    assert {"help", "pause", "back", "language", "answers", "stop"} <= set(names)
+
+
+def test_a_whole_followup_6_11_by_buttons_and_typing(tg_app, tg, server):
+    inv = _invite(tg_app)
+    link = deep_link(tg_app.settings, inv.code)
+    assert link == f"https://t.me/{tg.username}?start={inv.code}" and len(inv.code) == 16
+    chat = Chat(server, tg)
+    chat.type(f"/start {inv.code}")
+    assert "Hur har du det där du bor?" in chat.last()["text"]
+    assert "a|home_feel|4" in chat.buttons()
+    assert any(b.startswith("r|") for b in chat.buttons()) == Speech(
+        tg_app.settings.data_path / "speech").can_speak("sv")
+
+    chat.press("a|home_feel|2")  # a button
+    assert tg.callback_answers[-1]["text"] is None
+    assert tg.edits[-1]["reply_markup"] is None  # the answered question loses its buttons
+    # home_hard: several choices, ticked on the keyboard and sent with "Klar".
+    chat.press("m|home_hard|1")
+    ticked = tg.edits[-1]["reply_markup"]["inline_keyboard"]
+    assert ticked[0][0]["text"].startswith("✅")
+    assert ["d|home_hard|1"] == [b["callback_data"] for row in ticked for b in row
+                                 if b["callback_data"].startswith("d|")]
+    chat.press("m|home_hard|5")
+    chat.press("d|home_hard|5")
+    chat.type("Det är bråk hemma")  # home_more: typed
+    chat.type("ja")  # home_adult: typed, not a button
+    for data in ["a|school_feel|5", "a|friends_have|1", "a|free_time|4", "a|body_feel|4",
+                 "a|mood_feel|4", "a|safe_home|1", "a|hurt_by_adult|2", "a|safe_school|1",
+                 "a|very_sad|2", "a|caseworker_talk|5"]:
+        chat.press(data)
+        assert tg.callback_answers[-1]["text"] is None, data
+    chat.type("2 3")  # help_wanted typed as numbers
+    chat.type("Mer tid med kompisar")
+    assert "116 111" in chat.last()["text"]
+    state = tg_app.service.state(inv.session_id)
+    assert state.status == "completed"
+
+    [session] = summary.build(tg_app, "T-1", "anna")["sessions"]
+    got = {a["question_id"]: a for a in session["answers"]}
+    assert session["channel"] == "telegram"
+    assert got["home_feel"]["value"] == 2 and got["home_hard"]["value"] == ["arguing", "lonely"]
+    assert got["home_more"]["text"] == "Det är bråk hemma"
+    assert got["help_wanted"]["value"] == ["school_friends", "feelings"]
+    assert got["caseworker_talk"]["value"] == 5 and len(got) == len(state.answers)
+
+
+@pytest.mark.skipif(not Speech(__import__("pathlib").Path("/tmp")).available(),
+                    reason="espeak-ng and opusenc are not installed")
+def test_read_aloud_sends_the_question_as_a_voice_message(tg_app, tg, server):
+    inv = _invite(tg_app)
+    chat = Chat(server, tg)
+    chat.type(f"/start {inv.code}")
+    chat.press("r|home_feel")
+    [voice] = tg.voices
+    assert voice["content"][:4] == b"OggS" and b"OpusHead" in voice["content"]
+    assert tg_app.service.state(inv.session_id).answers == {}  # reading changes nothing
+    chat.press("r|home_feel")  # the second time comes from the cache: same audio
+    assert tg.voices[1]["content"] == voice["content"]
+
+
+def test_wrong_or_missing_secret_gets_403_and_changes_nothing(tg_app, tg, server):
+    inv = _invite(tg_app)
+    chat = Chat(server, tg)
+    update = tg.message_update(CHAT, f"/start {inv.code}")
+    assert chat.post(update, secret="wrong").status_code == 403
+    assert chat.post(update, secret=None).status_code == 403
+    assert tg.sent == []
+    assert tg_app.service.session_for_code(inv.code) == inv.session_id  # code still unused
+
+
+def test_a_repeated_update_and_a_double_press_change_nothing(tg_app, tg, server):
+    inv = _invite(tg_app)
+    chat = Chat(server, tg)
+    chat.type(f"/start {inv.code}")
+    question = chat.last_id()
+    update = chat.type("4")
+    before = tg_app.service.state(inv.session_id)
+    sent = len(tg.sent)
+    assert chat.post(update).status_code == 200  # Telegram retries the same update
+    assert tg_app.service.state(inv.session_id) == before and len(tg.sent) == sent
+
+    chat.press("a|home_adult|1")
+    answered = tg_app.service.state(inv.session_id)
+    chat.press("a|home_adult|2", message_id=chat.last_id() - 1)  # the old button again
+    assert tg.callback_answers[-1]["text"] == "Det har du redan svarat på."
+    assert tg_app.service.state(inv.session_id) == answered
+    chat.press("a|home_feel|1", message_id=question)  # a button from further back
+    assert tg_app.service.state(inv.session_id).answers["home_feel"]["value"] == 4
+
+
+def test_used_and_guessed_codes(tg_app, tg, server):
+    inv = _invite(tg_app)
+    Chat(server, tg).type(f"/start {inv.code}")
+    other = Chat(server, tg, chat_id=777002)
+    other.type(f"/start {inv.code}")  # used already
+    assert "hittar ingen inbjudan" in other.last()["text"]
+    guesser = Chat(server, tg, chat_id=777003)
+    for i in range(5):
+        guesser.type(f"/start GUESS{i:011d}")
+    fresh = _invite(tg_app, case="T-2")
+    guesser.type(f"/start {fresh.code}")  # even a right one, once held off
+    assert "provat många gånger" in guesser.last()["text"]
+    assert tg_app.service.state(fresh.session_id).status == "invited"
+    lost = Chat(server, tg, chat_id=777004)
+    lost.type("hej")
+    assert "Öppna länken" in lost.last()["text"]
+
+
+def test_two_channels_never_mix_sessions(tg_app, tg, server):
+    first = _invite(tg_app, case="T-1")
+    second = _invite(tg_app, case="T-2")
+    a, b = Chat(server, tg, 1), Chat(server, tg, 2)
+    a.type(f"/start {first.code}")
+    b.type(f"/start {second.code}")
+    a.type("5")
+    b.type("1")
+    assert tg_app.service.state(first.session_id).answers["home_feel"]["value"] == 5
+    assert tg_app.service.state(second.session_id).answers["home_feel"]["value"] == 1
+
+
+def test_polling_mode_works_against_the_fake(tg_app, tg):
+    inv = _invite(tg_app)
+    with RunningServer(build_web_app(tg_app, worker=False, telegram_polling=True)):
+        assert tg.webhook is None  # polling: no webhook
+        tg.push_update(tg.message_update(CHAT, f"/start {inv.code}"))
+        tg.wait_for("sendMessage", 3, timeout=20)
+        deadline = time.monotonic() + 20
+        tg.push_update(tg.message_update(CHAT, "3"))
+        while time.monotonic() < deadline:
+            state = tg_app.service.state(inv.session_id)
+            if "home_feel" in state.answers:
+                break
+            time.sleep(0.1)
+    assert state.answers["home_feel"]["value"] == 3
