@@ -188,6 +188,25 @@ def _is_number(v: Any) -> bool:
 # --------------------------------------------------------------------------- build
 
 
+def _translation(app: App, lang: str) -> str:
+    """"source" (Swedish), "reviewed" or "draft": how far the child's questions can be
+    trusted to say what the Swedish ones say."""
+    cat = app.runtime.catalogs.by_lang.get(lang)
+    return cat.review_state if cat else "unknown"
+
+
+def language_note(lang: str, translation: str) -> str:
+    """The language the child answered in, for the caseworker, in Swedish."""
+    from babel import Locale
+
+    name = Locale.parse(lang).get_display_name("sv") or lang
+    if translation == "source":
+        return f"språk: {name}"
+    if translation == "reviewed":
+        return f"språk: {name} (granskad översättning)"
+    return f"språk: {name} (översättningen är ett utkast, inte granskad)"
+
+
 def build(app: App, case_ref: str, actor: str, since: date | None = None,
           until: date | None = None, compare: tuple[str, str] | None = None) -> dict:
     """Everything the caseworker may read about one case, as JSON-ready data.
@@ -248,7 +267,8 @@ def build(app: App, case_ref: str, actor: str, since: date | None = None,
         sessions.append({
             "id": s.id, "questionnaire": s.questionnaire_id,
             "questionnaire_version": s.questionnaire_version, "status": s.status,
-            "language": s.lang, "channel": s.channel, "started_at": _iso(s.started_at),
+            "language": s.lang, "translation": _translation(app, s.lang),
+            "channel": s.channel, "started_at": _iso(s.started_at),
             "completed_at": _iso(s.completed_at), "date": day.isoformat() if day else None,
             "answers": rows,
         })
@@ -583,8 +603,8 @@ def render_text(app: App, summary: dict) -> Group:
     for s in reversed(summary["sessions"]):
         qn = app.questionnaires.get(s["questionnaire"])
         head = (f"{qn.title if qn else s['questionnaire']} - {sv_date(_session_day(s))} - "
-                f"{STATUS_TITLES.get(s['status'], s['status'])} - språk: {s['language']} - "
-                f"id {s['id'][:8]}")
+                f"{STATUS_TITLES.get(s['status'], s['status'])} - "
+                f"{language_note(s['language'], s['translation'])} - id {s['id'][:8]}")
         table = Table(show_header=False, box=None, pad_edge=False, expand=False)
         table.add_column(ratio=3)
         table.add_column(ratio=2)
@@ -923,7 +943,8 @@ def render_html(app: App, data: dict) -> str:
             rows.append(f"<tr><td>{_e(sv_date(_session_day(s)))}</td>"
                         f"<td>{_e(qn.title if qn else s['questionnaire'])}</td>"
                         f"<td>{_e(STATUS_TITLES.get(s['status'], s['status']))}</td>"
-                        f"<td>språk: {_e(s['language'])}</td><td>id {_e(s['id'][:8])}</td></tr>")
+                        f"<td>{_e(language_note(s['language'], s['translation']))}</td>"
+                        f"<td>id {_e(s['id'][:8])}</td></tr>")
         out.append(f"<table>{''.join(rows)}</table>")
     for o in data["open_sessions"]:
         line = (f"Öppen inbjudan ({o['questionnaire']}): "

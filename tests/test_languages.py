@@ -109,3 +109,13 @@ def test_arabic_hint_isolates_its_numbers_exactly(runtime, questionnaires):
     assert f"{FSI}0{PDI}" in hint and f"{FSI}10{PDI}" in hint
     numbered = [e for e in t.effects if isinstance(e, Say) and e.prompt]
     assert numbered and not hint.startswith(RLM)  # starts with an Arabic letter: no mark
+
+
+def test_the_summary_says_the_language_and_that_its_translation_is_a_draft(tmp_path):
+    from admin_cli.summary import language_note
+    summary = _demo(tmp_path, "so")
+    [session] = summary["sessions"]
+    assert (session["language"], session["translation"]) == ("so", "draft")
+    assert language_note("so", "draft") == \
+        "språk: somaliska (översättningen är ett utkast, inte granskad)"
+    assert language_note("sv", "source") == "språk: svenska"
