@@ -27,11 +27,17 @@ def N_(msgid: str) -> str:
     return msgid
 
 
+# Letters children's keyboards write either way: Arabic and Persian yeh and kaf, alef maqsura,
+# teh marbuta; the Ukrainian apostrophe typed as a modifier letter.
+_FOLD = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "\u02bc": " ", "\u2019": " "})
+
+
 def normalise(text: str) -> str:
     """Lower case, no diacritics, no punctuation, single spaces: what a child's input and every
     word it is compared with are reduced to ("Japp!" -> "japp", "Hoppa  över" -> "hoppa over").
-    Letters without a decomposition (Arabic, Tigrinya, ...) are kept as they are."""
-    text = unicodedata.normalize("NFKD", text.casefold())
+    Letters without a decomposition (Arabic, Tigrinya, ...) are kept, with the variants in
+    _FOLD made one."""
+    text = unicodedata.normalize("NFKD", text.casefold()).translate(_FOLD)
     out = []
     for ch in text:
         cat = unicodedata.category(ch)

@@ -168,3 +168,10 @@ def test_every_phrase_survives_normalise_and_belongs_to_one_group():
                 assert isinstance(phrase, str) and normalise(phrase), (lang, phrase)
                 other = seen.setdefault(normalise(phrase), group["topic"])
                 assert other == group["topic"], f"{phrase!r} ({lang}) is in {other} too"
+
+
+def test_keyboard_variants_of_arabic_and_persian_letters_match_alike():
+    from flows.i18n import normalise
+    assert normalise("يضربني") == normalise("یضربنی")
+    assert normalise("كتك") == normalise("کتک")
+    assert normalise("\u0431\u02bc\u0454 мене") == normalise("\u0431'\u0454 мене")  # бʼє, б'є
