@@ -11,12 +11,13 @@ and the one transaction that stores a finished session.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary,
-                        String, UniqueConstraint, create_engine, delete, event, func, select)
+from sqlalchemy import (JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, LargeBinary,
+                        String, UniqueConstraint, create_engine, delete, event, func, select,
+                        update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -72,11 +73,35 @@ class Invitation(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class Campaign(Base):
+    """An anonymous group survey: pupils text the keyword (or open the Telegram link) and
+    answer with no case and no name. Only counts ever leave it."""
+
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    questionnaire_id: Mapped[str] = mapped_column(String(64))
+    keyword: Mapped[str] = mapped_column(String(32), index=True)  # normalised
+    code: Mapped[str] = mapped_column(String(32), unique=True)  # for the Telegram link
+    unit: Mapped[str | None] = mapped_column(String(120))
+    opens: Mapped[date] = mapped_column(Date)
+    closes: Mapped[date] = mapped_column(Date)  # the last day it is open
+    langs: Mapped[list] = mapped_column(JSON)
+    created_by: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # How many answers raised a safeguarding rule: the owner learns how many, never which.
+    flagged: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class SessionRow(Base):
     __tablename__ = "sessions"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    child_id: Mapped[int] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"),
-                                          index=True)
+    # A case's session has a child; an anonymous campaign session has a campaign instead.
+    child_id: Mapped[int | None] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"),
+                                                 index=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id",
+                                                               ondelete="CASCADE"), index=True)
     invitation_id: Mapped[str | None] = mapped_column(ForeignKey("invitations.id",
                                                                  ondelete="SET NULL"))
     questionnaire_id: Mapped[str] = mapped_column(String(64))
@@ -340,6 +365,33 @@ class Database:
 
     def has_users(self) -> bool:
         return self.count(User) > 0
+
+    # -- campaigns
+    def add_campaign(self, campaign: Campaign) -> Campaign:
+        with self.Session.begin() as db:
+            db.add(campaign)
+        return campaign
+
+    def campaign(self, name: str) -> Campaign | None:
+        with self.Session() as db:
+            return db.scalar(select(Campaign).where(Campaign.name == name))
+
+    def campaigns(self) -> list[Campaign]:
+        with self.Session() as db:
+            return list(db.scalars(select(Campaign).order_by(Campaign.opens, Campaign.name)))
+
+    def close_campaign(self, name: str, at: datetime) -> Campaign | None:
+        with self.Session.begin() as db:
+            row = db.scalar(select(Campaign).where(Campaign.name == name))
+            if row is not None and row.closed_at is None:
+                row.closed_at = at
+            return row
+
+    def flag_campaign(self, campaign_id: int, n: int = 1) -> None:
+        """Count a safeguarding answer in an anonymous survey (the count only, nothing else)."""
+        with self.Session.begin() as db:
+            db.execute(update(Campaign).where(Campaign.id == campaign_id)
+                       .values(flagged=Campaign.flagged + n))
 
     # -- erasure
     def erase_child(self, case_ref: str) -> tuple[list[Invitation], list[int]] | None:

@@ -141,7 +141,7 @@ def test_audit_log_and_schema_are_real(db):
         row = s.scalars(select(AuditLog)).one()
         assert (row.actor, row.action, row.case_ref) == ("anna", "summary", "K-3")
         version = s.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        assert version == "0003"
+        assert version == "0004"
     assert db.count(Child) == 0 and db.count(Invitation) == 0
 
 
