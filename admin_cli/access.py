@@ -2,7 +2,8 @@
 role and a unit.
 
     caseworker  invite, summary, reply, alerts and ack - for their own unit's cases only
-    manager     group reports for their unit, and the unit's alerts (no child's answers)
+    manager     group reports and anonymous surveys for their unit, and the unit's alerts
+                (no child's answers)
     admin       everything, including export, audit, erase and users
 
 Until the first user is added, tala runs open (everyone may do everything), so a new
@@ -17,14 +18,15 @@ from storage.sql import User
 ROLES = ("caseworker", "manager", "admin")
 ALLOWED = {
     "caseworker": {"invite", "summary", "reply", "alerts", "ack"},
-    "manager": {"report", "alerts", "ack"},
+    "manager": {"report", "alerts", "ack", "campaigns"},
     "admin": {"invite", "summary", "reply", "alerts", "ack", "report", "export", "audit",
-              "erase", "users"},
+              "erase", "users", "campaigns"},
 }
 WHAT = {"invite": "invite children", "summary": "read a child's answers",
         "reply": "reply to a child", "alerts": "see alerts", "ack": "acknowledge alerts",
         "report": "see group reports", "export": "export answers", "audit": "read the audit log",
-        "erase": "erase a child's data", "users": "manage users"}
+        "erase": "erase a child's data", "users": "manage users",
+        "campaigns": "run anonymous surveys"}
 
 
 class AccessError(PermissionError):

@@ -62,6 +62,10 @@ All counting is done by the database (GROUP BY / COUNT); Python only adds up the
 block totals. A multiple-choice answer is a JSON list, which SQLite and PostgreSQL cannot
 unnest in the same SQL, so those answers are grouped by their JSON text in SQL and the few
 distinct combinations are split into options in Python.
+
+Campaigns (anonymous group surveys) have a report of their own, build_campaign_report: the
+same rounding, merging of small groups, answer counting and renderers, with sessions (there
+are no children) counted per day or ISO week; its docstring says what it guarantees.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ import io
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Hashable, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -80,7 +84,7 @@ from babel import Locale
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import String, case, cast, func, or_, select
+from sqlalchemy import String, case, cast, func, literal, or_, select
 
 from admin_cli.summary import DOMAIN_TITLES, _label
 from bot.app import App
@@ -332,6 +336,30 @@ def _possible(q: Any) -> list[Any]:
     return [o.id for o in q.options]
 
 
+def _distribution(rounder: _Rounder, q: Any, answered: int, seen: dict[Any, int],
+                  cell: Any) -> tuple[int, dict[Any, int]]:
+    """One block's answers to one question, rounded: how many answered (rounded once), and
+    how many gave each answer (rounded to add up to it; for multiple choice, each option's
+    chosen / not chosen adds up to it). `cell(*rest)` names where a number sits."""
+    n = rounder.one(answered, cell(q.id, "answered"))
+    if q.type == "multi_choice":
+        return n, {v: rounder.parts({"yes": seen.get(v, 0), "no": answered - seen.get(v, 0)},
+                                    n, cell(q.id, v))["yes"] for v in _possible(q)}
+    return n, rounder.parts({v: seen.get(v, 0) for v in _possible(q)}, n,
+                            cell(q.id, "values"))
+
+
+def _question_entry(qn: Questionnaire, q: Any, answered: int, values: dict[Any, int]) -> dict:
+    return {
+        "questionnaire": qn.id, "questionnaire_title": qn.title,
+        "question_id": q.id, "question": q.text, "type": q.type, "domain": q.domain,
+        "answered": answered,
+        "values": [{"value": v, "label": _label(qn, q.id, [v] if q.type == "multi_choice"
+                                                else v, False) or str(v),
+                    "count": c, "percent": round(100 * c / answered) if answered else None}
+                   for v, c in values.items()]}
+
+
 # --------------------------------------------------------------------------- the report
 
 
@@ -520,30 +548,12 @@ def _build_questions(app: App, period: _Period, qns: list[Questionnaire], unit: 
             n_sum = 0
             v_sum: dict[Any, int] = dict.fromkeys(_possible(q), 0)
             for b in mine:
-                n = rounder.one(answered[b][q.id], _cell(period, b, q.id, "answered"))
+                n, split = _distribution(rounder, q, answered[b][q.id], counts[b][q.id],
+                                         lambda *rest, b=b: _cell(period, b, *rest))
                 n_sum += n
-                seen = counts[b][q.id]
-                if q.type == "multi_choice":
-                    for v in v_sum:
-                        chosen_n = seen.get(v, 0)
-                        split = rounder.parts({"yes": chosen_n,
-                                               "no": answered[b][q.id] - chosen_n}, n,
-                                              _cell(period, b, q.id, v))
-                        v_sum[v] += split["yes"]
-                else:
-                    split = rounder.parts({v: seen.get(v, 0) for v in v_sum}, n,
-                                          _cell(period, b, q.id, "values"))
-                    for v in v_sum:
-                        v_sum[v] += split[v]
-            out.append({
-                "questionnaire": qn.id, "questionnaire_title": qn.title,
-                "question_id": q.id, "question": q.text, "type": q.type, "domain": q.domain,
-                "answered": n_sum,
-                "values": [{"value": v, "label": _label(qn, q.id, [v] if q.type ==
-                                                        "multi_choice" else v, False) or str(v),
-                            "count": c,
-                            "percent": round(100 * c / n_sum) if n_sum else None}
-                           for v, c in v_sum.items()]})
+                for v in v_sum:
+                    v_sum[v] += split[v]
+            out.append(_question_entry(qn, q, n_sum, v_sum))
     return out
 
 
@@ -563,23 +573,304 @@ def _notes(report: dict, min_group: int) -> list[str]:
     return notes
 
 
+# --------------------------------------------------------------------------- campaigns
+
+# A campaign open at most this many days is counted per day; a longer one per ISO week. A
+# school survey that runs for a week or two is read day by day (which lessons, which days);
+# a longer one per day would mostly be empty days merged with their neighbours.
+DAILY_UP_TO = 14
+ANSWER_STATUSES = ("completed", "stopped")
+CAMPAIGN_MEASURES = ("started", "completed")
+CAMPAIGN_TITLES = {"started": "Påbörjade", "completed": "Klara", "share_percent": "Andel klara"}
+FLAGGED_TITLE = "Antal svar som visade att någon kan behöva hjälp"
+
+
+def _campaign_periods(opens: date, end: date, daily: bool) -> list[tuple[date, date, str]]:
+    """The days, or ISO weeks, from `opens` to `end`: (first day, last day, a name that stays
+    the same as the campaign goes on: the day, or the Monday of the week)."""
+    if daily:
+        days = (date.fromordinal(o) for o in range(opens.toordinal(), end.toordinal() + 1))
+        return [(d, d, d.isoformat()) for d in days]
+    out = []
+    monday = opens - timedelta(days=opens.weekday())
+    while monday <= end:
+        out.append((max(monday, opens), min(monday + timedelta(days=6), end),
+                    monday.isoformat()))
+        monday += timedelta(days=7)
+    return out
+
+
+def _period_label(first: date, last: date, daily: bool) -> str:
+    if daily:
+        return first.isoformat() if first == last else f"{first} - {last}"
+    (y1, w1, _), (y2, w2, _) = first.isocalendar(), last.isocalendar()
+    if (y1, w1) == (y2, w2):
+        return f"{y1} v{w1}"
+    return f"{y1} v{w1}-v{w2}" if y1 == y2 else f"{y1} v{w1} - {y2} v{w2}"
+
+
+def _merge_periods(sizes: list[int], min_group: int) -> list[tuple[int, int]]:
+    """Consecutive periods put together (first and last index) so that each group has at
+    least `min_group` sessions, or none. A period with 1 to min_group-1 sessions is joined
+    with the periods after it until the group is big enough; a period with none stands alone
+    when nothing waits to be joined; what is still too small at the end joins the group
+    before it (back to the last group with sessions). Only when the whole campaign has fewer
+    than `min_group` is a group left small (the report then shows nothing)."""
+    groups: list[tuple[int, int]] = []
+    start: int | None = None
+    for i, n in enumerate(sizes):
+        if start is None:
+            if n == 0:
+                groups.append((i, i))
+                continue
+            start = i
+        if sum(sizes[start:i + 1]) >= min_group:
+            groups.append((start, i))
+            start = None
+    if start is not None:
+        j = len(groups)
+        while j > 0 and sum(sizes[groups[j - 1][0]:groups[j - 1][1] + 1]) == 0:
+            j -= 1
+        if j > 0:
+            start = groups[j - 1][0]
+            del groups[j - 1:]
+        groups.append((start, len(sizes) - 1))
+    return groups
+
+
+def build_campaign_report(app: App, actor: str, campaign: str, min_group: int = 5, *,
+                          today: date | None = None) -> dict:
+    """The results of an anonymous survey (a campaign): participation over time, the answers
+    to its fixed-answer questions, and how many answers showed that someone may need help.
+
+    The rules are those of the case report (module docstring), applied to sessions, since a
+    campaign has no children to count:
+
+    - Fixed blocks. Sessions are counted in the day (campaign open at most DAILY_UP_TO days) or
+      ISO week it began, from `opens` to `closes` (or today, or the day it was closed early);
+      a session begun outside is counted in the first or last period. A session is in SQL,
+      and so counted, once it ended (completed, stopped or expired). Periods with 1 to
+      min_group-1 sessions are merged with their neighbours (_merge_periods), never shown
+      on their own and never as "<5". Completed: the sessions of the period that completed.
+    - Answers: the current, not skipped answers to the fixed-answer questions of completed and
+      stopped sessions, the whole campaign as one block. Fewer than `min_group` such sessions
+      (or sessions at all): the report is `too_few` and holds no number.
+    - Rounded once: each period's started (and its completed, rounded to add up to it), each
+      question's answered and each answer's count, and the safeguarding count are rounded to
+      multiples of `min_group` by the installation-keyed rounding of the case report. The
+      totals are sums of the rounded periods. Every count is 0, 5, 10, ...
+    - While the campaign is open, only participation is shown: the answers and the
+      safeguarding count (which goes up the moment an answer raises it) appear once the
+      campaign has closed. Otherwise someone watching the report while the pupils answer one
+      by one could tell what one pupil answered by the number that moved.
+    - Never free text, a session id or anything else about one session. Every call is
+      written to the audit log first ("campaign NAME").
+
+    What is guaranteed: every published count is a multiple of `min_group`, so no count and
+    no difference between two counts, in one report or between reports, is 1 to min_group-1;
+    every period shown has at least `min_group` sessions; the answers come from at least
+    `min_group` sessions and are published only once the campaign is closed; a report asked
+    again over the same data is the very same. Not guaranteed: when sessions still running at
+    the close are written later (they end or expire up to TALA_EXPIRE_AFTER_HOURS after), a
+    report before and one after such a session may differ by that one session (a count steps
+    by min_group or not at all); take the report to publish after that.
+    """
+    app.db.audit(actor, "report", None, f"campaign {campaign}")
+    if min_group < 2:
+        raise ReportError("min_group must be 2 or more (5 is the default).")
+    c = app.db.campaign(campaign)
+    if c is None:
+        raise ReportError(f"There is no campaign '{campaign}'. 'tala campaign list' shows "
+                          "them.")
+    qn = app.questionnaires.get(c.questionnaire_id)
+    if qn is None:
+        raise ReportError(f"The campaign '{campaign}' uses the questionnaire "
+                          f"'{c.questionnaire_id}', which is not installed.")
+    zone = ZoneInfo(app.settings.timezone)
+    today = today or datetime.now(zone).date()
+    closed_at = _as_utc(c.closed_at)
+    end = min(c.closes, today, closed_at.astimezone(zone).date() if closed_at else c.closes)
+    end = max(end, c.opens)
+    is_open = closed_at is None and today <= c.closes
+    daily = (c.closes - c.opens).days + 1 <= DAILY_UP_TO
+    periods = _campaign_periods(c.opens, end, daily)
+    report: dict[str, Any] = {
+        "kind": "campaign",
+        "title": f"Enkät {c.name}: sammanställning",
+        "filters": {"campaign": c.name, "questionnaire": qn.id, "unit": c.unit,
+                    "opens": c.opens.isoformat(), "closes": c.closes.isoformat(),
+                    "until": end.isoformat(), "period": "day" if daily else "week",
+                    "min_group": min_group},
+        "open": is_open, "too_few": True,
+        "message": f"För få svar för att visa något (färre än {min_group} har svarat).",
+        "participation": None, "questions": [], "flagged": None, "notes": [],
+    }
+
+    # Sessions per period (the one it began in) and whether completed, counted in SQL.
+    bounds = [datetime.combine(first, time(0), zone).astimezone(timezone.utc)
+              for first, _, _ in periods[1:]]
+    k = case(*[(SessionRow.started_at < b, i) for i, b in enumerate(bounds)],
+             else_=len(periods) - 1) if bounds else literal(0)
+    done = case((SessionRow.status == "completed", 1), else_=0)
+    per = (select(k.label("k"), done.label("done"))
+           .where(SessionRow.campaign_id == c.id, SessionRow.started_at.is_not(None))
+           .subquery("per"))
+    fixed = [q.id for q in qn.questions if q.type in FIXED_TYPES]
+    answer_where = (SessionRow.campaign_id == c.id, SessionRow.questionnaire_id == qn.id,
+                    SessionRow.status.in_(ANSWER_STATUSES), AnswerRow.current.is_(True),
+                    AnswerRow.skipped.is_(False), AnswerRow.question_id.in_(fixed))
+    with app.db.Session() as db:
+        sessions = list(db.execute(select(per.c.k, per.c.done, func.count().label("n"))
+                                   .group_by(per.c.k, per.c.done)))
+        respondents = db.scalar(select(func.count(func.distinct(AnswerRow.session_id)))
+                                .select_from(AnswerRow)
+                                .join(SessionRow, SessionRow.id == AnswerRow.session_id)
+                                .where(*answer_where)) or 0
+    sizes, completed = [0] * len(periods), [0] * len(periods)
+    for r in sessions:
+        sizes[r.k] += r.n
+        completed[r.k] += r.n if r.done else 0
+    if respondents < min_group or sum(sizes) < min_group:
+        return report
+
+    rounder = _Rounder(app, min_group)
+
+    def cell(*rest: Any) -> str:
+        return "|".join(["campaign", str(c.id), c.name, *map(str, rest)])
+
+    rows = []
+    for a, b in _merge_periods(sizes, min_group):
+        n, n_done = sum(sizes[a:b + 1]), sum(completed[a:b + 1])
+        where = (periods[a][2], periods[b][2])  # the same block keeps its rounding
+        started = rounder.one(n, cell("started", *where))
+        levels = rounder.parts({"not_completed": n - n_done, "completed": n_done}, started,
+                               cell("levels", *where))
+        rows.append({"group": _period_label(periods[a][0], periods[b][1], daily),
+                     "from": periods[a][0].isoformat(), "to": periods[b][1].isoformat(),
+                     **_campaign_measures(started, levels["completed"])})
+    report["too_few"], report["message"] = False, None
+    report["participation"] = {
+        "period": "day" if daily else "week",
+        "total": _campaign_measures(sum(r["started"] for r in rows),
+                                    sum(r["completed"] for r in rows)),
+        "periods": rows}
+    if not is_open:
+        report["questions"] = _campaign_questions(app, qn, answer_where, rounder, cell)
+        flagged = rounder.one(c.flagged or 0, cell("flagged"))
+        report["flagged"] = {"count": flagged or None,
+                             "text": f"ca {flagged}" if flagged else f"färre än {min_group}"}
+    report["notes"] = _campaign_notes(report, min_group)
+    return report
+
+
+def _campaign_measures(started: int, completed: int) -> dict[str, Any]:
+    return {"started": started, "completed": completed,
+            "share_percent": round(100 * completed / started) if started else None}
+
+
+def _campaign_questions(app: App, qn: Questionnaire, answer_where: tuple, rounder: _Rounder,
+                        cell: Any) -> list[dict]:
+    """Every fixed-answer question of the campaign's questionnaire, counted in SQL (grouped
+    by answer value), rounded like one block of the case report."""
+    opts = cast(AnswerRow.value_options, String)
+    with app.db.Session() as db:
+        rows = list(db.execute(
+            select(AnswerRow.question_id, AnswerRow.value_num, AnswerRow.value_option,
+                   opts.label("opts"), func.count().label("n"))
+            .select_from(AnswerRow).join(SessionRow, SessionRow.id == AnswerRow.session_id)
+            .where(*answer_where)
+            .group_by(AnswerRow.question_id, AnswerRow.value_num, AnswerRow.value_option,
+                      opts)))
+    answered: dict[str, int] = defaultdict(int)
+    counts: dict[str, dict[Any, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        if not qn.has(r.question_id):
+            continue
+        values = _value_of(qn.question(r.question_id), r)
+        if values:
+            answered[r.question_id] += r.n
+            for v in values:
+                counts[r.question_id][v] += r.n
+    out = []
+    for q in qn.questions:
+        if q.type in FIXED_TYPES:
+            n, split = _distribution(rounder, q, answered[q.id], counts[q.id],
+                                     lambda *rest: cell("answers", *rest))
+            out.append(_question_entry(qn, q, n, split))
+    return out
+
+
+def _campaign_notes(report: dict, min_group: int) -> list[str]:
+    unit = "dag" if report["participation"]["period"] == "day" else "vecka (ISO-vecka)"
+    notes = [f"Alla antal är avrundade till jämna {min_group}-tal, så att ingen som svarat kan "
+             "pekas ut; summor och procent är därför ungefärliga.",
+             f"Deltagandet räknas per {unit}, efter när svarandet påbörjades, och först när "
+             "det är avslutat (klart, avbrutet eller utgånget). Dagar och veckor med färre än "
+             f"{min_group} svar visas tillsammans med dagarna eller veckorna intill.",
+             "Svaren kommer från klara och avbrutna svar; ett ändrat svar räknas med det "
+             "senaste. Fritext visas aldrig."]
+    if report["open"]:
+        notes.append("Enkäten är öppen: svaren och antalet svar som visade att någon kan "
+                     "behöva hjälp visas när den har stängt, så att ingen kan se vad en enskild "
+                     "person svarade genom att jämföra före och efter.")
+    else:
+        notes.append("Antalet svar som visade att någon kan behöva hjälp räknar svar, inte "
+                     "personer, och säger aldrig vilka.")
+    return notes
+
+
 # --------------------------------------------------------------------------- output
+#
+# One set of renderers for both kinds of report: the case report (build_report) and a
+# campaign's (build_campaign_report, `"kind": "campaign"`). They differ only in the
+# participation part and the safeguarding count; the answers are shown alike.
+
+
+def _is_campaign(report: dict) -> bool:
+    return report.get("kind") == "campaign"
+
+
+def _participation_groups(report: dict) -> list[tuple[str, list[dict]]]:
+    """(breakdown, rows) of the participation part, the total first."""
+    p = report.get("participation")
+    if not p:
+        return []
+    total = [("total", [{"group": "Totalt", **p["total"]}])]
+    if _is_campaign(report):
+        return total + [("period", p["periods"])]
+    return total + [(dim, p[dim]) for dim in BREAKDOWNS]
+
+
+def _measures(report: dict) -> tuple[tuple[str, ...], dict[str, str]]:
+    if _is_campaign(report):
+        return (*CAMPAIGN_MEASURES, "share_percent"), CAMPAIGN_TITLES
+    return (*MEASURES, "share_percent"), MEASURE_TITLES
+
+
+def _breakdown_title(report: dict, dim: str) -> str:
+    if dim == "period":
+        return "Per dag" if report["participation"]["period"] == "day" else "Per vecka"
+    return BREAKDOWN_TITLES[dim]
 
 
 def cells(report: dict) -> list[dict[str, Any]]:
     """Every number of a report as one flat row (the CSV rows, and the HTML data-key cells)."""
     out: list[dict[str, Any]] = []
-    p = report.get("participation")
-    if p:
-        groups = [("total", [{"group": "Totalt", **p["total"]}])] + \
-            [(dim, p[dim]) for dim in BREAKDOWNS]
-        for dim, rows in groups:
-            for row in rows:
-                for m in (*MEASURES, "share_percent"):
-                    out.append({"section": "participation", "breakdown": dim,
-                                "group": row["group"], "questionnaire": "", "question_id": "",
-                                "question": "", "value": "", "label": MEASURE_TITLES[m],
-                                "measure": m, "count": row[m]})
+    measures, titles = _measures(report)
+    for dim, rows in _participation_groups(report):
+        for row in rows:
+            for m in measures:
+                out.append({"section": "participation", "breakdown": dim,
+                            "group": row["group"], "questionnaire": "", "question_id": "",
+                            "question": "", "value": "", "label": titles[m],
+                            "measure": m, "count": row[m]})
+    flagged = report.get("flagged")
+    if flagged:
+        # The count when it is 5 or more; "färre än 5" (no count) otherwise.
+        out.append({"section": "safeguarding", "breakdown": "", "group": "",
+                    "questionnaire": "", "question_id": "", "question": FLAGGED_TITLE,
+                    "value": "", "label": flagged["text"], "measure": "flagged",
+                    "count": flagged["count"]})
     for q in report.get("questions") or []:
         base = {"section": "answers", "breakdown": "", "group": "",
                 "questionnaire": q["questionnaire"], "question_id": q["question_id"],
@@ -615,6 +906,12 @@ def to_csv(report: dict) -> str:
 
 def _filters_line(report: dict) -> str:
     f = report["filters"]
+    if _is_campaign(report):
+        state = "öppen" if report["open"] else "stängd"
+        per = "dag" if f["period"] == "day" else "vecka"
+        return (f"Formulär: {f['questionnaire']}  |  Enhet: {f['unit'] or '-'}  |  "
+                f"Öppen: {f['opens']} - {f['closes']} ({state}, räknat till och med "
+                f"{f['until']})  |  Per {per}  |  Minsta grupp: {f['min_group']}")
     period = (f"{report['quarters'][0]} - {report['quarters'][-1]} ({f['since']} - {f['until']})"
               if report["quarters"] else "ingen data")
     return (f"Enhet: {f['unit'] or 'alla'}  |  Period: {period}  |  "
@@ -632,17 +929,17 @@ def render_text(report: dict) -> Group:
     if report["too_few"]:
         parts.append(Text(report["message"], style="yellow"))
         return Group(*parts)
-    p = report["participation"]
-    for dim in ("total", *BREAKDOWNS):
-        rows = [{"group": "Totalt", **p["total"]}] if dim == "total" else p[dim]
-        t = Table(title=BREAKDOWN_TITLES[dim], title_justify="left", show_edge=False)
-        t.add_column("Grupp")
-        for m in (*MEASURES, "share_percent"):
-            t.add_column(MEASURE_TITLES[m], justify="right")
+    measures, titles = _measures(report)
+    for dim, rows in _participation_groups(report):
+        t = Table(title=_breakdown_title(report, dim), title_justify="left", show_edge=False)
+        t.add_column("Period" if dim == "period" else "Grupp")
+        for m in measures:
+            t.add_column(titles[m], justify="right")
         for r in rows:
-            t.add_row(r["group"], *[_fmt(r[m]) for m in MEASURES],
-                      _fmt(r["share_percent"], True))
+            t.add_row(r["group"], *[_fmt(r[m], m == "share_percent") for m in measures])
         parts.append(t)
+    if report.get("flagged"):
+        parts.append(Text(f"\n{FLAGGED_TITLE}: {report['flagged']['text']}", style="bold"))
     current = None
     for q in report["questions"]:
         if q["questionnaire"] != current:
@@ -677,9 +974,10 @@ td.bar { width: 30%; } td.bar span { display: block; height: 7pt; background: #4
 """
 
 
-def _num(row: dict[str, Any], percent: bool = False) -> str:
+def _num(row: dict[str, Any], percent: bool = False, text: str | None = None) -> str:
+    shown = text if text is not None else _fmt(row["count"], percent)
     return (f'<td class="n" data-key="{html.escape(cell_key(row))}">'
-            f'{html.escape(_fmt(row["count"], percent))}</td>')
+            f'{html.escape(shown)}</td>')
 
 
 def to_html(report: dict) -> str:
@@ -692,19 +990,23 @@ def to_html(report: dict) -> str:
         out.append(f'<p class="too-few">{e(report["message"])}</p></body></html>')
         return "".join(out)
     rows = cells(report)
+    measures, titles = _measures(report)
     part = [r for r in rows if r["section"] == "participation"]
     out.append("<h2>Deltagande</h2>")
-    for dim in ("total", *BREAKDOWNS):
+    for dim, _ in _participation_groups(report):
         mine = [r for r in part if r["breakdown"] == dim]
-        out.append(f"<h3>{e(BREAKDOWN_TITLES[dim])}</h3><table><tr><th>Grupp</th>" +
-                   "".join(f'<th class="n">{e(MEASURE_TITLES[m])}</th>'
-                           for m in (*MEASURES, "share_percent")) + "</tr>")
+        out.append(f"<h3>{e(_breakdown_title(report, dim))}</h3><table><tr><th>"
+                   f"{'Period' if dim == 'period' else 'Grupp'}</th>" +
+                   "".join(f'<th class="n">{e(titles[m])}</th>' for m in measures) + "</tr>")
         for group in dict.fromkeys(r["group"] for r in mine):
             cols = {r["measure"]: r for r in mine if r["group"] == group}
             out.append(f"<tr><td>{e(group)}</td>" + "".join(
-                _num(cols[m], m == "share_percent") for m in (*MEASURES, "share_percent")) +
-                "</tr>")
+                _num(cols[m], m == "share_percent") for m in measures) + "</tr>")
         out.append("</table>")
+    for r in rows:
+        if r["section"] == "safeguarding":
+            out.append(f'<table><tr><td>{e(r["question"])}</td>{_num(r, text=r["label"])}'
+                       "</tr></table>")
     current = None
     answers = [r for r in rows if r["section"] == "answers"]
     for q in report["questions"]:

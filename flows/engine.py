@@ -177,6 +177,7 @@ class State:
     pending: str | None = None  # "confirm_stop" | "language"
     misses: int = 0  # answers in a row that did not fit
     alerts: list[str] = field(default_factory=list)
+    told: list[str] = field(default_factory=list)  # help texts shown in full (by kind)
     seq: int = 0  # how many answers were ever given: orders answers and revisions
     created_at: str = ""
     started_at: str | None = None
@@ -188,6 +189,7 @@ class State:
     channel: str = "console"
     case_ref: str = ""
     contact: str | None = None  # phone number (the whole state is encrypted at rest)
+    campaign_id: int | None = None  # an anonymous survey: no case, and help is for the child
     hold: str | None = None  # why the session waits besides the child pausing: "opted_out"
     outbox: list[dict] = field(default_factory=list)
 
@@ -706,8 +708,21 @@ def _alert(t: _Talk, s: State, qid: str, level: str, topic: str, text: str | Non
         effects.append(RaiseAlert(key, qid, level, topic, text, now))
     # The child hears where to get help every time, even when the caseworker already knows.
     if tell_child:
-        effects.append(Say(t._(M.SAFETY if level == "urgent" else M.SAFETY_CONCERN)))
+        effects.append(Say(_safety_text(t, s, level)))
     return effects
+
+
+def _safety_text(t: _Talk, s: State, level: str) -> str:
+    """Where to get help now. In an anonymous survey no caseworker can be told, so the child
+    is pointed to the school's student health team, BRIS and 112 instead. The full text comes
+    once per kind in a session; after that a short reminder, not the same paragraph again."""
+    kind = "anonymous" if s.campaign_id is not None else level
+    if kind in s.told:
+        return t._(M.SAFETY_AGAIN)
+    s.told.append(kind)
+    if kind == "anonymous":
+        return t._(M.SAFETY_ANONYMOUS)
+    return t._(M.SAFETY if level == "urgent" else M.SAFETY_CONCERN)
 
 
 def _record(s: State, q: Question, value: Any, text: str | None, skipped: bool,
@@ -731,7 +746,7 @@ def _answer(t: _Talk, qn: Questionnaire, s: State, q: Question, parsed: _Parsed,
         effects += _alert(t, s, q.id, rule.level, rule.topic, None, now, tell_child=False)
     if hits:
         urgent = any(r.level == "urgent" for r in hits)
-        effects.append(Say(t._(M.SAFETY if urgent else M.SAFETY_CONCERN)))
+        effects.append(Say(_safety_text(t, s, "urgent" if urgent else "concern")))
     if q.type == "free_text":
         effects += _scan(t, s, q.id, raw, now)
     if q.id in s.path:

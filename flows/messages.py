@@ -112,3 +112,15 @@ ALREADY_ANSWERED = N_("Det har du redan svarat på.")
 READ_ALOUD = N_("Läs upp")
 # Translators: the button that sends the answers chosen in a "choose several" question.
 DONE_CHOOSING = N_("Klar")
+
+# Translators: an anonymous survey: nobody knows who the child is, so nobody can be told to
+# help. Shown at once after an answer that may mean harm.
+SAFETY_ANONYMOUS = N_("Tack för att du berättar. Dina svar är anonyma, så ingen vet vem du är. "
+                      "Prata gärna med elevhälsan i skolan eller en vuxen du litar på. Är du i "
+                      "fara, ring 112. Du kan också ringa eller chatta med BRIS på 116 111.")
+# Translators: someone texted a survey's keyword before it opens. {date} is a date.
+SURVEY_NOT_OPEN = N_("Den här enkäten öppnar {date}. Välkommen tillbaka då!")
+# Translators: someone texted a survey's keyword after it closed.
+SURVEY_CLOSED = N_("Den här enkäten är stängd nu. Tack för att du ville svara!")
+# Translators: after a further worrying answer, when the full help text was already shown.
+SAFETY_AGAIN = N_("Tack. Kom ihåg: BRIS 116 111, och 112 om det är akut.")

@@ -430,7 +430,7 @@ class Database:
                 q = q.where(AuditLog.at >= since)
             return list(db.scalars(q))
 
-    def write_session(self, state: State, child_id: int) -> bool:
+    def write_session(self, state: State, child_id: int | None) -> bool:
         """Store a finished (or expired) session and every answer in one transaction; for an
         invitation nobody started, only its status. Returns False when it was already stored:
         writing twice changes nothing."""
@@ -444,7 +444,8 @@ class Database:
                     inv.status = state.status
                 return True
             db.add(SessionRow(
-                id=state.session_id, child_id=child_id, invitation_id=inv.id if inv else None,
+                id=state.session_id, child_id=child_id, campaign_id=state.campaign_id,
+                invitation_id=inv.id if inv else None,
                 questionnaire_id=state.questionnaire_id,
                 questionnaire_version=state.questionnaire_version, lang=state.lang,
                 channel=state.channel, status=state.status, started_at=_dt(state.started_at),

@@ -287,3 +287,12 @@ def test_right_to_left_messages_isolate_numbers_and_start_lines_right_to_left(qu
     assert lines[0] == "كيف حالك حيث تسكن؟"
     assert lines[5] == f"{RLM}5. جيد جدًا"  # a numbered line: led by a right-to-left mark
     assert lines[1] == f"{RLM}1. Jättedåligt"  # untranslated: Swedish, still laid out RTL
+
+
+def test_the_full_help_text_comes_once_then_a_short_reminder(talk):
+    t = talk()
+    t.say("pappa slår mig")
+    assert "Den vuxna du brukar prata med" in t.texts
+    t.say("han slog mig igen")  # the same question and topic: already alerted once
+    assert t.of(RaiseAlert) == []
+    assert "BRIS 116 111" in t.texts and "Den vuxna du brukar prata med" not in t.texts

@@ -143,6 +143,9 @@ class SmsInbound:
             else:
                 return []  # Twilio would not deliver a reply anyway
         if sid is None:
+            campaign = svc.campaign_by_keyword(body)
+            if campaign is not None:
+                return render_sms(svc.start_anonymous("sms", number, campaign).says)
             return self._unknown(number)
         try:
             reply = svc.handle(sid, body, message_id=message_sid, channel="sms")

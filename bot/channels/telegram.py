@@ -54,8 +54,16 @@ def make_bot(settings: Settings) -> Bot:
     return Bot(settings.telegram_bot_token)
 
 
+CAMPAIGN_PREFIX = "c_"
+
+
 def deep_link(settings: Settings, code: str) -> str:
     return f"https://t.me/{settings.telegram_bot_username}?start={code}"
+
+
+def campaign_link(settings: Settings, code: str) -> str:
+    """Everyone in a class opens the same link: it starts an anonymous session per chat."""
+    return deep_link(settings, CAMPAIGN_PREFIX + code)
 
 
 def keyboard(prompt: Prompt, catalogs, lang: str, read_aloud: bool,
@@ -152,6 +160,14 @@ class TelegramChannel:
         svc = self.app.service
         bound = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
         sid = None
+        if code.lower().startswith(CAMPAIGN_PREFIX) and bound is None:
+            campaign = await asyncio.to_thread(svc.campaign_by_code,
+                                               code[len(CAMPAIGN_PREFIX):])
+            if campaign is not None:
+                reply = await asyncio.to_thread(svc.start_anonymous, CHANNEL, chat, campaign)
+                sid = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
+                await self._send(chat, sid, reply)
+                return
         if code:
             try:
                 sid = await asyncio.to_thread(svc.claim_code, CHANNEL, chat, code)

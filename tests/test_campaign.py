@@ -1,0 +1,177 @@
+"""Anonymous group surveys: a class answers by SMS keyword and by Telegram link; results only
+in aggregate, and nothing links an answer back to a phone or a chat once a session ends."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from admin_cli import summary  # noqa: F401 - the summary module must import beside campaigns
+from bot.channels.telegram import campaign_link
+from bot.server import build_web_app
+from bot.service import CampaignError
+from storage.sql import Alert, Campaign, SessionRow
+from tests.conftest import APP_BACKENDS, _build
+from tests.fakes.server import RunningServer
+from tests.fakes.telegram_api import FakeTelegram
+from tests.test_sms import Phone
+from tests.test_staff import _everything
+from tests.test_telegram import SECRET, Chat
+
+QUESTIONNAIRE = "school-survey"
+TODAY = date.today()
+
+
+@pytest.fixture
+def both(request, tmp_path, embedded_redis_url, fake, monkeypatch):
+    """An app with SMS (the fake Twilio) and Telegram (the fake Bot API), and its server."""
+    with FakeTelegram() as tg:
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", tg.token)
+        monkeypatch.setenv("TELEGRAM_BOT_USERNAME", tg.username)
+        monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", SECRET)
+        monkeypatch.setenv("TELEGRAM_API_BASE_URL", tg.api_base_url)
+        for key, value in {"TWILIO_ACCOUNT_SID": fake.account_sid,
+                           "TWILIO_AUTH_TOKEN": fake.auth_token,
+                           "TWILIO_FROM_NUMBER": "+46700000000",
+                           "TWILIO_API_BASE_URL": fake.base_url,
+                           "TALA_PUBLIC_URL": "https://tala.example.org"}.items():
+            monkeypatch.setenv(key, value)
+        app = _build(tmp_path, *APP_BACKENDS[-1], embedded_redis_url)
+        with RunningServer(build_web_app(app, worker=False)) as server:
+            yield app, fake, tg, server
+        app.close()
+
+
+def _answer_for(app, state, rng: random.Random) -> str:
+    """What a pupil might answer to the question being asked (never a disclosure)."""
+    q = app.questionnaires[state.questionnaire_id].question(state.current)
+    if q.type == "scale":
+        return str(rng.randint(max(q.scale.min, q.scale.max - 4), q.scale.max))
+    if q.type == "yes_no":
+        safe = next((r for r in q.safeguarding), None)
+        return "nej" if safe and safe.when.equals == "yes" else "ja"
+    if q.type in ("choice", "multi_choice"):
+        harmless = [i for i, o in enumerate(q.options, 1)
+                    if not any(r.when.matches(o.id if q.type == "choice" else [o.id])
+                               for r in q.safeguarding)]
+        return str(rng.choice(harmless))
+    return "hoppa över"
+
+
+def _play_sms(app, server, fake, number: str, keyword: str, rng: random.Random) -> str:
+    phone = Phone(server, fake.auth_token, number=number)
+    phone.text(f"{keyword} hej")  # the first word is the keyword
+    sid = app.service.session_for_contact("sms", number)
+    for _ in range(80):
+        state = app.service.state(sid)
+        if state.status != "active":
+            break
+        phone.text(_answer_for(app, state, rng))
+    return sid
+
+
+def _play_telegram(app, server, tg, chat_id: int, code: str, rng: random.Random) -> str:
+    chat = Chat(server, tg, chat_id)
+    chat.type(f"/start c_{code}")
+    sid = app.service.session_for_contact("telegram", str(chat_id))
+    for _ in range(80):
+        state = app.service.state(sid)
+        if state.status != "active":
+            break
+        chat.type(_answer_for(app, state, rng))
+    return sid
+
+
+def test_a_class_answers_by_sms_keyword_and_telegram_link_and_leaves_no_trace(both):
+    app, fake, tg, server = both
+    c = app.service.create_campaign("ak8", QUESTIONNAIRE, "Skola8", TODAY - timedelta(days=1),
+                                    TODAY + timedelta(days=10), unit="Nord",
+                                    langs=["sv", "ar"], actor="mia")
+    link = campaign_link(app.settings, c.code)
+    assert link.startswith(f"https://t.me/{tg.username}?start=c_")
+    rng = random.Random(8)
+    numbers = [f"+4670{3000000 + i}" for i in range(30)]
+    chats = [880000 + i for i in range(30)]
+    sids = [_play_sms(app, server, fake, n, "SKÖLA8" if i % 3 == 0 else "skola8", rng)
+            for i, n in enumerate(numbers)]
+    sids += [_play_telegram(app, server, tg, ch, c.code, rng) for ch in chats]
+    assert all(app.service.state(s).status == "completed" for s in sids)
+
+    with app.db.Session() as s:
+        rows = s.scalars(select(SessionRow).where(SessionRow.campaign_id == c.id)).all()
+        assert len(rows) == 60 and all(r.child_id is None for r in rows)
+    assert len(fake.messages) == 0  # everything went back as replies; nothing sent first
+
+    # No phone number, chat id or keyed hash of one is left anywhere, in SQL or Redis.
+    everything = _everything(app)
+    for contact in numbers + [str(ch) for ch in chats]:
+        assert contact not in everything, contact
+        assert app.crypto.lookup_hash(contact) not in everything, contact
+    assert app.service.session_for_contact("sms", numbers[0]) is None
+
+
+def test_a_disclosure_in_a_survey_helps_the_child_and_only_counts(both):
+    app, fake, tg, server = both
+    app.service.create_campaign("ak9", QUESTIONNAIRE, "ak9", TODAY, TODAY, actor="mia")
+    phone = Phone(server, fake.auth_token, number="+46705550099")
+    phone.text("AK9")
+    reply = phone.text("pappa slår mig")
+    assert "anonyma" in reply and "elevhälsan" in reply and "116 111" in reply
+    with app.db.Session() as s:
+        assert s.scalars(select(Alert)).all() == []  # no caseworker: nobody to alert
+        assert s.scalars(select(Campaign)).one().flagged == 1
+
+
+def test_keywords_outside_their_dates_get_a_polite_answer(both):
+    app, fake, tg, server = both
+    app.service.create_campaign("later", QUESTIONNAIRE, "later1", TODAY + timedelta(days=3),
+                                TODAY + timedelta(days=9), actor="mia")
+    app.service.create_campaign("over", QUESTIONNAIRE, "over1", TODAY - timedelta(days=9),
+                                TODAY + timedelta(days=9), actor="mia")
+    app.service.close_campaign("over", "mia")
+    phone = Phone(server, fake.auth_token, number="+46705550098")
+    assert "öppnar" in phone.text("later1")
+    assert "stängd" in phone.text("over1")
+    assert app.service.session_for_contact("sms", "+46705550098") is None
+
+
+def test_keywords_never_clash_with_reserved_words_or_an_open_campaign(app):
+    app.service.create_campaign("a", QUESTIONNAIRE, "klass7", TODAY, TODAY, actor="mia")
+    for word in ("STOP", "start", "Hjälp", "ja"):
+        with pytest.raises(CampaignError, match="already uses"):
+            app.service.create_campaign("b", QUESTIONNAIRE, word, TODAY, TODAY)
+    with pytest.raises(CampaignError, match="taken by the campaign a"):
+        app.service.create_campaign("b", QUESTIONNAIRE, "KLASS7", TODAY, TODAY)
+    app.service.create_campaign("b", QUESTIONNAIRE, "klass7", TODAY + timedelta(days=1),
+                                TODAY + timedelta(days=2))  # no overlap: fine
+
+
+def test_the_class_report_shows_distributions_and_four_answers_are_suppressed(both):
+    from admin_cli.report import build_campaign_report, to_json
+    app, fake, tg, server = both
+    c = app.service.create_campaign("ak7", QUESTIONNAIRE, "ak7", TODAY - timedelta(days=1),
+                                    TODAY + timedelta(days=3), actor="mia")
+    rng = random.Random(7)
+    for i in range(15):
+        _play_sms(app, server, fake, f"+4670{4000000 + i}", "ak7", rng)
+    for i in range(15):
+        _play_telegram(app, server, tg, 990000 + i, c.code, rng)
+    small = app.service.create_campaign("liten", QUESTIONNAIRE, "liten", TODAY, TODAY,
+                                        actor="mia")
+    for i in range(4):
+        _play_sms(app, server, fake, f"+4670{5000000 + i}", "liten", rng)
+    app.service.close_campaign("ak7", "mia")
+    app.service.close_campaign(small.name, "mia")
+
+    report = build_campaign_report(app, "mia", "ak7")
+    assert not report["too_few"]
+    assert sum(p["started"] for p in report["participation"]["periods"]) % 5 == 0
+    school = next(q for q in report["questions"] if q["question_id"] == "school_feel")
+    shown = [v for v in school["values"] if isinstance(v.get("count"), int)]
+    assert shown and all(v["count"] % 5 == 0 for v in shown)
+    tiny = build_campaign_report(app, "mia", "liten")
+    assert tiny["too_few"] and not tiny["questions"]
+    assert '"count"' not in to_json(tiny)
