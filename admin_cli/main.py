@@ -322,7 +322,7 @@ def serve(
             err.print("[yellow]TALA_PUBLIC_URL is not set: Twilio's signatures are checked "
                       "against the forwarded or requested URL instead.[/yellow]")
         web.run_app(build_web_app(a, worker=not no_worker, telegram_polling=telegram_polling),
-                    host=host, port=port,
+                    host=host, port=port, access_log=None,  # per-request lines: noise
                     shutdown_timeout=30, print=lambda *_: out.print(
                         f"tala serves on http://{host}:{port} (Ctrl-C stops it)"))
 

@@ -391,10 +391,11 @@ class ConversationService:
                                  f"error {error_code}" if error_code else None)
 
     # ------------------------------------------------------------------ talking
-    def open(self, sid: str) -> Reply:
-        """The child opens the conversation (console, a deep link): start or resume it."""
+    def open(self, sid: str, seen: tuple[str, str] | None = None) -> Reply:
+        """The child opens the conversation (console, a deep link, a keyword): start or resume
+        it. `seen` marks the message that opened it, so a retry of it is not an answer."""
         now = self.clock()
-        return self._apply(sid, lambda s, qn: engine.start(self.rt, qn, s, now), now)
+        return self._apply(sid, lambda s, qn: engine.start(self.rt, qn, s, now), now, seen)
 
     def handle(self, sid: str, text: str, message_id: str | None = None,
                channel: str = "console", expect: str | None = None) -> Reply:
@@ -409,6 +410,10 @@ class ConversationService:
             if expect is not None and (s.current != expect or s.status != engine.ACTIVE
                                        or s.pending):
                 return s, [_Stale()]
+            if s.trigger and normalise(text).split()[:1] == [s.trigger]:
+                # The survey's keyword again (sent twice, or Twilio retried it): carry on
+                # where the pupil is; "SKOLA8" must never be read as the answer 8.
+                return engine.start(self.rt, qn, s, now)
             return engine.step(self.rt, qn, s, inbound)
 
         return self._apply(sid, step, now, seen)
@@ -590,7 +595,8 @@ class ConversationService:
         raw = self.store.r.hget(f"{self.store.prefix}:campaigns:code", _normal_code(code))
         return json.loads(raw) if raw else None
 
-    def start_anonymous(self, channel: str, address: str, campaign: dict) -> Reply:
+    def start_anonymous(self, channel: str, address: str, campaign: dict,
+                        message_id: str | None = None, trigger: str | None = None) -> Reply:
         """A pupil joins a survey. The phone number or chat id is kept only in the live
         session (encrypted) to go on talking, and is dropped when the session ends."""
         now = self.clock()
@@ -606,10 +612,11 @@ class ConversationService:
         sid = new_id()
         state = engine.new_state(sid, qn, lang, now)
         state.channel, state.contact, state.campaign_id = channel, address, campaign["id"]
+        state.trigger = trigger
         self.store.create(state, ttl=self._ttl(state))
         self.store.bind(channel, self.crypto.lookup_hash(address), sid, self._ttl(state))
         self.store.schedule(sid, now + self.rt.policy.invitation_open)
-        return self.open(sid)
+        return self.open(sid, seen=(channel, message_id) if message_id else None)
 
     def _forget_contact(self, state: State) -> None:
         """An anonymous session has ended: drop (not hide) the number or chat id."""

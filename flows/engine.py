@@ -190,6 +190,7 @@ class State:
     case_ref: str = ""
     contact: str | None = None  # phone number (the whole state is encrypted at rest)
     campaign_id: int | None = None  # an anonymous survey: no case, and help is for the child
+    trigger: str | None = None  # the keyword that started it: sent again, it is not an answer
     hold: str | None = None  # why the session waits besides the child pausing: "opted_out"
     outbox: list[dict] = field(default_factory=list)
 

@@ -69,6 +69,7 @@ class Catalogs:
     """All languages tala can speak, loaded once. Lookups are plain dict reads."""
 
     by_lang: dict[str, Catalog]
+    _words: dict[tuple[str, str], set[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, directory: Path = LOCALES_DIR) -> "Catalogs":
@@ -98,11 +99,15 @@ class Catalogs:
 
     def words(self, lang: str, msgid: str) -> set[str]:
         """A comma-separated word list from the catalog, normalised; the Swedish source words
-        are always accepted too, so a child who mixes languages is still understood."""
-        found = set()
-        for text in {self.gettext(lang, msgid), msgid}:
-            found.update(normalise(w) for w in text.split(",") if normalise(w))
-        return found
+        are always accepted too, so a child who mixes languages is still understood. Worked
+        out once per language and list: it is read on every message."""
+        key = (lang, msgid)
+        if key not in self._words:
+            found: set[str] = set()
+            for text in {self.gettext(lang, msgid), msgid}:
+                found.update(normalise(w) for w in text.split(",") if normalise(w))
+            self._words[key] = found
+        return self._words[key]
 
     def own_name(self, lang: str) -> str:
         """The language's name in itself ("svenska", "English", "العربية")."""

@@ -175,3 +175,17 @@ def test_the_class_report_shows_distributions_and_four_answers_are_suppressed(bo
     tiny = build_campaign_report(app, "mia", "liten")
     assert tiny["too_few"] and not tiny["questions"]
     assert '"count"' not in to_json(tiny)
+
+
+def test_the_keyword_again_is_never_an_answer(both):
+    """'SKOLA8' sent twice (or retried by Twilio) must not answer the first 0-10 question 8."""
+    app, fake, tg, server = both
+    app.service.create_campaign("ak10", QUESTIONNAIRE, "Skola8", TODAY, TODAY, actor="mia")
+    phone = Phone(server, fake.auth_token, number="+46705550097")
+    first = phone.text("SKOLA8", sid="SMkeyword00000000000000000000001")
+    retried = phone.text("SKOLA8", sid="SMkeyword00000000000000000000001")
+    assert retried == first
+    again = phone.text("skola8")  # the pupil sends it once more
+    sid = app.service.session_for_contact("sms", "+46705550097")
+    assert app.service.state(sid).answers == {}
+    assert "Välkommen tillbaka" in again

@@ -145,7 +145,9 @@ class SmsInbound:
         if sid is None:
             campaign = svc.campaign_by_keyword(body)
             if campaign is not None:
-                return render_sms(svc.start_anonymous("sms", number, campaign).says)
+                started = svc.start_anonymous("sms", number, campaign, message_id=message_sid,
+                                              trigger=normalise(body).split()[0])
+                return render_sms(started.says)
             return self._unknown(number)
         try:
             reply = svc.handle(sid, body, message_id=message_sid, channel="sms")
