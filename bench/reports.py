@@ -1,0 +1,717 @@
+"""How fast are the managers' report and the caseworker's summary on a large PostgreSQL?
+
+    python -m bench.reports [--answers 1000000] [--runs 5]
+
+Makes (once) a data set in its own database `bench_reports` on the local PostgreSQL: made-up
+children in six units, invited in the eight quarters of 2024-2025, with sessions and answers
+made like admin_cli.seed makes them (its Builder and answer_path: valid answers, the branches a
+real conversation takes, revised answers, encrypted free text), written in the order they would
+have arrived (quarter by quarter, invitation by invitation) and sent with COPY, so a million
+answers take well under a minute. A marker table (bench_meta) keeps the data for the next run,
+which then only measures. VACUUM ANALYZE after loading stands in for autovacuum.
+
+Then, several runs each (the median counts; warm cache; one warm-up run first):
+- the group report, admin_cli.report.build_report: all units and quarters, and one unit and one
+  quarter (target < 2 s each);
+- a child's summary, admin_cli.summary.build, for the child with the most sessions (< 100 ms).
+
+Each run records wall time, this process's CPU time and the CPU time of the PostgreSQL backends
+serving it (from /proc: the server is local), so figures taken while others load the machine
+can still be compared. Every SQL statement is caught with SQLAlchemy's before/after_cursor_execute
+events; the heaviest are run again under EXPLAIN (ANALYZE, BUFFERS).
+
+Phases, each against the same data:
+- schema: exactly what the Alembic migrations make;
+- index NAME: plus one candidate index (CANDIDATES), made with CREATE INDEX and dropped again
+  after the phase (also after a crash, on the next run), so the database stays as the
+  migrations make it; a candidate the migrations already make is measured in 'schema' only;
+- shape ...: admin_cli.report's answer query (and then also its participation queries) swapped
+  at run time for the reshaped copies below (no file is changed), checked to give reports
+  identical to the shipped code's; the last of these also with the covering answers index.
+
+Results (figures, plans, machine, load) go to bench/results/reports.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict, namedtuple
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+from unittest import mock
+
+from sqlalchemy import String, case, cast, create_engine, event, func, or_, select, text
+
+import admin_cli.report as report_mod
+from admin_cli import summary
+from admin_cli.seed import CASEWORKERS, LANGUAGES, OUTCOMES, UNITS, Builder, _weighted, \
+    answer_path
+from bot.app import App, create_app
+from bot.settings import Settings
+from flows.model import Questionnaire, pick_for_age
+from storage.sql import AnswerRow, Child, Invitation, SessionRow
+
+DB_NAME = "bench_reports"
+SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+REDIS_URL = "redis://127.0.0.1:6379/12"  # the summary looks for live sessions; nothing written
+RESULTS = Path(__file__).resolve().parent / "results" / "reports.json"
+# Bump when the data set's shape changes: a marker with another version makes it again.
+GENERATOR = 2
+QUARTERS = [(2024, m) for m in (1, 4, 7, 10)] + [(2025, m) for m in (1, 4, 7, 10)]
+TARGET_REPORT_MS = 2000.0
+TARGET_SUMMARY_MS = 100.0
+COPY_EVERY = 4000  # invitations built in memory before one COPY
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    table: str
+    columns: str  # what goes between the parentheses of CREATE INDEX
+    why: str
+    include: str = ""
+    where: str = ""
+
+    @property
+    def ddl(self) -> str:
+        return (f"CREATE INDEX {self.name} ON {self.table} ({self.columns})"
+                + (f" INCLUDE ({self.include})" if self.include else "")
+                + (f" WHERE {self.where}" if self.where else ""))
+
+
+# The indexes tried on top of the migrations' schema, each in a phase of its own.
+CANDIDATES: list[Candidate] = [
+    Candidate("ix_invitations_created_at", "invitations", "created_at",
+              "build_report filters invitations by quarter (a created_at range) in all six of "
+              "its queries and, with no --since/--until, first asks min/max(created_at): "
+              "without an index each is a full scan of invitations."),
+    Candidate("ix_answers_report", "answers", "session_id",
+              "the report's answer query reads the current, not skipped answers of each "
+              "child's latest session: with the values in the index it is an index-only scan "
+              "instead of a heap lookup per answer.",
+              include="question_id, value_num, value_option, value_options",
+              where="current IS TRUE AND skipped IS FALSE"),
+]
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def _secret_key() -> str:
+    """A fixed Fernet key: the report's keyed rounding is the same on every run."""
+    return base64.urlsafe_b64encode(hashlib.sha256(b"tala bench reports").digest()).decode()
+
+
+def ensure_database(name: str) -> str:
+    if name == "test":
+        raise SystemExit("Never the database 'test': the tests drop its schema.")
+    admin = create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                        {"n": name}).first() is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{SERVER}/{name}"
+
+
+def make_app(url: str, data_dir: str) -> App:
+    settings = Settings(TALA_DATA_DIR=data_dir, DATABASE_URL=url, REDIS_URL=REDIS_URL,
+                        TALA_SECRET_KEY=_secret_key(), TALA_USER="bench")
+    return create_app(settings, migrate=True)  # the schema exactly as the migrations make it
+
+
+def _meta(app: App) -> dict[str, Any]:
+    with app.db.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_meta "
+                          "(key varchar(64) PRIMARY KEY, value text NOT NULL)"))
+        return {k: json.loads(v) for k, v in conn.execute(text("SELECT key, value FROM "
+                                                               "bench_meta"))}
+
+
+def _set_meta(app: App, key: str, value: Any) -> None:
+    with app.db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO bench_meta (key, value) VALUES (:k, :v) ON CONFLICT "
+                          "(key) DO UPDATE SET value = excluded.value"),
+                     {"k": key, "v": json.dumps(value)})
+
+
+def _del_meta(app: App, key: str) -> None:
+    with app.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM bench_meta WHERE key = :k"), {"k": key})
+
+
+# --------------------------------------------------------------------------- the data set
+
+
+class CopyBuilder(Builder):
+    """admin_cli.seed.Builder whose rows go out with COPY (child ids given here) instead of one
+    ORM transaction: the same rows, many times faster, in chunks of bounded memory."""
+
+    def __init__(self, app: App, rng: random.Random):
+        super().__init__(app, rng)
+        self.ids: dict[str, int] = {}
+        self.written = {"children": 0, "invitations": 0, "sessions": 0, "answers": 0}
+
+    def commit(self) -> None:
+        p = self._p
+        for c in p.children:
+            self.ids[c["case_ref"]] = len(self.ids) + 1
+        ids = self.ids
+        raw = self.app.db.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            with cur.copy("COPY children (id, case_ref, unit, caseworker, birth_year, "
+                          "preferred_lang, created_at) FROM STDIN") as cp:
+                for c in p.children:
+                    cp.write_row((ids[c["case_ref"]], c["case_ref"], c["unit"], c["caseworker"],
+                                  c["birth_year"], c["preferred_lang"], c["created_at"]))
+            with cur.copy("COPY invitations (id, child_id, session_id, questionnaire_id, "
+                          "channel, lang, status, delivery_status, created_by, created_at, "
+                          "expires_at) FROM STDIN") as cp:
+                for r in p.invitations:
+                    cp.write_row((r["id"], ids[r["case_ref"]], r["session_id"],
+                                  r["questionnaire_id"], r["channel"], r["lang"], r["status"],
+                                  r["delivery_status"], r["created_by"], r["created_at"],
+                                  r["expires_at"]))
+            with cur.copy("COPY sessions (id, child_id, invitation_id, questionnaire_id, "
+                          "questionnaire_version, lang, channel, status, started_at, "
+                          "completed_at, written_at) FROM STDIN") as cp:
+                for r in p.sessions:
+                    cp.write_row((r["id"], ids[r["case_ref"]], r["invitation_id"],
+                                  r["questionnaire_id"], r["questionnaire_version"], r["lang"],
+                                  r["channel"], r["status"], r["started_at"],
+                                  r["completed_at"], r["written_at"]))
+            with cur.copy("COPY answers (session_id, question_id, domain, seq, current, "
+                          "skipped, value_num, value_option, value_options, text_enc, lang, "
+                          "answered_at) FROM STDIN") as cp:
+                for r in p.answers:
+                    opts = r["value_options"]
+                    cp.write_row((r["session_id"], r["question_id"], r["domain"], r["seq"],
+                                  r["current"], r["skipped"], r["value_num"], r["value_option"],
+                                  None if opts is None else json.dumps(opts), r["text_enc"],
+                                  r["lang"], r["answered_at"]))
+            raw.commit()
+        finally:
+            raw.close()
+        for k, rows in (("children", p.children), ("invitations", p.invitations),
+                        ("sessions", p.sessions), ("answers", p.answers)):
+            self.written[k] += len(rows)
+        self._p = type(p)()
+
+
+def generate(app: App, answers: int, seed: int) -> dict[str, Any]:
+    """Children until their answers make `answers` rows. Each child is followed up quarter
+    after quarter (most of them, from a first quarter in 2024-2025) with the questionnaire for
+    their age, sometimes followed by the short feedback questionnaire; units, caseworkers,
+    languages, outcomes and answers are drawn as admin_cli.seed draws them. Written in the
+    order it would have happened: invitation by invitation, quarter after quarter."""
+    began = time.perf_counter()
+    with app.db.engine.begin() as conn:
+        conn.execute(text("TRUNCATE answers, sessions, alerts, invitations, children, "
+                          "audit_log RESTART IDENTITY CASCADE"))
+    rng = random.Random(seed)
+    b = CopyBuilder(app, rng)
+    staff: dict[str, list[str]] = {}
+    names = iter(CASEWORKERS * 4)
+    for unit, _ in UNITS:
+        staff[unit] = [next(names) for _ in range(3 if unit != "Mottagning" else 2)]
+    feedback = app.questionnaires["session-feedback"]
+    events: list[list[tuple]] = [[] for _ in QUARTERS]
+    planned, i = 0, 0
+
+    def plan(k: int, *event: Any) -> None:
+        nonlocal planned
+        events[k].append(event)
+        # Builder writes a revised answer twice: the earlier value (not current) and the last.
+        planned += sum(2 if a.earlier is not None else 1 for a in event[5] or [])
+
+    while planned < answers:
+        i += 1
+        unit = _weighted(rng, UNITS)
+        age0 = rng.randint(6, 18)  # in 2024
+        lang = _weighted(rng, LANGUAGES)
+        ref = b.child(f"BENCH-{i:06d}", unit=unit, caseworker=rng.choice(staff[unit]),
+                      birth_year=2024 - age0, lang=lang)
+        wellbeing = rng.betavariate(4, 2)
+        first = rng.randrange(len(QUARTERS))
+        for k in range(first, len(QUARTERS)):
+            if k > first and rng.random() < 0.2:
+                break  # not followed up any more
+            year, month = QUARTERS[k]
+            qn = pick_for_age(app.questionnaires, min(18, age0 + year - 2024))
+            at = datetime(year, month, 1, 7, tzinfo=timezone.utc) + \
+                timedelta(days=rng.randint(0, 80), minutes=rng.randint(0, 600))
+            w = min(1.0, max(0.0, wellbeing + rng.gauss(0, 0.1)))
+            outcome = _weighted(rng, OUTCOMES)
+            path = None
+            if outcome in ("completed", "stopped", "expired"):
+                path = answer_path(qn, rng, w, None if outcome == "completed"
+                                   else rng.randint(1, 12))
+            channel = rng.choice(["sms", "sms", "sms", "console"])
+            plan(k, at, ref, qn.id, outcome, lang, path, channel)
+            if outcome == "completed" and rng.random() < 0.15:
+                plan(k, at + timedelta(days=3), ref, feedback.id, "completed", lang,
+                     answer_path(feedback, rng, w), "sms")
+    b.commit()  # the children
+    n = 0
+    for evs in events:
+        evs.sort(key=lambda e: (e[0], e[1]))
+        for at, ref, qid, outcome, lang, path, channel in evs:
+            b.invitation(ref, qid, at, outcome, lang=lang, answers=path, channel=channel)
+            n += 1
+            if n % COPY_EVERY == 0:
+                b.commit()
+                print(f"  {b.written['answers']:>9,} answers ...", file=sys.stderr, flush=True)
+    b.commit()
+    with app.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("SELECT setval('children_id_seq', (SELECT max(id) FROM children))"))
+        conn.execute(text("VACUUM (ANALYZE) children, invitations, sessions, answers"))
+    return {**b.written, "seconds": round(time.perf_counter() - began, 1)}
+
+
+# --------------------------------------------------------------------------- reshaped queries
+#
+# Copies of admin_cli.report's query functions with only their SQL's shape changed, swapped in
+# at run time (the "shape" phases) to measure what a change of the code would give.
+
+
+def answers_reshaped(app: App, period: Any, qns: list[Questionnaire]) -> tuple[list, list]:
+    """admin_cli.report._answers with two changes, same result:
+    1. `rn <= 1` for `rn = 1`: PostgreSQL estimates `rn = 1` on a row_number() at 0.5 % of
+       the rows (it is ~100 %), `rn <= 1` at a third;
+    2. one IN list of every fixed-answer question id instead of one (questionnaire AND
+       question_id IN ...) per questionnaire, OR-ed: that OR over a joined column is
+       estimated at 1 row per session (it is ~13). The report already drops rows whose
+       question is not a fixed-answer question of that questionnaire (qn.has, _value_of).
+    With both estimates near the truth the planner hashes the ~800,000 answer rows into their
+    ~18,000 groups instead of a nested loop feeding a disk sort of all of them."""
+    created = Invitation.created_at
+    s0 = (select(SessionRow.id.label("sid"), Invitation.child_id.label("child_id"),
+                 Child.unit.label("unit"),
+                 report_mod._quarter_case(created, period,
+                                          list(range(len(period.quarters)))).label("k"),
+                 Invitation.questionnaire_id.label("qn"), SessionRow.started_at)
+          .join(Invitation, Invitation.session_id == SessionRow.id)
+          .join(Child, Child.id == Invitation.child_id)
+          .where(*report_mod._in_period(created, period), SessionRow.started_at.is_not(None),
+                 Invitation.questionnaire_id.in_([q.id for q in qns]))
+          .subquery("s0"))
+    rn = func.row_number().over(partition_by=(s0.c.child_id, s0.c.k, s0.c.qn),
+                                order_by=(s0.c.started_at.desc(), s0.c.sid.desc()))
+    s1 = select(s0.c.sid, s0.c.unit, s0.c.k, s0.c.qn, rn.label("rn")).subquery("s1")
+    latest = (select(s1.c.sid, s1.c.unit, s1.c.k, s1.c.qn).where(s1.c.rn <= 1)  # 1.
+              .subquery("latest"))
+    block = [latest.c.unit, latest.c.k, latest.c.qn]
+    opts = cast(AnswerRow.value_options, String)
+    fixed = sorted({q.id for qn in qns for q in qn.questions
+                    if q.type in report_mod.FIXED_TYPES})  # 2.
+    answers = (select(*block, AnswerRow.question_id, AnswerRow.value_num,
+                      AnswerRow.value_option, opts.label("opts"), func.count().label("n"))
+               .select_from(AnswerRow).join(latest, latest.c.sid == AnswerRow.session_id)
+               .where(AnswerRow.current.is_(True), AnswerRow.skipped.is_(False),
+                      AnswerRow.question_id.in_(fixed))
+               .group_by(*block, AnswerRow.question_id, AnswerRow.value_num,
+                         AnswerRow.value_option, opts))
+    with app.db.Session() as db:
+        respondents = list(db.execute(select(*block, func.count().label("n"))
+                                      .group_by(*block)))
+        rows = list(db.execute(answers))
+    return respondents, rows
+
+
+def participation_one_pass(app: App, period: Any, qn_ids: list[str]) -> dict[str, list[Any]]:
+    """admin_cli.report._participation with its four GROUP BY queries (block, caseworker, age
+    band, language), each computing the same per-child subquery again, made one query grouped
+    by all of them; Python adds up the few thousand rows into the four (SQLite has no
+    GROUPING SETS, so this works on both)."""
+    created = Invitation.created_at
+    n = len(period.quarters)
+    completed = or_(SessionRow.status == "completed", Invitation.status == "completed")
+    started = or_(SessionRow.id.is_not(None),
+                  Invitation.status.in_(report_mod.STARTED_STATUSES))
+    inv = (select(Invitation.child_id.label("child_id"), Child.unit.label("unit"),
+                  Child.caseworker.label("caseworker"), Child.birth_year.label("birth_year"),
+                  report_mod._quarter_case(created, period, list(range(n))).label("k"),
+                  report_mod._quarter_case(created, period,
+                                           [y for y, _ in period.quarters]).label("yr"),
+                  Invitation.questionnaire_id.label("qn"), Invitation.lang.label("lang"),
+                  case((completed, 2), (started, 1), else_=0).label("level"))
+           .join(Child, Child.id == Invitation.child_id)
+           .outerjoin(SessionRow, SessionRow.id == Invitation.session_id)
+           .where(*report_mod._in_period(created, period),
+                  Invitation.questionnaire_id.in_(qn_ids))
+           .subquery("inv"))
+    age = inv.c.yr - inv.c.birth_year
+    band = case((inv.c.birth_year.is_(None), "unknown"), (age.between(6, 11), "6-11"),
+                (age.between(12, 18), "12-18"), else_="other")
+    child = (select(inv.c.child_id, inv.c.unit, inv.c.caseworker, band.label("age_band"),
+                    inv.c.k, inv.c.qn, func.max(inv.c.level).label("lvl"),
+                    func.max(inv.c.lang).label("language"))
+             .group_by(inv.c.child_id, inv.c.unit, inv.c.caseworker, inv.c.birth_year,
+                       inv.c.yr, inv.c.k, inv.c.qn)
+             .subquery("per_child"))
+    dims = ("caseworker", "age_band", "language")
+    cols = [child.c.unit, child.c.k, child.c.qn, child.c.lvl, *[child.c[d] for d in dims]]
+    with app.db.Session() as db:
+        rows = list(db.execute(select(*cols, func.count().label("n")).group_by(*cols)))
+    out: dict[str, list[Any]] = {}
+    for dim in ("block", *dims):
+        extra = () if dim == "block" else (dim,)
+        Row = namedtuple("Row", ("unit", "k", "qn", "lvl", *extra, "n"))  # type: ignore[misc]
+        sums: dict[tuple, int] = defaultdict(int)
+        for r in rows:
+            sums[(r.unit, r.k, r.qn, r.lvl, *[getattr(r, d) for d in extra])] += r.n
+        out[dim] = [Row(*key, total) for key, total in sums.items()]
+    return out
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def _cpu_ms(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+class QueryLog:
+    """Every statement the app sends, with its parameters and how long it took; and the
+    PostgreSQL backends of the app's connections, to read their CPU time."""
+
+    def __init__(self, engine: Any):
+        self.engine = engine
+        self.on = False
+        self.calls: list[dict[str, Any]] = []
+        self.pids: set[int] = set()
+        event.listen(engine, "connect", self._connect)
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+        engine.dispose()  # every connection from now on is seen connecting
+
+    def _connect(self, dbapi_conn: Any, record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("SELECT pg_backend_pid()")
+        self.pids.add(cur.fetchone()[0])
+        cur.close()
+        dbapi_conn.rollback()
+
+    def server_cpu_ms(self) -> float:
+        return sum(c for c in map(_cpu_ms, self.pids) if c is not None)
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        conn.info.setdefault("bench_t0", []).append(time.perf_counter())
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        t0 = conn.info["bench_t0"].pop()
+        if self.on:
+            self.calls.append({"statement": statement, "parameters": parameters,
+                               "ms": (time.perf_counter() - t0) * 1000})
+
+
+def _timed_runs(fn: Callable[[], Any], runs: int, log: QueryLog) -> dict[str, Any]:
+    """Wall time of each run (median counts); CPU time (this process, and the PostgreSQL
+    backends) as the mean over all runs, since /proc counts it in 10 ms ticks."""
+    fn()  # warm-up
+    wall = []
+    s0, c0 = log.server_cpu_ms(), time.process_time()
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        wall.append((time.perf_counter() - t0) * 1000)
+    client = (time.process_time() - c0) * 1000 / runs
+    server = (log.server_cpu_ms() - s0) / runs
+    return {"median_ms": round(statistics.median(wall), 1), "min_ms": round(min(wall), 1),
+            "max_ms": round(max(wall), 1), "runs_ms": [round(t, 1) for t in wall],
+            "client_cpu_mean_ms": round(client, 1), "server_cpu_mean_ms": round(server, 1)}
+
+
+def _explain(app: App, call: dict[str, Any]) -> list[str]:
+    with app.db.engine.connect() as conn:
+        rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + call["statement"],
+                                    call["parameters"])
+        plan = [r[0] for r in rows]
+        conn.rollback()
+    return plan
+
+
+def _short(statement: str) -> str:
+    s = " ".join(statement.split())
+    return s if len(s) <= 200 else s[:197] + "..."
+
+
+def measure(app: App, log: QueryLog, scenarios: dict[str, tuple[Callable[[], Any], float]],
+            runs: int, explain_top: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, (fn, target) in scenarios.items():
+        timing = _timed_runs(fn, runs, log)
+        log.calls, log.on = [], True
+        fn()
+        log.on = False
+        calls = log.calls
+        heavy = sorted(range(len(calls)), key=lambda i: -calls[i]["ms"])[:explain_top]
+        queries = [{"order": i, "ms": round(calls[i]["ms"], 1),
+                    "statement": _short(calls[i]["statement"]),
+                    "explain": _explain(app, calls[i]) if calls[i]["ms"] >= 5 else None}
+                   for i in heavy]
+        met = timing["median_ms"] < target
+        out[name] = {**timing, "target_ms": target, "met": met, "statements": len(calls),
+                     "sql_ms_one_run": round(sum(c["ms"] for c in calls), 1),
+                     "heaviest": queries}
+        print(f"  {name:<28} median {timing['median_ms']:>7.1f} ms wall, "
+              f"{timing['server_cpu_mean_ms']:>6.0f} ms PostgreSQL CPU, "
+              f"{timing['client_cpu_mean_ms']:>6.0f} ms Python CPU  (runs "
+              f"{', '.join(f'{t:.0f}' for t in timing['runs_ms'])}; target < {target:g} ms: "
+              f"{'met' if met else 'MISSED'}; {len(calls)} statements)", flush=True)
+        for q in queries[:2]:
+            print(f"      {q['ms']:>7.1f} ms  #{q['order']} {q['statement'][:90]}", flush=True)
+    return out
+
+
+def _existing_indexes(app: App) -> set[str]:
+    with app.db.engine.connect() as conn:
+        return {r[0] for r in conn.execute(text(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"))}
+
+
+def _drop_ours(app: App, names: list[str]) -> None:
+    with app.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for n in names:
+            conn.execute(text(f"DROP INDEX IF EXISTS {n}"))
+    _del_meta(app, "temp_indexes")
+
+
+def _create(app: App, cands: list[Candidate]) -> dict[str, Any]:
+    _set_meta(app, "temp_indexes", [c.name for c in cands])  # dropped again even after a crash
+    made = {}
+    with app.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for c in cands:
+            t0 = time.perf_counter()
+            conn.execute(text(c.ddl))
+            size = conn.execute(text(f"SELECT pg_size_pretty(pg_relation_size('{c.name}'))"))
+            made[c.name] = {"seconds": round(time.perf_counter() - t0, 2),
+                            "size": size.scalar()}
+        for table in sorted({c.table for c in cands}):
+            conn.execute(text(f"ANALYZE {table}"))
+    return made
+
+
+def _same_reports(app: App, cases: dict[str, Callable[[], dict]],
+                  patches: dict[str, Callable]) -> dict[str, bool]:
+    """Do the reshaped queries give exactly the shipped code's reports?"""
+    shipped = {name: json.dumps(fn(), sort_keys=True, default=str) for name, fn in cases.items()}
+    with ExitStack() as stack:
+        for attr, fn in patches.items():
+            stack.enter_context(mock.patch.object(report_mod, attr, fn))
+        return {name: json.dumps(fn(), sort_keys=True, default=str) == shipped[name]
+                for name, fn in cases.items()}
+
+
+def _compare(phases: dict[str, Any]) -> dict[str, Any]:
+    """Each phase's medians beside the migrations' schema's: wall time and PostgreSQL CPU."""
+    base = phases["schema"]["cases"]
+    out: dict[str, Any] = {}
+    for phase, ph in phases.items():
+        out[phase] = {}
+        for case_name, r in ph["cases"].items():
+            b = base[case_name]
+            out[phase][case_name] = {
+                "median_ms": r["median_ms"], "met": r["met"],
+                "wall_vs_schema_pct": round(100 * (r["median_ms"] / b["median_ms"] - 1))
+                if b["median_ms"] else None,
+                "server_cpu_ms": r["server_cpu_mean_ms"],
+                "server_cpu_vs_schema_pct": round(
+                    100 * (r["server_cpu_mean_ms"] / b["server_cpu_mean_ms"] - 1))
+                if b["server_cpu_mean_ms"] else None}
+    return out
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _facts(app: App) -> dict[str, Any]:
+    with app.db.engine.connect() as conn:
+        version = conn.execute(text("SHOW server_version")).scalar()
+        settings = {k: conn.execute(text(f"SHOW {k}")).scalar()
+                    for k in ("shared_buffers", "work_mem", "effective_cache_size",
+                              "random_page_cost", "max_parallel_workers_per_gather", "jit")}
+        counts = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
+                  for t in ("children", "invitations", "sessions", "answers")}
+        sizes = {t: conn.execute(text(f"SELECT pg_size_pretty(pg_total_relation_size('{t}'))"))
+                 .scalar() for t in ("children", "invitations", "sessions", "answers")}
+        indexes = [r[0] for r in conn.execute(text(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename IN "
+            "('children', 'invitations', 'sessions', 'answers') ORDER BY tablename, indexname"))]
+    return {"postgresql": version, "settings": settings, "rows": counts, "table_sizes": sizes,
+            "indexes": indexes}
+
+
+def _summary_child(app: App) -> tuple[str, int]:
+    """The child with the most stored sessions (followed up quarter after quarter)."""
+    with app.db.engine.connect() as conn:
+        ref, n = conn.execute(text(
+            "SELECT c.case_ref, count(*) AS n FROM sessions s JOIN children c ON "
+            "c.id = s.child_id GROUP BY c.case_ref ORDER BY n DESC, c.case_ref LIMIT 1")).one()
+    return ref, n
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.reports", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--answers", type=int, default=1_000_000,
+                        help="answer rows in the data set (default 1,000,000)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per case (median)")
+    parser.add_argument("--explain", type=int, default=3,
+                        help="heaviest statements per case to EXPLAIN (ANALYZE, BUFFERS)")
+    parser.add_argument("--database", default=DB_NAME)
+    parser.add_argument("--regenerate", action="store_true", help="make the data set again")
+    parser.add_argument("--schema-only", action="store_true",
+                        help="measure the migrations' schema only (no indexes, no reshaping)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    url = ensure_database(args.database)
+    with tempfile.TemporaryDirectory(prefix="tala-bench-") as data_dir:
+        app = make_app(url, data_dir)
+        try:
+            return _run(app, args)
+        finally:
+            app.close()
+
+
+def _run(app: App, args: argparse.Namespace) -> int:
+    meta = _meta(app)
+    if meta.get("temp_indexes"):  # left behind by a run that was cut off
+        _drop_ours(app, meta["temp_indexes"])
+    want = {"answers": args.answers, "seed": args.seed, "generator": GENERATOR}
+    if meta.get("dataset", {}).get("params") == want and not args.regenerate:
+        dataset = {**meta["dataset"], "reused": True}
+        print(f"Data set made {dataset['made']} reused ({args.database}).", flush=True)
+    else:
+        print(f"Making the data set: {args.answers:,} answers in {args.database} ...",
+              flush=True)
+        _del_meta(app, "dataset")
+        made = generate(app, args.answers, args.seed)
+        dataset = {"params": want, "made": datetime.now(timezone.utc).isoformat(
+            timespec="seconds"), "generated": made}
+        _set_meta(app, "dataset", dataset)
+        dataset = {**dataset, "reused": False}
+        print(f"  made in {made['seconds']} s", flush=True)
+    facts = _facts(app)
+    rows = facts["rows"]
+    print(f"  {rows['children']:,} children, {rows['invitations']:,} invitations, "
+          f"{rows['sessions']:,} sessions, {rows['answers']:,} answers "
+          f"({rows['answers'] / max(1, rows['sessions']):.1f} per session); answers table "
+          f"{facts['table_sizes']['answers']}", flush=True)
+
+    case_ref, n_sessions = _summary_child(app)
+    unit, quarter = "Nord", (date(2025, 4, 1), date(2025, 6, 30))
+    reports: dict[str, Callable[[], dict]] = {
+        "report_all_units_quarters": lambda: report_mod.build_report(app, "bench"),
+        "report_one_unit_one_quarter": lambda: report_mod.build_report(
+            app, "bench", unit=unit, since=quarter[0], until=quarter[1]),
+    }
+    scenarios: dict[str, tuple[Callable[[], Any], float]] = {
+        **{k: (fn, TARGET_REPORT_MS) for k, fn in reports.items()},
+        "summary_one_child": (lambda: summary.build(app, case_ref, "bench"),
+                              TARGET_SUMMARY_MS),
+    }
+    log = QueryLog(app.db.engine)
+    load_before = os.getloadavg()
+    print(f"Load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} on "
+          f"{os.cpu_count()} CPUs; {args.runs} runs each, median.", flush=True)
+    present = _existing_indexes(app)
+    by_name = {c.name: c for c in CANDIDATES if c.name not in present}
+    answers_shape = {"_answers": answers_reshaped}
+    both_shapes = {**answers_shape, "_participation": participation_one_pass}
+    # (phase, candidate indexes made for it, report functions swapped, cases)
+    plan: list[tuple[str, list[str], dict[str, Callable], list[str]]] = [
+        ("schema", [], {}, list(scenarios))]
+    if not args.schema_only:
+        plan += [(f"index {n}", [n], {}, list(scenarios)) for n in by_name]
+        plan += [("shape answers", [], answers_shape, list(reports)),
+                 ("shape answers+participation", [], both_shapes, list(reports))]
+        plan += [(f"shape answers+participation, index {n}", [n], both_shapes, list(reports))
+                 for n in by_name if n == "ix_answers_report"]
+    phases: dict[str, Any] = {}
+    same: dict[str, dict[str, bool]] = {}
+    made: dict[str, Any] = {}
+    for phase, indexes, patches, cases in plan:
+        note = ""
+        if patches:
+            same[phase] = _same_reports(app, reports, patches)
+            note = (f"; reports identical to the shipped code's: "
+                    f"{all(same[phase].values())}")
+        print(f"Phase '{phase}'{note}:", flush=True)
+        try:
+            if indexes:
+                made.update(_create(app, [by_name[n] for n in indexes]))
+            with ExitStack() as stack:
+                for attr, fn in patches.items():
+                    stack.enter_context(mock.patch.object(report_mod, attr, fn))
+                phases[phase] = {
+                    "indexes_added": indexes, "code_reshaped": list(patches),
+                    "cases": measure(app, log, {k: scenarios[k] for k in cases}, args.runs,
+                                     args.explain)}
+        finally:
+            if indexes:
+                _drop_ours(app, indexes)
+    load_after = os.getloadavg()
+    print("\nMedian wall time, ms (mean PostgreSQL CPU, ms):", flush=True)
+    names = list(scenarios)
+    print(f"  {'phase':<52}" + "".join(f"{n[:27]:>29}" for n in names))
+    for phase, ph in phases.items():
+        res = ph["cases"]
+        print(f"  {phase:<52}" + "".join(
+            f"{res[n]['median_ms']:>19.0f} ({res[n]['server_cpu_mean_ms']:>6.0f})"
+            if n in res else f"{'-':>29}" for n in names))
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "nproc": os.cpu_count(),
+                    "python": platform.python_version(), "postgresql": facts["postgresql"],
+                    "load_average_before": [round(x, 2) for x in load_before],
+                    "load_average_after": [round(x, 2) for x in load_after]},
+        "postgresql_settings": facts["settings"],
+        "database": args.database,
+        "dataset": {**dataset, "rows": rows, "table_sizes": facts["table_sizes"],
+                    "indexes_from_migrations": facts["indexes"],
+                    "quarters": [f"{y} kv{(m - 1) // 3 + 1}" for y, m in QUARTERS],
+                    "units": [u for u, _ in UNITS]},
+        "cases": {"report_one_unit_one_quarter": {"unit": unit, "since": str(quarter[0]),
+                                                  "until": str(quarter[1])},
+                  "summary_one_child": {"case_ref": case_ref, "sessions": n_sessions}},
+        "runs": args.runs,
+        "targets_ms": {"report": TARGET_REPORT_MS, "summary": TARGET_SUMMARY_MS},
+        "comparison": _compare(phases),
+        "reshaped_reports_identical": same,
+        "phases": phases,
+        "candidates": [{"name": c.name, "table": c.table, "columns": c.columns,
+                        "include": c.include or None, "where": c.where or None,
+                        "tried_because": c.why,
+                        "ddl": c.ddl, "already_in_schema": c.name in present,
+                        **({"made": made[c.name]} if c.name in made else {})}
+                       for c in CANDIDATES],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2, default=str) + "\n")
+    print(f"Written to {args.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
