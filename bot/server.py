@@ -22,6 +22,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+import aiohttp
+import pydantic
 import redis
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,6 +38,8 @@ from flows.i18n import SOURCE_LANG
 log = logging.getLogger("tala.server")
 APP_KEY = web.AppKey("tala", App)
 WORKER_INTERVAL = 15.0  # seconds between looks at due sessions
+MAX_FORM = 64 * 1024  # a Twilio webhook is well under 20 KB
+MAX_BODY = 256 * 1024
 
 
 def _twiml(bodies: list[str]) -> web.Response:
@@ -46,19 +50,18 @@ def _twiml(bodies: list[str]) -> web.Response:
 
 
 def _candidate_urls(request: web.Request, public_url: str | None) -> list[str]:
-    """The URL Twilio signed: TALA_PUBLIC_URL + path when set; behind a proxy, the
-    forwarded one as well."""
+    """The URL Twilio signed. With TALA_PUBLIC_URL set, that and nothing else: forwarded
+    headers come from whoever sends the request, so trusting them would accept a request
+    Twilio signed for another host. Without it (behind a proxy, no fixed name), the forwarded
+    URL as the proxy last wrote it."""
     path = request.rel_url.path_qs
-    urls = []
     if public_url:
-        urls.append(public_url.rstrip("/") + path)
+        return [public_url.rstrip("/") + path]
     proto = request.headers.get("X-Forwarded-Proto")
     host = request.headers.get("X-Forwarded-Host")
     if proto and host:
-        urls.append(f"{proto.split(',')[0].strip()}://{host.split(',')[0].strip()}{path}")
-    if not urls:
-        urls.append(str(request.url))
-    return urls
+        return [f"{proto.split(',')[-1].strip()}://{host.split(',')[-1].strip()}{path}"]
+    return [str(request.url)]
 
 
 def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
@@ -75,11 +78,21 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
     async def twilio_form(request: web.Request) -> dict[str, str] | None:
-        """The form, if its X-Twilio-Signature is right; None (and nothing touched) if not."""
-        form = dict(await request.post())
+        """The form, if its X-Twilio-Signature is right; None (and nothing touched) if not.
+        Raises HTTPException for a body Twilio would never send, before reading much of it."""
         signature = request.headers.get("X-Twilio-Signature", "")
         if validator is None or not signature:
             return None
+        if request.content_type != "application/x-www-form-urlencoded":
+            raise web.HTTPUnsupportedMediaType(text="Twilio sends a form")
+        if request.content_length is not None and request.content_length > MAX_FORM:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM,
+                                                actual_size=request.content_length)
+        try:
+            raw = await request.post()
+        except (ValueError, LookupError, aiohttp.ClientPayloadError) as e:
+            raise web.HTTPBadRequest(text=f"unreadable form ({type(e).__name__})") from None
+        form = {k: v for k, v in raw.items() if isinstance(v, str)}
         for url in _candidate_urls(request, settings.public_url):
             if validator.validate(url, form, signature):
                 return form
@@ -114,8 +127,13 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
             metrics.errors.labels("sms", "forbidden").inc()
             return web.Response(status=403, text="bad or missing X-Twilio-Signature")
         code = form.get("ErrorCode") or None
-        await run(app.service.record_delivery, form.get("MessageSid", ""),
-                  form.get("MessageStatus", ""), code, code == str(ERROR_OPTED_OUT))
+        try:
+            await run(app.service.record_delivery, form.get("MessageSid", ""),
+                      form.get("MessageStatus", ""), code, code == str(ERROR_OPTED_OUT))
+        except (redis.RedisError, SQLAlchemyError) as e:
+            metrics.errors.labels("sms", "storage").inc()
+            log.error("delivery report failed: %s", type(e).__name__)
+            return web.Response(status=503, text="try again")  # Twilio retries
         return web.Response(status=204)
 
     async def healthz(_: web.Request) -> web.Response:
@@ -143,18 +161,23 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
     async def telegram_webhook(request: web.Request) -> web.Response:
         secret = settings.telegram_webhook_secret
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-        if telegram is None or not secret or not hmac.compare_digest(given, secret):
+        if telegram is None or not secret or not hmac.compare_digest(
+                given.encode("utf-8", "surrogateescape"), secret.encode("utf-8")):
             metrics.errors.labels("telegram", "forbidden").inc()
             return web.Response(status=403, text="bad or missing secret token")
         started = time.perf_counter()
         try:
             update = await request.json()
-        except ValueError:
+        except (ValueError, LookupError):
             metrics.errors.labels("telegram", "bad_json").inc()
             return web.Response(status=400, text="not JSON")
         metrics.messages.labels("telegram", "in").inc()
         try:
             await telegram.feed(update)
+        except pydantic.ValidationError:
+            # Not an Update: answered 400 so Telegram stops retrying it.
+            metrics.errors.labels("telegram", "not_an_update").inc()
+            return web.Response(status=400, text="not a Telegram Update")
         except (redis.RedisError, SQLAlchemyError) as e:
             metrics.errors.labels("telegram", "storage").inc()
             log.error("Telegram update failed: %s", type(e).__name__)
@@ -162,7 +185,8 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
         metrics.latency.labels("telegram").observe(time.perf_counter() - started)
         return web.Response(text="ok")
 
-    web_app = web.Application()
+    # Twilio's and Telegram's bodies are a few kilobytes; nothing larger is read.
+    web_app = web.Application(client_max_size=MAX_BODY)
     web_app[APP_KEY] = app
     web_app.router.add_post("/telegram/webhook", telegram_webhook)
     web_app.router.add_post("/sms/twilio", sms_inbound)

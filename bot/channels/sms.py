@@ -7,12 +7,14 @@ conversation service as every channel; this module holds only what is particular
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import phonenumbers
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from bot.channels.console import render
@@ -35,6 +37,8 @@ OPT_OUT_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "q
 OPT_IN_WORDS = frozenset({"start", "yes", "unstop"})
 ERROR_OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient"
 MAX_SEGMENTS_PER_MESSAGE = 3
+HTTP_TIMEOUT = 10  # seconds; well under TALA_SEND_LEASE_SECONDS
+_NUMBERS = re.compile(r"\+?\d[\d\s().-]{4,}\d")
 
 
 class NumberError(ValueError):
@@ -80,7 +84,12 @@ class TwilioSender:
             raise RuntimeError("SMS needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
         if not (settings.twilio_from_number or settings.twilio_messaging_service_sid):
             raise RuntimeError("SMS needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID.")
-        self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
+        # A timeout, or a Twilio that never answers would hold the send thread for ever.
+        self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token,
+                             http_client=TwilioHttpClient(timeout=HTTP_TIMEOUT))
+        # twilio-python logs request URLs at INFO, and a reconciliation's URL holds the
+        # child's number: logs carry no numbers.
+        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
         if settings.twilio_api_base_url:
             self.client.api.base_url = settings.twilio_api_base_url.rstrip("/")
         self.from_number = settings.twilio_from_number
@@ -100,8 +109,12 @@ class TwilioSender:
             msg = self.client.messages.create(**kwargs)
         except TwilioRestException as e:
             log.warning("Twilio refused a message: %s %s", e.status, e.code)
-            return SendResult(error_code=e.code, error=f"Twilio {e.code}: {e.msg}"[:300],
-                              permanent=e.status < 500, opted_out=e.code == ERROR_OPTED_OUT)
+            # Twilio's messages can quote the number ("The 'To' number +46... is not valid"):
+            # what is kept of them carries no digits that could be one.
+            said = _NUMBERS.sub("[number]", str(e.msg or "").replace(to, "[number]"))
+            return SendResult(error_code=e.code, error=f"Twilio {e.code}: {said}"[:300],
+                              permanent=e.status < 500 and e.status != 429,
+                              opted_out=e.code == ERROR_OPTED_OUT)
         except requests.RequestException as e:
             log.warning("Twilio unreachable: %s", type(e).__name__)
             return SendResult(error=f"Twilio unreachable: {type(e).__name__}", permanent=False)
