@@ -1,8 +1,13 @@
 """Outgoing messages: a Redis-backed send queue with one shared rate limit.
 
-    tala:outq            Redis stream of job ids, consumer group "senders"
-    tala:job:ID          hash: to/body (encrypted), status, sid, error, claimed_at, row, ...
+    tala:{outq}          Redis stream of job ids, consumer group "senders"
+    tala:{outq}:job:ID   hash: to/body (encrypted), status, sid, error, claimed_at, row, ...
     tala:rate:CHANNEL    the next moment a message may go out (all processes share it)
+
+The stream and the jobs share the `{outq}` hash tag: on a Redis Cluster they are in one slot,
+so the script that writes a job and its stream entry together, and the MULTI that puts a job
+back in line, run there as they do on one server. (Queues written before the tag, `tala:outq`
+and `tala:job:ID`, are moved over by the first process that starts; see `_move_untagged`.)
 
 A job is sent at most once, also when a sender is killed half-way:
 - enqueueing is idempotent (a job id is written once), so a bulk run can simply be run again;
@@ -103,7 +108,7 @@ class SendQueue:
         self.r = client
         self.crypto = crypto
         self.prefix = prefix
-        self.stream = f"{prefix}:outq"
+        self.stream = f"{prefix}:{{outq}}"
         self.lease = lease_seconds
         # One name per process; a dead process's entries are taken over by any other sender
         # once they have been idle for the lease.
@@ -114,7 +119,7 @@ class SendQueue:
         self._group_ready = False
 
     def job_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}"
+        return f"{self.stream}:job:{job_id}"
 
     def _ensure_group(self) -> None:
         if self._group_ready:
@@ -124,7 +129,33 @@ class SendQueue:
         except redis.ResponseError as e:
             if "BUSYGROUP" not in str(e):
                 raise
+        self._move_untagged()
         self._group_ready = True
+
+    def _move_untagged(self) -> None:
+        """Jobs queued before the keys had their hash tag (`tala:outq`, `tala:job:ID`) are
+        moved to the tagged keys, so an upgrade loses no queued message. Safe when several
+        processes do it at once: a job is written once, and a job in the stream twice is still
+        sent once (the claim)."""
+        old_stream = f"{self.prefix}:outq"
+        if not self.r.exists(old_stream):
+            return
+        for _, fields in self.r.xrange(old_stream):
+            job_id = fields.get(b"job", b"").decode()
+            old_key = f"{self.prefix}:job:{job_id}"
+            raw = self.r.hgetall(old_key) if job_id else None
+            if not raw:
+                continue
+            job = {k.decode(): v.decode() for k, v in raw.items()}
+            if job.get("status") in ("sent", "failed"):
+                self.r.hset(self.job_key(job_id), mapping=job)  # kept for delivery reports
+            else:
+                # Queued, or claimed (then reconciled with the provider once the lease is
+                # over, as for any sender that stopped half-way).
+                flat = [x for kv in job.items() for x in kv]
+                self._enqueue(keys=[self.job_key(job_id), self.stream], args=[job_id, *flat])
+            self.r.delete(old_key)
+        self.r.delete(old_stream)
 
     # ------------------------------------------------------------------ producing
     def enqueue(self, job_id: str, to: str, body: str, **meta: str) -> bool:
@@ -138,6 +169,7 @@ class SendQueue:
                                   args=[job_id, *flat]))
 
     def job(self, job_id: str) -> dict[str, str]:
+        self._ensure_group()  # an untagged queue is moved first
         raw = self.r.hgetall(self.job_key(job_id))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
@@ -222,7 +254,7 @@ class SendQueue:
             attempts = int(f.get("attempts", "0")) + 1
             if attempts < 5:
                 # Back in line: a fresh stream entry, this one acknowledged.
-                pipe = self.r.pipeline()
+                pipe = self.r.pipeline(transaction=True)  # one slot: atomic on a Cluster too
                 pipe.hset(key, mapping={"status": "queued", "attempts": str(attempts),
                                         "error": result.error})
                 pipe.xadd(self.stream, {"job": job_id})
@@ -238,7 +270,7 @@ class SendQueue:
             "status": "failed", "error": result.error, "error_code": str(result.error_code or ""),
             "opted_out": "1" if result.opted_out else ""}
         mapping["finished_at"] = str(time.time())
-        pipe = self.r.pipeline()
+        pipe = self.r.pipeline(transaction=True)
         pipe.hset(self.job_key(job.id), mapping=mapping)
         pipe.xack(self.stream, GROUP, job.entry)
         pipe.execute()
@@ -255,8 +287,8 @@ class SendQueue:
             if matches(job_id):
                 self.r.xack(self.stream, GROUP, entry)
                 self.r.xdel(self.stream, entry)
-        for key in self.r.scan_iter(match=f"{self.prefix}:job:*"):
-            job_id = key.decode()[len(f"{self.prefix}:job:"):]
+        for key in self.r.scan_iter(match=f"{self.stream}:job:*"):
+            job_id = key.decode()[len(f"{self.stream}:job:"):]
             if matches(job_id):
                 sid = self.r.hget(key, "sid")
                 if sid:

