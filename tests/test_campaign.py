@@ -94,7 +94,8 @@ def test_a_class_answers_by_sms_keyword_and_telegram_link_and_leaves_no_trace(bo
     assert link.startswith(f"https://t.me/{tg.username}?start=c_")
     rng = random.Random(8)
     numbers = [f"+4670{3000000 + i}" for i in range(30)]
-    chats = [880000 + i for i in range(30)]
+    # Ten digits starting 99: no timestamp (epoch seconds 17..., microseconds) contains them.
+    chats = [9_900_000_000 + i for i in range(30)]
     sids = [_play_sms(app, server, fake, n, "SKÖLA8" if i % 3 == 0 else "skola8", rng)
             for i, n in enumerate(numbers)]
     sids += [_play_telegram(app, server, tg, ch, c.code, rng) for ch in chats]
