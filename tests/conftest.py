@@ -8,6 +8,7 @@ or `db` run once per backend.
 
 from __future__ import annotations
 
+import gc
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -85,6 +86,40 @@ class Talk:
 
     def of(self, kind: type) -> list:
         return [e for e in self.last if isinstance(e, kind)]
+
+
+class Clock:
+    """A clock a test moves by hand (service.clock)."""
+
+    def __init__(self):
+        self.now = T0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock(app):
+    c = Clock()
+    app.service.clock = c
+    return c
+
+
+@pytest.fixture
+def gc_outside_reports():
+    """No automatic garbage collection while a test runs and pytest writes its report. On
+    Python 3.11.7 an error left behind by a finalizer that runs inside the AST builder (pytest
+    parses a test file to show a failing or xfailed test) becomes "SystemError: AST
+    constructor recursion depth mismatch" (CPython gh-106905) and aborts the whole run; tests
+    that leave aiohttp connections and sockets to collect use this, so it happens between
+    tests."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
 
 
 @pytest.fixture

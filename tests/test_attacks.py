@@ -8,7 +8,6 @@ before and after each request: a request that is refused must change nothing."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import io
 import json
 import logging
@@ -49,20 +48,7 @@ FUZZ_EXAMPLES = 60
 
 # --------------------------------------------------------------------------- fixtures
 
-@pytest.fixture(autouse=True)
-def _garbage_collected_outside_reports():
-    """No automatic garbage collection while a test runs and pytest writes its report. On
-    Python 3.11.7 an error left behind by a finalizer that runs inside the AST builder (pytest
-    parses this file to show a failing or xfailed test) becomes "SystemError: AST constructor
-    recursion depth mismatch" (CPython gh-106905) and aborts the whole run; these tests leave
-    aiohttp connections and sockets to collect, so that happens here, between tests."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.collect()
+pytestmark = pytest.mark.usefixtures("gc_outside_reports")
 
 
 @pytest.fixture

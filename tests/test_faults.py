@@ -7,7 +7,6 @@ SQLite, the real HTTP server in a thread, the local fake Twilio, and for the wor
 
 from __future__ import annotations
 
-import gc
 import os
 import pwd
 import shutil
@@ -60,20 +59,7 @@ needs_postgres = pytest.mark.skipif(not _can_run_postgres(), reason=(
     "PostgreSQL's initdb and pg_ctl are not installed (or, as root, no postgres user)"))
 
 
-@pytest.fixture(autouse=True)
-def _garbage_collected_outside_reports():
-    """No automatic garbage collection while a test runs and pytest writes its report. On
-    Python 3.11.7 an error left behind by a finalizer that runs inside the AST builder (pytest
-    parses this file to show a failing or xfailed test) becomes "SystemError: AST constructor
-    recursion depth mismatch" (CPython gh-106905) and aborts the whole run; these tests leave
-    aiohttp connections and sockets to collect, so that happens here, between tests."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.collect()
+pytestmark = pytest.mark.usefixtures("gc_outside_reports")
 
 
 def _free_port() -> int:

@@ -11,22 +11,6 @@ from sqlalchemy.exc import OperationalError
 from admin_cli import summary
 from bot.service import InviteError
 from storage.sql import Alert, AnswerRow, AuditLog, Invitation, SessionRow
-from tests.conftest import T0
-
-
-class Clock:
-    def __init__(self):
-        self.now = T0
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def clock(app):
-    c = Clock()
-    app.service.clock = c
-    return c
 
 
 def _texts(reply) -> str:

@@ -37,21 +37,6 @@ HOME_WORDS = "Det är bråk <script>alert('x')</script> & skrik"
 UNSAFE_WORDS = "Det är mycket skrik på kvällarna"
 
 
-class Clock:
-    def __init__(self):
-        self.now = T0
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def clock(app):
-    c = Clock()
-    app.service.clock = c
-    return c
-
-
 def _replies(v: dict, unsafe: bool, n: int) -> list[str]:
     """A whole followup-6-11 conversation with these scale values."""
     out = [str(v["home_feel"])]
