@@ -500,8 +500,11 @@ class ConversationService:
         try:
             for item in state.outbox:
                 if item["kind"] == "alert":
-                    alert_id = self.db.write_alert(state, child.id, item)
-                    if alert_id is not None:
+                    # Notified while nobody has been: also when an earlier attempt stored
+                    # the alert but was cut off before queueing the text. The text's job id
+                    # is the alert's, so queueing it twice still sends it once.
+                    alert_id, unnotified = self.db.write_alert(state, child.id, item)
+                    if unnotified:
                         self._notify_alert(alert_id, child)
                 elif item["kind"] == "flag":
                     self.db.flag_campaign(state.campaign_id)

@@ -282,9 +282,11 @@ class Database:
                 inv.status = status
 
     # -- what happens in a conversation
-    def write_alert(self, state: State, child_id: int, alert: dict) -> int | None:
+    def write_alert(self, state: State, child_id: int, alert: dict) -> tuple[int, bool]:
         """Idempotent: the same alert (session, key) is stored once however often it is sent.
-        Returns the new alert's id, or None when it was stored before."""
+        Returns the alert's id and whether staff are still to be told of it (`notified_at`
+        unset): so an alert stored by an attempt that was cut off before its notification was
+        queued (killed, Redis gone) is notified by the retry."""
         row = Alert(session_id=state.session_id, child_id=child_id, key=alert["key"],
                     question_id=alert["question_id"], level=alert["level"],
                     topic=alert["topic"], created_at=_dt(alert["at"]),
@@ -293,9 +295,12 @@ class Database:
             with self.Session.begin() as db:
                 db.add(row)
                 db.flush()
-                return row.id
-        except IntegrityError:
-            return None  # already written by an earlier attempt
+                return row.id, True
+        except IntegrityError:  # already written by an earlier attempt
+            with self.Session() as db:
+                earlier = db.scalars(select(Alert).where(
+                    Alert.session_id == state.session_id, Alert.key == alert["key"])).one()
+                return earlier.id, earlier.notified_at is None
 
     # -- alerts: who hears of them, and handling them
     def alert(self, alert_id: int) -> Alert | None:

@@ -396,12 +396,6 @@ def test_a_locked_sqlite_file_at_the_end_delays_the_write_but_loses_nothing(app)
     _one_session_written(app, sid, len(FEEDBACK))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "An alert committed to SQL whose notification was not queued (Redis gone, or the process "
-    "killed, between db.write_alert's commit and queue.enqueue in "
-    "ConversationService._notify_alert) is never sent: on the retry db.write_alert() hits the "
-    "unique (session_id, key) and returns None, and flush() only notifies for a new id. The "
-    "caseworker is never texted; only the escalation to the manager hours later remains."))
 def test_an_alert_whose_notification_could_not_be_queued_is_notified_on_the_retry(
         sms_app, fake, monkeypatch):
     anna = "+46705550001"

@@ -126,8 +126,13 @@ def test_an_alert_is_stored_once_and_encrypted(db, questionnaires):
     st = _state(questionnaires, "s2")
     alert = {"key": "q:harm", "question_id": "q", "level": "urgent", "topic": "harm",
              "text": "pappa slår mig", "at": T0.isoformat()}
-    db.write_alert(st, child.id, alert)
-    db.write_alert(st, child.id, alert)
+    alert_id, unnotified = db.write_alert(st, child.id, alert)
+    assert unnotified
+    # Written again (a retry cut off before its notification was queued): the same alert,
+    # still to be notified; once notified, a retry no longer asks for it.
+    assert db.write_alert(st, child.id, alert) == (alert_id, True)
+    db.mark_alert(alert_id, notified_at=T0)
+    assert db.write_alert(st, child.id, alert) == (alert_id, False)
     with db.Session() as s:
         rows = s.scalars(select(Alert)).all()
         assert len(rows) == 1
