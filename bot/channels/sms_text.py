@@ -69,6 +69,8 @@ GSM7_BASIC: frozenset[str] = frozenset(_BASIC_TABLE) - {"\x1b"}
 GSM7_EXTENDED: frozenset[str] = frozenset("\f^{}\\[~]|€")
 """The extension table reached through the escape septet: two septets each."""
 
+_GSM7_ALL = GSM7_BASIC | GSM7_EXTENDED
+
 GSM7_SINGLE = 160
 """Septets in a GSM-7 message that fits in one segment."""
 GSM7_CONCAT = 153
@@ -83,7 +85,7 @@ Encoding = Literal["GSM-7", "UCS-2"]
 
 def is_gsm7(text: str) -> bool:
     """True when every character of `text` is in the GSM-7 basic or extension table."""
-    return all(c in GSM7_BASIC or c in GSM7_EXTENDED for c in text)
+    return _GSM7_ALL.issuperset(text)
 
 
 # --- Segments -------------------------------------------------------------------------------
