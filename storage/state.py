@@ -4,7 +4,9 @@ Key layout (one session's keys share the `{session id}` hash tag, so they live i
 Cluster slot and one script can cover them):
 
     tala:{SID}:state              the session state, Fernet-encrypted JSON, with a TTL
-    tala:{SID}:seen:CHANNEL:MSGID a message already applied (the channel's own message id)
+    tala:{SID}:seen               hash of the messages already applied (CHANNEL:MSGID, the
+                                  channel's own ids; field ">" names the newest)
+    tala:{SID}:reply              the reply to the newest of them, Fernet-encrypted
     tala:bind:CHANNEL:HASH        which session a phone number, chat or invitation code opens
     tala:due                      sorted set: session id -> when the worker should look at it
 
@@ -38,15 +40,19 @@ from redis.cluster import ClusterNode, RedisCluster
 from flows.engine import State
 from storage.crypto import Crypto
 
-SEEN_TTL = 7 * 24 * 3600  # channels retry for minutes to hours; a week is plenty
-
-# Compare-and-set of one session: KEYS[1] its state, KEYS[2] (optional) the message id being
-# applied; both carry the session's hash tag, so on a Redis Cluster they are in one slot.
-# ARGV: the state as read, the new state, its TTL, and (with KEYS[2]) what to remember for the
-# message id and for how long. Returns 1 when written, 0 when the state changed meanwhile (or
-# the message was applied by someone else): the caller reads again and recomputes. A new
-# state is never equal to another (Fernet's random IV), so finding our own new value means
-# this very call was already applied (a retry after a lost reply): 1, and nothing is redone.
+# Compare-and-set of one session: KEYS[1] its state, KEYS[2] the hash of the message ids it
+# has applied, KEYS[3] the reply to the newest; all carry the session's hash tag, so on a
+# Redis Cluster they are in one slot. ARGV: the state as read, the new state, its TTL, and
+# (optionally) the message id being applied with what to remember for it. Returns 1 when
+# written, 0 when the state changed meanwhile (or the message was applied by someone else):
+# the caller reads again and recomputes. A new state is never equal to another (Fernet's
+# random IV), so finding our own new value means this very call was already applied (a retry
+# after a lost reply): 1, and nothing is redone.
+# The message ids get the state's TTL on every write (with or without an id), so a session
+# remembers every message it applied for as long as it exists: a captured, validly signed
+# webhook replayed at any time in the session's life is a duplicate, never an answer. Only the
+# newest keeps its reply (a channel retries the message it just sent, not the one before), so
+# the ids stay a small hash of short strings: a few dozen bytes a message.
 # Why not WATCH/MULTI: redis-py's cluster pipeline, on a connection error after WATCH, goes
 # on over a fresh connection that watches nothing, so a conflicting write would be lost in a
 # failover; one script is atomic on its own, the same on one server and on a Cluster.
@@ -54,9 +60,14 @@ _CAS = """
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[2] then return 1 end
 if current ~= ARGV[1] then return 0 end
-if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if ARGV[4] and redis.call('HEXISTS', KEYS[2], ARGV[4]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-if KEYS[2] then redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5]) end
+if ARGV[4] then
+  redis.call('HSET', KEYS[2], ARGV[4], '1', '>', ARGV[4])
+  redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[3])
+end
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
 return 1
 """
 
@@ -175,8 +186,11 @@ class StateStore:
     def state_key(self, sid: str) -> str:
         return f"{self.prefix}:{{{sid}}}:state"
 
-    def seen_key(self, sid: str, channel: str, message_id: str) -> str:
-        return f"{self.prefix}:{{{sid}}}:seen:{channel}:{message_id}"
+    def seen_key(self, sid: str) -> str:
+        return f"{self.prefix}:{{{sid}}}:seen"
+
+    def reply_key(self, sid: str) -> str:
+        return f"{self.prefix}:{{{sid}}}:reply"
 
     def bind_key(self, channel: str, address_hash: str) -> str:
         return f"{self.prefix}:bind:{channel}:{address_hash}"
@@ -209,19 +223,24 @@ class StateStore:
         """Apply `fn` to the session's state atomically and return what it returned.
 
         `fn` must be pure: it runs again after a conflict. `seen` is (channel, message id):
-        a message applied once is never applied again (a Duplicate is returned instead,
-        carrying what `remember(result)` gave the first time). `ttl` is seconds, or a
-        function of the new state giving them. Returns None when the session does not exist."""
-        key = self.state_key(sid)
-        seen_key = self.seen_key(sid, *seen) if seen else None
-        keys = [key, seen_key] if seen_key else [key]
+        a message applied once is never applied again while the session exists (a Duplicate
+        is returned instead, carrying what `remember(result)` gave the first time if it is
+        the newest message, else None). `ttl` is seconds, or a function of the new state
+        giving them. Returns None when the session does not exist."""
+        keys = [self.state_key(sid), self.seen_key(sid), self.reply_key(sid)]
+        field = f"{seen[0]}:{seen[1]}" if seen else None
         while True:
-            if seen_key:
-                before, raw = self.r.mget(seen_key, key)  # one slot: one round trip
+            if field:
+                pipe = self.r.pipeline(transaction=False)  # one slot: one round trip
+                pipe.hmget(keys[1], field, ">")
+                pipe.get(keys[2])
+                pipe.get(keys[0])
+                (before, newest), reply, raw = pipe.execute()
                 if before is not None:
-                    return Duplicate(before if before != b"-" else None)
+                    fresh = newest == field.encode() and reply not in (None, b"-")
+                    return Duplicate(reply if fresh else None)
             else:
-                raw = self.r.get(key)
+                raw = self.r.get(keys[0])
             if raw is None:
                 return None
             new_state, result = fn(self._decode(raw))
@@ -232,14 +251,14 @@ class StateStore:
                 self.schedule(sid, when)
             expiry = ttl(new_state) if callable(ttl) else ttl
             args = [raw, self._encode(new_state), int(expiry)]
-            if seen_key:
-                args += [remember(result) if remember else b"-", SEEN_TTL]
+            if field:
+                args += [field, remember(result) if remember else b"-"]
             if self._cas(keys=keys, args=args) == 1:
                 return result
             # Someone else changed the session since we read it: again, from the fresh state.
 
     def delete(self, sid: str) -> None:
-        self.r.delete(self.state_key(sid))
+        self.r.delete(self.state_key(sid), self.seen_key(sid), self.reply_key(sid))
         self.r.zrem(self.due_key, sid)
 
     # -- addresses and codes

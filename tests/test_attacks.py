@@ -15,6 +15,7 @@ import socket
 import time
 import traceback
 import urllib.parse
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,10 @@ from twilio.request_validator import RequestValidator
 from admin_cli.bulk import invite_from_csv
 from bot.channels.rasa import TalaStep
 from bot.server import build_web_app
+from flows import engine
 from flows import messages as M
 from storage.sql import Base
-from tests.conftest import APP_BACKENDS, PUBLIC_URL, _build
+from tests.conftest import APP_BACKENDS, PUBLIC_URL, Clock, _build
 from tests.fakes import twilio_api
 from tests.fakes.server import RunningServer
 from tests.fakes.telegram_api import FakeTelegram
@@ -479,6 +481,66 @@ def test_an_old_message_replayed_later_changes_nothing(sms_app, fake, sms_server
     again = phone.post("/sms/twilio", first)  # captured and sent again, signature and all
     assert again.status_code == 200
     assert sms_app.service.state(inv.session_id) == moved_on
+
+
+def _redis_time_passes(r, seconds: float) -> None:
+    """What `seconds` on Redis's own clock would do (a test cannot move it): every key with a
+    TTL is that much nearer its end, and those whose end has come are gone."""
+    ms = int(seconds * 1000)
+    for key in list(r.scan_iter(match="*")):
+        left = r.pttl(key)
+        if left < 0:
+            continue  # no TTL, or gone meanwhile
+        if left <= ms:
+            r.delete(key)
+        else:
+            r.pexpire(key, left - ms)
+
+
+def test_a_message_replayed_8_days_later_while_the_session_is_open_changes_nothing(
+        sms_app, fake, sms_server):
+    """A Twilio signature has no date: a captured webhook stays valid for ever. The message
+    ids a session has applied must outlive a week, as long as the session takes answers."""
+    sms_app.service.clock = clock = Clock()
+    inv = _invite_sms(sms_app, "K-17", CHILD)
+    phone = Phone(sms_server, fake.auth_token)
+    phone.text("Hej")
+    # "1" answers the first question, and would answer the 4th too: a replay that got
+    # through would be taken as an answer.
+    first = _child_message("1", sid="SMweekold000000000000000000001")
+    assert phone.post("/sms/twilio", first).status_code == 200
+    for reply in SCRIPT_12_18[1:3]:
+        phone.text(reply)
+    clock.now += timedelta(days=8)
+    _redis_time_passes(sms_app.store.r, 8 * 86400)
+    open_still = sms_app.service.state(inv.session_id)
+    assert open_still.status == engine.ACTIVE  # 8 quiet days: it still takes answers
+    assert phone.post("/sms/twilio", first).status_code == 200  # captured, sent again
+    assert sms_app.service.state(inv.session_id) == open_still
+    phone.text(SCRIPT_12_18[3])  # while the child's own next message is taken
+    assert sms_app.service.state(inv.session_id).seq == open_still.seq + 1
+
+
+def test_a_replay_is_refused_for_the_whole_life_of_a_slow_session(app, clock):
+    """A child who answers now and then keeps a session open past the TTL it had when a
+    message came: each write extends the memory of every message id, not only the newest."""
+    svc = app.service
+    sid = svc.invite("K-SLOW", 14, actor="anna").session_id
+    svc.open(sid)
+    svc.handle(sid, "1", message_id="SMslow1", channel="sms")
+    for days, (n, text) in ((13, (2, "ja")), (0, (3, "8"))):
+        clock.now += timedelta(days=days)
+        _redis_time_passes(app.store.r, days * 86400)
+        svc.handle(sid, text, message_id=f"SMslow{n}", channel="sms")
+    clock.now += timedelta(days=9)  # 22 days after the first message, 9 quiet ones
+    _redis_time_passes(app.store.r, 9 * 86400)
+    open_still = svc.state(sid)
+    assert open_still.status == engine.ACTIVE
+    replay = svc.handle(sid, "1", message_id="SMslow1", channel="sms")
+    assert replay.duplicate and replay.says == []
+    assert svc.state(sid) == open_still
+    assert not svc.handle(sid, "1", message_id="SMslow4", channel="sms").duplicate
+    assert svc.state(sid).seq == open_still.seq + 1
 
 
 def test_a_signature_for_another_host_is_refused_even_with_forwarded_headers(

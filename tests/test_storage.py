@@ -31,7 +31,7 @@ def test_state_round_trips_encrypted_with_a_ttl(store, questionnaires):
 
 def test_one_sessions_keys_share_a_hash_tag(store):
     assert store.state_key("abc").split("{")[1].split("}")[0] == "abc"
-    assert store.seen_key("abc", "sms", "SM1").split("{")[1].split("}")[0] == "abc"
+    assert store.seen_key("abc").split("{")[1].split("}")[0] == "abc"
 
 
 def test_transact_applies_and_a_repeated_message_id_is_not_applied_twice(store, questionnaires):
@@ -47,6 +47,46 @@ def test_transact_applies_and_a_repeated_message_id_is_not_applied_twice(store, 
     assert store.transact("s1", bump, ttl=600, seen=("sms", "SM2")) == 2
     assert store.get("s1").seq == 2
     assert store.transact("missing", bump, ttl=600) is None
+
+
+def test_the_message_ids_last_as_long_as_the_state_whatever_wrote_it_last(store,
+                                                                          questionnaires):
+    """Replay protection: the applied message ids expire with the session's state, not on a
+    clock of their own. A write without a message id (a reminder, the worker) extends them too."""
+    store.create(_state(questionnaires), ttl=600)
+
+    def bump(s):
+        s.seq += 1
+        return s, s.seq
+
+    store.transact("s1", bump, ttl=600, seen=("sms", "SM1"))
+    assert 590 < store.r.ttl(store.seen_key("s1")) <= 600
+    store.transact("s1", bump, ttl=30 * 86400)  # no message id: the ids are kept as long
+    assert store.r.ttl(store.seen_key("s1")) > 29 * 86400
+    assert abs(store.r.ttl(store.seen_key("s1")) - store.r.ttl(store.state_key("s1"))) <= 1
+    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM1")) == Duplicate(None)
+    assert store.get("s1").seq == 2
+
+
+def test_only_the_newest_message_keeps_its_remembered_reply(store, questionnaires):
+    """A whole session's ids are kept for its whole life, so they must be small: the reply is
+    kept for the newest message only (a channel retries the message it just sent)."""
+    store.create(_state(questionnaires), ttl=600)
+
+    def bump(s):
+        s.seq += 1
+        return s, s.seq
+
+    reply = b"x" * 500
+    for i in range(1, 26):
+        store.transact("s1", bump, ttl=600, seen=("sms", f"SM{i:032d}"), remember=lambda _: reply)
+    assert store.transact("s1", bump, ttl=600, seen=("sms", f"SM{25:032d}")) == Duplicate(reply)
+    assert store.transact("s1", bump, ttl=600, seen=("sms", f"SM{1:032d}")) == Duplicate(None)
+    assert store.get("s1").seq == 25
+    assert reply not in store.r.hgetall(store.seen_key("s1")).values()
+    kept = sum(store.r.memory_usage(k, samples=0)
+               for k in (store.seen_key("s1"), store.reply_key("s1")))
+    assert kept < 25 * 60 + len(reply) + 200  # ids of ~36 characters, one reply
 
 
 def test_two_messages_for_one_session_at_the_same_moment_both_land(store, questionnaires,
