@@ -46,7 +46,7 @@ def create_app(settings: Settings, *, migrate: bool | None = None) -> App:
     SQLite is upgraded on start (a shared PostgreSQL is upgraded with `tala db upgrade`)."""
     data_dir = settings.data_path
     data_dir.mkdir(parents=True, exist_ok=True)
-    crypto = Crypto(settings.secret_key) if settings.secret_key else Crypto.from_data_dir(data_dir)
+    crypto = Crypto.configured(settings.secret_key, data_dir)
     questionnaires = load_dir()
     policy = Policy(remind_after=timedelta(hours=settings.remind_after_hours),
                     expire_after=timedelta(hours=settings.expire_after_hours),
@@ -56,7 +56,7 @@ def create_app(settings: Settings, *, migrate: bool | None = None) -> App:
     runtime = Runtime(Catalogs.load(), SafetyLexicon.load(), policy)
     engine = make_engine(settings.database_url, data_dir)
     if migrate if migrate is not None else not settings.database_url:
-        upgrade(engine)
+        upgrade(engine, crypto)
     db = Database(engine, crypto)
     store = StateStore(connect(settings.redis_url, data_dir), crypto)
     queue = SendQueue(store.r, crypto, lease_seconds=settings.send_lease_seconds)

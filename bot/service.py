@@ -93,7 +93,7 @@ class Invited:
     questionnaire_id: str
     lang: str
     channel: str
-    code: str
+    code: str  # shown once, when made ("" for an invitation made before): SQL has its hash
     expires_at: datetime
 
 
@@ -197,19 +197,20 @@ class ConversationService:
         expires = now + self.rt.policy.invitation_open
         if self.store.get(sid) is None:
             self.store.create(state, ttl=ttl)
-        self.store.bind("code", self.crypto.lookup_hash(code), sid, ttl)
+        code_hash = self.crypto.lookup_hash(code)
+        self.store.bind("code", code_hash, sid, ttl)
         if contact:
             self.store.bind(channel, self.crypto.lookup_hash(contact), sid, ttl)
         self.store.schedule(sid, expires)
         inv = self.db.add_invitation(Invitation(
             child_id=child.id, session_id=sid, questionnaire_id=qn.id, channel=channel,
-            lang=lang, code=code, created_by=actor, expires_at=expires,
+            lang=lang, code_hash=code_hash, created_by=actor, expires_at=expires,
             contact_enc=self.crypto.encrypt(contact) if contact else None,
             contact_hash=self.crypto.lookup_hash(contact) if contact else None,
             delivery_status="queued" if contact else None))
         self.db.audit(actor, "invite", case_ref, f"{qn.id} via {channel}")
         self._send_invitation(state)
-        return self._invited(inv)
+        return self._invited(inv, code)
 
     def _send_invitation(self, state: State) -> None:
         if state.contact:
@@ -217,10 +218,11 @@ class ConversationService:
                 sender=self.sender_name)
             self.deliver(state, [Say(text)], f"invite:{state.session_id}", kind="invite")
 
-    def _invited(self, inv: Invitation) -> Invited:
+    def _invited(self, inv: Invitation, code: str = "") -> Invited:
+        """`code` only when the invitation is made: SQL keeps its hash, never the code."""
         child_ref = self.db.case_ref_of(inv.child_id)
         return Invited(inv.session_id, child_ref, inv.questionnaire_id, inv.lang, inv.channel,
-                       inv.code or "", inv.expires_at)
+                       code, inv.expires_at)
 
     def _check_contact(self, channel: str, contact: str | None,
                        session_id: str | None = None) -> str | None:
@@ -708,8 +710,8 @@ class ConversationService:
             sid = inv.session_id
             r.delete(*[k for k in r.scan_iter(match=f"{prefix}:{{{sid}}}:*")] or [b"-"])
             self.store.unschedule(sid)
-            if inv.code:
-                self.store.unbind("code", self.crypto.lookup_hash(inv.code))
+            if inv.code_hash:
+                self.store.unbind("code", inv.code_hash)
             if inv.contact_hash:
                 self.store.unbind(inv.channel, inv.contact_hash)
                 r.delete(f"{prefix}:optout:{inv.channel}:{inv.contact_hash}",

@@ -1,5 +1,5 @@
 """Data at rest: Fernet for contact details, free text and live session state, and a keyed
-hash for looking a phone number up without storing it in the clear."""
+hash for looking a phone number or an invitation code up without storing it in the clear."""
 
 from __future__ import annotations
 
@@ -29,6 +29,20 @@ class Crypto:
         self._hash_key = hmac.new(key_bytes, b"tala lookup hash", hashlib.sha256).digest()
 
     @classmethod
+    def configured(cls, secret_key: str | None, data_dir: Path, *,
+                   create: bool = True) -> "Crypto":
+        """The installation's key: TALA_SECRET_KEY when set, else the one kept in the data dir
+        (made on first run; with `create` False a missing one is an error, not a new key)."""
+        if secret_key:
+            return cls(secret_key)
+        if not create and not (Path(data_dir) / "secret.key").exists():
+            raise SecretKeyError(
+                f"No key to read tala's data with: TALA_SECRET_KEY is not set and there is no "
+                f"{Path(data_dir) / 'secret.key'}. Set TALA_SECRET_KEY (or TALA_DATA_DIR) to "
+                "what tala serve uses, then run the command again.")
+        return cls.from_data_dir(data_dir)
+
+    @classmethod
     def from_data_dir(cls, data_dir: Path) -> "Crypto":
         """The key kept in the data dir, made on first run (readable by this user only)."""
         path = Path(data_dir) / "secret.key"
@@ -50,4 +64,6 @@ class Crypto:
                                  "key changed?") from None
 
     def lookup_hash(self, value: str) -> str:
+        """A keyed hash (HMAC-SHA256) to find a phone number, chat or invitation code by
+        without storing it: useless without the key, so not a way back to the value."""
         return hmac.new(self._hash_key, value.encode("utf-8"), hashlib.sha256).hexdigest()

@@ -10,6 +10,7 @@ and the one transaction that stores a finished session.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -19,11 +20,13 @@ from sqlalchemy import (JSON, Boolean, Date, DateTime, Float, ForeignKey, Intege
                         String, UniqueConstraint, create_engine, delete, event, func, select,
                         update)
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from flows.engine import State
 from storage.crypto import Crypto
+
+log = logging.getLogger("tala.sql")
 
 
 def utcnow() -> datetime:
@@ -62,7 +65,9 @@ class Invitation(Base):
     # Phone number or chat, encrypted; the keyed hash finds it without decrypting.
     contact_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     contact_hash: Mapped[str | None] = mapped_column(String(64), index=True)
-    code: Mapped[str | None] = mapped_column(String(32))
+    # The keyed hash of the code a chat (Telegram, Rasa, the console) opens the invitation
+    # with: the code itself is shown once, to whoever invites, and never stored.
+    code_hash: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="sent")
     # For channels that send first (SMS): queued, sent, delivered, undelivered, failed,
     # opted_out; with the provider's reason when it did not arrive.
@@ -208,16 +213,34 @@ def make_engine(url: str | None, data_dir: Path) -> Engine:
     return engine
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration."""
+def upgrade(engine: Engine, crypto: Crypto | None = None, revision: str = "head") -> None:
+    """Bring the schema to the newest migration. A migration that needs the installation's key
+    (0005 hashes invitation codes) uses `crypto`, or without it the key tala itself would
+    use (TALA_SECRET_KEY, else the data dir's), never a new one."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.attributes["crypto"] = crypto
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
+    if cfg.attributes.get("scrub") and engine.dialect.name == "sqlite":
+        _scrub_sqlite(engine)
+
+
+def _scrub_sqlite(engine: Engine) -> None:
+    """Rebuild the SQLite file after a migration took secrets out of it: the old values would
+    otherwise stay in its free pages and in the write-ahead log until overwritten."""
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    except OperationalError as e:  # another tala process has the file open
+        log.warning("could not compact the SQLite file after the migration (%s); the old "
+                    "values stay in its free pages until it is: sqlite3 %s VACUUM",
+                    e.orig, engine.url.database)
 
 
 class Database:

@@ -694,14 +694,20 @@ def _whole_sms_story(app, fake, server, tmp_path) -> dict:
     app.db.add_user("anna", "caseworker", "Nord", ANNA)
     bulk = ["+46701110001", "+46701110002", "+46701110003"]
     fake.fail_for(bulk[2], 21211)  # a failed send
-    inv = app.service.invite("K-17", 14, channel="sms", contact=CHILD_AS_WRITTEN, unit="Nord",
-                             caseworker="anna", actor="anna")
-    app.service.send_queued("sms", block_ms=0)
-    csv = tmp_path / "klass.csv"
-    csv.write_text("case,age,to,unit\n" + "".join(
-        f"B-{i},12,{n},Nord\n" for i, n in enumerate(bulk)), encoding="utf-8")
-    report = invite_from_csv(app, csv, "anna", Console(file=io.StringIO()))
-    assert report.invited == 3 and report.sent == 2
+    codes = []  # every code made, as invite hands it back (SQL has only their hashes)
+    invite = app.service.invite
+    app.service.invite = lambda *a, **kw: codes.append((made := invite(*a, **kw)).code) or made
+    try:
+        inv = app.service.invite("K-17", 14, channel="sms", contact=CHILD_AS_WRITTEN,
+                                 unit="Nord", caseworker="anna", actor="anna")
+        app.service.send_queued("sms", block_ms=0)
+        csv = tmp_path / "klass.csv"
+        csv.write_text("case,age,to,unit\n" + "".join(
+            f"B-{i},12,{n},Nord\n" for i, n in enumerate(bulk)), encoding="utf-8")
+        report = invite_from_csv(app, csv, "anna", Console(file=io.StringIO()))
+    finally:
+        del app.service.invite
+    assert report.invited == 3 and report.sent == 2 and len(codes) == 4
 
     phone = Phone(server, fake.auth_token)
     bodies = ["Hej", DISCLOSURE]
@@ -726,12 +732,9 @@ def _whole_sms_story(app, fake, server, tmp_path) -> dict:
     first = fake.messages[0]
     assert phone.post("/sms/twilio/status", {"MessageSid": first["sid"],
                                              "MessageStatus": "delivered"}).status_code == 204
-    codes = [app.db.invitation(inv.session_id).code] + [
-        i.code for c in ("B-0", "B-1", "B-2")
-        for i in app.db.invitations(app.db.child(c).id)]
     free_texts = [a["text"] for a in state.answers.values() if a.get("text")]
     assert "Det är svårt att orka med Zebrafinkarna" in free_texts
-    return {"numbers": [CHILD, ANNA, STRANGER, *bulk], "codes": [c for c in codes if c],
+    return {"numbers": [CHILD, ANNA, STRANGER, *bulk], "codes": codes,
             "bodies": bodies, "free_texts": free_texts}
 
 
@@ -868,6 +871,43 @@ def test_numbers_and_free_text_are_not_readable_in_the_raw_sql_and_redis_data(
                [f for n in secrets["numbers"] for f in _number_forms(n)]
                if t.encode() in files]
     assert on_disk == []
+
+
+def test_an_invitation_code_is_not_readable_in_the_raw_sql_and_redis_data(both_app, tg,
+                                                                         both_server):
+    """Whoever can read SQL or Redis must not be able to claim an unused invitation: the code
+    is shown once to whoever invites, and only its keyed hash is kept."""
+    svc = both_app.service
+    made = [svc.invite("T-CODE", 9, channel="telegram", actor="anna"),
+            svc.invite("R-CODE", 14, channel="rasa", actor="anna"),
+            svc.invite("C-CODE", 10, channel="console", actor="anna")]
+    codes = [inv.code for inv in made]
+    assert [len(c) for c in codes] == [16, 10, 10]
+
+    def readable(dump: str, files: bytes) -> list[str]:
+        return [c for c in codes for form in (c, c.lower(), f"{c[:5]}-{c[5:]}")
+                if form in dump or form.encode() in files]
+
+    dump = _raw_dump(both_app)
+    for inv in made:  # the search does look where the invitations are kept
+        assert inv.session_id in dump and both_app.crypto.lookup_hash(inv.code) in dump
+    assert readable(dump, _sqlite_files(both_app)) == []
+
+    # Each code still opens its invitation, once.
+    chat = Chat(both_server, tg, chat_id=424201)
+    chat.type(f"/start {codes[0]}")
+    assert "Hur har du det" in chat.last()["text"]
+    thief = Chat(both_server, tg, chat_id=424202)
+    thief.type(f"/start {codes[0]}")
+    assert "hittar ingen inbjudan" in thief.last()["text"]
+    assert svc.session_for_contact("telegram", "424201") == made[0].session_id
+    assert svc.session_for_contact("telegram", "424202") is None
+    action = TalaStep(both_app)
+    step = action.step("rasa-child", f"min kod är {codes[1][:5]}-{codes[1][5:]}", "r0")
+    assert step.active and step.session == made[1].session_id
+    assert not action.step("rasa-thief", codes[1], "t0").active
+    assert svc.session_for_code(codes[2]) == made[2].session_id
+    assert readable(_raw_dump(both_app), _sqlite_files(both_app)) == []
 
 
 def test_a_refused_number_is_not_stored_in_the_clear_from_twilios_error(sms_app, fake,

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from pathlib import Path
 
-from sqlalchemy import select, text
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import func, inspect, select, text
 
 from flows import engine
 from flows.engine import Inbound
-from storage.sql import Alert, AnswerRow, AuditLog, Child, Invitation, SessionRow
+from storage.crypto import Crypto, SecretKeyError
+from storage.sql import (Alert, AnswerRow, AuditLog, Base, Child, Invitation, SessionRow,
+                         make_engine, upgrade)
 from storage.state import Duplicate
-from tests.conftest import T0
+from tests.conftest import DATABASE_URL, SQL_BACKENDS, T0, _reset_postgres
 
 
 def _state(questionnaires, sid="s1"):
@@ -186,7 +191,7 @@ def test_audit_log_and_schema_are_real(db):
         row = s.scalars(select(AuditLog)).one()
         assert (row.actor, row.action, row.case_ref) == ("anna", "summary", "K-3")
         version = s.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        assert version == "0004"
+        assert version == "0005"
     assert db.count(Child) == 0 and db.count(Invitation) == 0
 
 
@@ -199,3 +204,87 @@ def test_the_migrations_build_exactly_the_models_schema(db):
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == [], f"models and migrations differ; add a migration: {diff}"
+
+
+# --------------------------------------------------------------------------- migration 0005
+
+OLD_CODE = "QWERTY2345"
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def at_0004(request, tmp_path, monkeypatch):
+    """A database as tala 0004 left it: an invitation whose code is in the clear, with a
+    finished session and an answer hanging off it."""
+    monkeypatch.delenv("TALA_SECRET_KEY", raising=False)
+    monkeypatch.setenv("TALA_DATA_DIR", str(tmp_path / "data"))
+    if request.param == "postgresql":
+        _reset_postgres(DATABASE_URL)
+        eng = make_engine(DATABASE_URL, tmp_path)
+    else:
+        eng = make_engine(None, tmp_path / "sql")
+    upgrade(eng, revision="0004")
+    with eng.begin() as conn:
+        conn.execute(text("INSERT INTO children (id, case_ref, preferred_lang, created_at) "
+                          "VALUES (1, 'K-OLD', 'sv', :t)"), {"t": T0})
+        conn.execute(text(
+            "INSERT INTO invitations (id, child_id, session_id, questionnaire_id, channel, lang,"
+            " code, status, created_at, expires_at) VALUES ('inv1', 1, 'sess1', 'q', "
+            "'telegram', 'sv', :code, 'completed', :t, :t)"), {"code": OLD_CODE, "t": T0})
+        conn.execute(text(
+            "INSERT INTO sessions (id, child_id, invitation_id, questionnaire_id, "
+            "questionnaire_version, lang, channel, status, written_at) VALUES ('sess1', 1, "
+            "'inv1', 'q', 1, 'sv', 'telegram', 'completed', :t)"), {"t": T0})
+        conn.execute(text(
+            "INSERT INTO answers (session_id, question_id, domain, seq, current, skipped, "
+            "value_num, lang, answered_at) VALUES ('sess1', 'home_feel', 'home', 1, true, "
+            "false, 7, 'sv', :t)"), {"t": T0})
+    yield eng
+    eng.dispose()
+
+
+def _everything_in_sql(eng) -> str:
+    with eng.connect() as conn:
+        return "\n".join(repr(row) for table in Base.metadata.sorted_tables
+                         for row in conn.execute(select(table)))
+
+
+def _version(eng) -> str:
+    with eng.connect() as conn:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def test_migration_0005_keeps_only_the_keyed_hash_of_an_old_code(at_0004):
+    crypto = Crypto(Fernet.generate_key())
+    upgrade(at_0004, crypto)
+    assert _version(at_0004) == "0005"
+    with at_0004.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("invitations")}
+        row = conn.execute(select(Invitation.code_hash, Invitation.session_id)).one()
+        session = conn.execute(select(SessionRow.invitation_id)).scalar()
+        answers = conn.execute(select(func.count()).select_from(AnswerRow)).scalar()
+    assert "code" not in columns
+    # The very hash the code's Redis binding has always had: an open invitation still opens.
+    assert row == (crypto.lookup_hash(OLD_CODE), "sess1")
+    assert (session, answers) == ("inv1", 1)  # nothing hanging off the invitation was lost
+    assert OLD_CODE not in _everything_in_sql(at_0004)
+    if at_0004.dialect.name == "sqlite":
+        db_file = Path(at_0004.url.database)
+        on_disk = b"".join(p.read_bytes() for p in db_file.parent.glob(db_file.name + "*"))
+        assert b"K-OLD" in on_disk and OLD_CODE.encode() not in on_disk
+
+
+def test_migration_0005_without_the_key_changes_nothing_and_makes_no_key(at_0004, tmp_path):
+    with pytest.raises(SecretKeyError, match="TALA_SECRET_KEY"):
+        upgrade(at_0004)  # neither handed in, nor set, nor in the data dir
+    assert _version(at_0004) == "0004"
+    with at_0004.connect() as conn:
+        assert conn.execute(text("SELECT code FROM invitations")).scalar() == OLD_CODE
+    assert not (tmp_path / "data" / "secret.key").exists()
+
+
+def test_migration_0005_with_no_codes_needs_no_key(at_0004, tmp_path):
+    with at_0004.begin() as conn:
+        conn.execute(text("UPDATE invitations SET code = NULL"))
+    upgrade(at_0004)
+    assert _version(at_0004) == "0005"
+    assert not (tmp_path / "data" / "secret.key").exists()
