@@ -333,9 +333,16 @@ def rasa_actions(
     port: int = typer.Option(5055, "--port"),
 ) -> None:
     """The Rasa action server: a Rasa assistant calls action_tala_step to hand the
-    conversation to tala (see the README for the Rasa side)."""
+    conversation to tala (see the README for the Rasa side). Every call must carry
+    TALA_RASA_TOKEN; without one it listens on this machine (127.0.0.1) only."""
     from bot.channels import rasa
 
+    try:
+        warning = rasa.check_exposure(Settings().rasa_token, host)
+    except rasa.ExposureError as e:
+        fail(str(e))
+    if warning:
+        err.print(f"[yellow]{warning}[/yellow]")
     with built() as a:
         out.print(f"tala's Rasa actions on http://{host}:{port}/webhook ({rasa.ACTION_NAME})")
         rasa.run(a, host, port)

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     telegram_api_base_url: str | None = Field(default=None, alias="TELEGRAM_API_BASE_URL")
     telegram_rate: float = Field(default=25.0, alias="TALA_TELEGRAM_RATE")
 
+    # Rasa: the shared secret every call to `tala rasa-actions` must carry.
+    rasa_token: str | None = Field(default=None, alias="TALA_RASA_TOKEN")
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser()

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -38,41 +39,72 @@ def _payload(sender: str, text: str, n: int) -> dict:
     }
 
 
-@pytest.fixture
-def rasa_server(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update({"TALA_DATA_DIR": str(tmp_path / "data"), "TALA_USER": "anna"})
+TOKEN = "rasa-shared-secret-6Hq2xW9pL0aZ"  # what Rasa's endpoints.yml sends
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def _env(tmp_path, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("REDIS_URL", "DATABASE_URL", "TALA_RASA_TOKEN")}
+    env.update({"TALA_DATA_DIR": str(tmp_path / "data"), "TALA_USER": "anna", **extra})
+    return env
+
+
+def _invite_code(env: dict) -> str:
     invite = subprocess.run([sys.executable, "-m", "admin_cli.main", "invite", "R-1", "--age",
                              "14", "--json"], env=env, capture_output=True, text=True,
                             timeout=120)
     assert invite.returncode == 0, invite.stderr
-    code = json.loads(invite.stdout)["code"]
-    proc = subprocess.Popen([sys.executable, "-m", "admin_cli.main", "rasa-actions", "--port",
-                             str(port)], env=env, stdout=subprocess.PIPE,
+    return json.loads(invite.stdout)["code"]
+
+
+@contextmanager
+def _action_server(tmp_path, env: dict, host: str = "127.0.0.1"):
+    """`tala rasa-actions` in its own process; yields (url, the process)."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "admin_cli.main", "rasa-actions", "--host",
+                             host, "--port", str(port)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/health", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.2)
-    yield url, code, env
-    proc.terminate()
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    _stop_embedded_redis(tmp_path / "data")
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                assert proc.poll() is None, proc.stdout.read()
+                time.sleep(0.2)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        _stop_embedded_redis(tmp_path / "data")
+
+
+@pytest.fixture
+def rasa_server(tmp_path):
+    env = _env(tmp_path, TALA_RASA_TOKEN=TOKEN)
+    code = _invite_code(env)
+    with _action_server(tmp_path, env) as (url, _):
+        yield url, code, env
+
+
+def _post(url: str, payload: dict, **kw) -> requests.Response:
+    return requests.post(url + "/webhook", json=payload, timeout=30, **kw)
 
 
 def _say(url: str, sender: str, text: str, n: int) -> dict:
-    resp = requests.post(url + "/webhook", json=_payload(sender, text, n), timeout=30)
+    resp = _post(url, _payload(sender, text, n), headers=AUTH)
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -134,3 +166,59 @@ def test_guessing_codes_is_held_off(rasa_server):
         _say(url, "guesser", f"AAAAA-{i:05d}", i)
     held = _say(url, "guesser", code, 9)  # even the right code, once held off
     assert "provat många gånger" in held["responses"][0]["text"]
+
+
+# --------------------------------------------------------------------------- its own door
+
+def test_a_call_without_the_right_token_is_refused_and_changes_nothing(rasa_server):
+    url, code, _ = rasa_server
+    claim = _payload("intruder", f"Min kod är {code}", 0)  # would bind the child's session
+    wrong = [{}, {"Authorization": f"Bearer {TOKEN[:-1]}X"}, {"Authorization": f"Bearer {TOKEN}x"},
+             {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"},
+             {"X-Rasa-Token": TOKEN}, {"Authorization": "Bearer åäö"}]
+    for headers in wrong:
+        assert _post(url, claim, headers=headers).status_code == 403, headers
+    assert _post(url, claim, params={"token": TOKEN[:-1]}).status_code == 403
+    assert requests.get(url + "/actions", timeout=30).status_code == 403
+    assert requests.get(url + "/health", timeout=30).status_code == 200  # for load balancers
+    # Nothing was applied: the code is still unused, and Rasa, with the token, claims it.
+    child = _say(url, "child", f"Min kod är {code}", 0)
+    assert _slot(child, "tala_active") is True and "Hur har du det" in json.dumps(
+        child, ensure_ascii=False)
+    # Rasa's own `token:` setting sends it as ?token=... instead: that is accepted too.
+    via_query = _post(url, _payload("child", "7", 1), params={"token": TOKEN})
+    assert via_query.status_code == 200 and _slot(via_query.json(), "tala_active") is True
+
+
+def test_without_a_token_it_will_not_listen_beyond_this_machine(tmp_path):
+    port = _free_port()
+    started = subprocess.run([sys.executable, "-m", "admin_cli.main", "rasa-actions", "--host",
+                              "0.0.0.0", "--port", str(port)], env=_env(tmp_path),
+                             capture_output=True, text=True, timeout=120)
+    assert started.returncode != 0
+    assert "TALA_RASA_TOKEN" in started.stderr and "127.0.0.1" in started.stderr
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_a_token_too_short_to_be_a_secret_is_refused(tmp_path):
+    started = subprocess.run([sys.executable, "-m", "admin_cli.main", "rasa-actions", "--port",
+                              str(_free_port())], env=_env(tmp_path, TALA_RASA_TOKEN="changeme"),
+                             capture_output=True, text=True, timeout=120)
+    assert started.returncode != 0 and "too short" in started.stderr
+
+
+def test_without_a_token_on_localhost_it_warns_and_takes_only_json(tmp_path):
+    env = _env(tmp_path)
+    code = _invite_code(env)
+    with _action_server(tmp_path, env) as (url, proc):
+        # A web page in a browser here can POST text/plain to localhost without asking first.
+        page = requests.post(url + "/webhook", data=json.dumps(_payload("page", code, 0)),
+                             headers={"Content-Type": "text/plain"}, timeout=30)
+        assert page.status_code == 415
+        assert "access-control-allow-origin" not in {k.lower() for k in page.headers}
+        result = _post(url, _payload("child", code, 0))  # Rasa on this machine, no token
+        assert result.status_code == 200 and _slot(result.json(), "tala_active") is True
+        proc.terminate()
+        output = proc.communicate(timeout=30)[0]
+    assert "TALA_RASA_TOKEN is not set" in output

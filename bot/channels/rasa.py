@@ -5,11 +5,19 @@ true: the action reads the latest user message from the tracker, binds the conve
 session by invitation code on first use, runs the same conversation service as every channel,
 and returns the reply as responses with buttons, plus slot events. The few lines the Rasa
 project needs are in the README ("Inside a Rasa assistant").
+
+rasa-sdk's server has no authentication of its own, and whoever can call it answers for a
+child. So every call but `GET /health` must carry TALA_RASA_TOKEN, as Rasa's `endpoints.yml`
+sends it: a header `Authorization: Bearer <token>` (`headers:`), or `?token=<token>` (`token:`).
+Without a token the server starts only on this machine's loopback address, and says so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +35,76 @@ from flows.i18n import SOURCE_LANG
 
 ACTION_NAME = "action_tala_step"
 CHANNEL = "rasa"
+MIN_TOKEN_LENGTH = 16
 _CODE = re.compile(r"[A-Za-z0-9]{4,6}-?[A-Za-z0-9]{4,12}")
+_MAKE_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+log = logging.getLogger("tala.rasa")
+
+
+class ExposureError(RuntimeError):
+    """The action server would be open to anyone who reaches it; the message says what to set."""
+
+
+def check_exposure(token: str | None, host: str) -> str | None:
+    """Raise ExposureError when the server must not start like this; return the warning to
+    show when it starts without a token (loopback only), else None."""
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise ExposureError(f"TALA_RASA_TOKEN is too short to be a secret: use at least "
+                            f"{MIN_TOKEN_LENGTH} random characters, made with: {_MAKE_TOKEN}")
+    if token:
+        return None
+    if not _is_loopback(host):
+        raise ExposureError(
+            f"tala rasa-actions would listen on {host} with no TALA_RASA_TOKEN: anyone who "
+            "reaches the port could answer for a child. Set TALA_RASA_TOKEN to a long random "
+            f"string ({_MAKE_TOKEN}) and send it from Rasa's endpoints.yml (see the README, "
+            "\"Inside a Rasa assistant\"), or listen on 127.0.0.1.")
+    return (f"TALA_RASA_TOKEN is not set: every program on this machine can call the action "
+            f"server on {host}. Set it (and send it from Rasa) before Rasa runs anywhere else.")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _bearer(header: str) -> str | None:
+    scheme, _, value = header.strip().partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+def require_token(server: Any, token: str | None) -> None:
+    """Refuse, with 403, every call to `server` (rasa-sdk's Sanic app) but `GET /health` that
+    does not carry `token`; compared in constant time. And, token or not, only JSON is taken:
+    a web page in a browser on this machine cannot send that to another origin unasked."""
+    from sanic import response
+
+    expected = token.encode("utf-8") if token else None
+
+    def matches(given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(
+            given.encode("utf-8", "surrogatepass"), expected)
+
+    async def check(request: Any) -> Any:
+        if request.path == "/health":
+            return None
+        if expected is not None and not (
+                matches(_bearer(request.headers.get("authorization", "")))
+                | matches(request.args.get("token"))):
+            log.warning("refused a call to %s without the right TALA_RASA_TOKEN (from %s)",
+                        request.path, request.remote_addr or request.ip)
+            return response.json({"error": "forbidden"}, status=403)
+        if request.method == "POST" and request.content_type.split(";")[0].strip().lower() \
+                != "application/json":
+            return response.json({"error": "send JSON"}, status=415)
+        return None
+
+    server.on_request(check, priority=100)  # before rasa-sdk's own middleware
 
 
 @dataclass
@@ -98,10 +175,19 @@ def build_executor(app: App) -> ActionExecutor:
     return executor
 
 
-def run(app: App, host: str, port: int) -> None:
-    """rasa-sdk's own Sanic app, in this one process (the action holds tala's clients, which
-    cannot be handed to forked workers)."""
+def build_server(app: App) -> Any:
+    """rasa-sdk's own Sanic app with the token check in front. No CORS: Rasa calls from a
+    server, never from a browser."""
     from rasa_sdk.endpoint import create_app
 
-    server = create_app(build_executor(app))
-    server.run(host=host, port=port, single_process=True, access_log=False)
+    server = create_app(build_executor(app), cors_origins=None)
+    require_token(server, app.settings.rasa_token)
+    return server
+
+
+def run(app: App, host: str, port: int) -> None:
+    """The server, in this one process (the action holds tala's clients, which cannot be
+    handed to forked workers). Refuses to start open to the network (ExposureError); the
+    caller shows the warning check_exposure gives for a loopback server without a token."""
+    check_exposure(app.settings.rasa_token, host)
+    build_server(app).run(host=host, port=port, single_process=True, access_log=False)
