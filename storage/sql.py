@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, LargeBinary,
-                        String, UniqueConstraint, create_engine, delete, event, func, select,
-                        update)
+                        String, UniqueConstraint, create_engine, delete, event, func, insert,
+                        select, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -461,39 +461,50 @@ class Database:
     def write_session(self, state: State, child_id: int | None) -> bool:
         """Store a finished (or expired) session and every answer in one transaction; for an
         invitation nobody started, only its status. Returns False when it was already stored:
-        writing twice changes nothing."""
-        with self.Session.begin() as db:
-            if db.get(SessionRow, state.session_id) is not None:
-                return False
-            inv = db.scalar(select(Invitation).where(Invitation.session_id == state.session_id))
-            if state.started_at is None:
-                # Never started: the invitation expired; there is no session to store.
-                if inv is not None:
-                    inv.status = state.status
-                return True
-            db.add(SessionRow(
-                id=state.session_id, child_id=child_id, campaign_id=state.campaign_id,
-                invitation_id=inv.id if inv else None,
-                questionnaire_id=state.questionnaire_id,
-                questionnaire_version=state.questionnaire_version, lang=state.lang,
-                channel=state.channel, status=state.status, started_at=_dt(state.started_at),
-                completed_at=_dt(state.finished_at)))
-            db.flush()
-            rows = [(a, False) for a in state.superseded] + \
-                   [(a, True) for a in state.answers.values()]
-            for a, current in rows:
-                v = a["value"]
-                db.add(AnswerRow(
-                    session_id=state.session_id, question_id=a["question_id"],
-                    domain=a["domain"], seq=a["seq"], current=current, skipped=a["skipped"],
-                    value_num=v if isinstance(v, (int, float)) and not isinstance(v, bool)
-                    else None,
-                    value_option=v if isinstance(v, str) else None,
-                    value_options=v if isinstance(v, list) else None,
-                    text_enc=self.crypto.encrypt(a["text"]) if a.get("text") else None,
-                    lang=a["lang"], answered_at=_dt(a["at"])))
-            if inv is not None:
-                inv.status = state.status
+        writing twice changes nothing. Three statements (the session, all its answers in one
+        multi-row INSERT, the invitation's status): it runs for every finished conversation."""
+        sid = state.session_id
+        set_status = (update(Invitation).where(Invitation.session_id == sid)
+                      .values(status=state.status))
+        if state.started_at is None:
+            # Never started: the invitation expired; there is no session to store.
+            with self.Session.begin() as db:
+                db.execute(set_status)
+            return True
+        answers = [(a, False) for a in state.superseded] + \
+                  [(a, True) for a in state.answers.values()]
+        rows = []
+        for a, current in answers:
+            v = a["value"]
+            rows.append({
+                "session_id": sid, "question_id": a["question_id"], "domain": a["domain"],
+                "seq": a["seq"], "current": current, "skipped": a["skipped"],
+                "value_num": v if isinstance(v, (int, float)) and not isinstance(v, bool)
+                else None,
+                "value_option": v if isinstance(v, str) else None,
+                "value_options": v if isinstance(v, list) else None,
+                "text_enc": self.crypto.encrypt(a["text"]) if a.get("text") else None,
+                "lang": a["lang"], "answered_at": _dt(a["at"])})
+        try:
+            with self.Session.begin() as db:
+                invitation_id = (select(Invitation.id).where(Invitation.session_id == sid)
+                                 .scalar_subquery())
+                db.execute(insert(SessionRow).values(
+                    id=sid, child_id=child_id, campaign_id=state.campaign_id,
+                    invitation_id=invitation_id, questionnaire_id=state.questionnaire_id,
+                    questionnaire_version=state.questionnaire_version, lang=state.lang,
+                    channel=state.channel, status=state.status,
+                    started_at=_dt(state.started_at), completed_at=_dt(state.finished_at)))
+                if rows:
+                    db.execute(insert(AnswerRow), rows)
+                db.execute(set_status)
+        except IntegrityError:
+            # Stored already (the worker and a request both flushed it, or a retry after a
+            # lost commit): the first write stands.
+            with self.Session() as db:
+                if db.get(SessionRow, sid) is None:
+                    raise
+            return False
         return True
 
     # -- reading (every read of a child's answers is audited by the caller)
