@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import NoScriptError
 
 from flows.engine import State
 from storage.crypto import Crypto
@@ -245,17 +246,38 @@ class StateStore:
                 return None
             new_state, result = fn(self._decode(raw))
             when = wake_at(new_state, result) if wake_at else None
-            if when is not None:
-                # Not in the script on purpose: the due index is global (another cluster
-                # slot), and an extra early wake-up is harmless: the worker re-checks.
-                self.schedule(sid, when)
             expiry = ttl(new_state) if callable(ttl) else ttl
             args = [raw, self._encode(new_state), int(expiry)]
             if field:
                 args += [field, remember(result) if remember else b"-"]
-            if self._cas(keys=keys, args=args) == 1:
+            if self._write(sid, keys, args, when) == 1:
                 return result
             # Someone else changed the session since we read it: again, from the fresh state.
+
+    def _write(self, sid: str, keys: list[str], args: list, when: datetime | None) -> int:
+        """The compare-and-set, and the worker's next look at the session, in one round trip.
+        The due index is not in the script on purpose: it is global (another Cluster slot),
+        and an early or extra wake-up is harmless (the worker looks and reschedules). On a
+        Cluster, two calls: redis-py does not pipeline scripts there."""
+        if isinstance(self.r, RedisCluster):
+            if when is not None:
+                self.r.zadd(self.due_key, {sid: when.timestamp()})
+            return self._cas(keys=keys, args=args)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.evalsha(self._cas.sha, len(keys), *keys, *args)
+        if when is not None:
+            pipe.zadd(self.due_key, {sid: when.timestamp()})
+        written, *scheduled = pipe.execute(raise_on_error=False)
+        for outcome in scheduled:
+            if isinstance(outcome, Exception):
+                raise outcome
+        if isinstance(written, NoScriptError):
+            # A Redis that restarted or failed over has no scripts loaded: load it and run it
+            # (nothing ran: NOSCRIPT is answered before the script starts).
+            return self._cas(keys=keys, args=args)
+        if isinstance(written, Exception):
+            raise written
+        return written
 
     def delete(self, sid: str) -> None:
         self.r.delete(self.state_key(sid), self.seen_key(sid), self.reply_key(sid))

@@ -54,6 +54,27 @@ def test_transact_applies_and_a_repeated_message_id_is_not_applied_twice(store, 
     assert store.transact("missing", bump, ttl=600) is None
 
 
+def test_transact_schedules_the_wake_up_and_survives_a_redis_without_its_script(store,
+                                                                               questionnaires):
+    """The write and the worker's next look go in one round trip; a Redis that restarted (or
+    failed over) has no script loaded, and the write still lands, once."""
+    store.create(_state(questionnaires), ttl=600)
+
+    def bump(s):
+        s.seq += 1
+        return s, s.seq
+
+    store.r.script_flush()
+    wake = T0 + timedelta(hours=3)
+    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM1"),
+                          wake_at=lambda s, result: wake) == 1
+    assert store.get("s1").seq == 1
+    assert store.r.zscore(store.due_key, "s1") == wake.timestamp()
+    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM1")) == Duplicate(None)
+    assert store.transact("s1", bump, ttl=600, wake_at=lambda s, result: None) == 2
+    assert store.r.zscore(store.due_key, "s1") == wake.timestamp()  # no wake-up: unchanged
+
+
 def test_the_message_ids_last_as_long_as_the_state_whatever_wrote_it_last(store,
                                                                           questionnaires):
     """Replay protection: the applied message ids expire with the session's state, not on a
