@@ -139,8 +139,11 @@ def segments(text: str) -> Segments:
     Segments(encoding='UCS-2', units=3, count=1)
     """
     if is_gsm7(text):
+        units = len(text) + sum(text.count(c) for c in GSM7_EXTENDED)
+        if units <= GSM7_SINGLE:  # most replies: no need to look at each character
+            return Segments("GSM-7", units, 1 if units else 0)
         costs = [_septets(c) for c in text]
-        return Segments("GSM-7", sum(costs), _count(costs, GSM7_SINGLE, GSM7_CONCAT))
+        return Segments("GSM-7", units, _count(costs, GSM7_SINGLE, GSM7_CONCAT))
     costs = [_utf16_units(c) for c in text]
     return Segments("UCS-2", sum(costs), _count(costs, UCS2_SINGLE, UCS2_CONCAT))
 
