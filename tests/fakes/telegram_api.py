@@ -80,19 +80,16 @@ from __future__ import annotations
 import copy
 import json
 import re
-import socket
-import sys
-import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message as _MimeHeaders
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from tests.fakes.http import Answer, HTTPFake
 
 DEFAULT_TOKEN = "123456:TEST-token"
 DEFAULT_USERNAME = "tala_test_bot"
@@ -246,85 +243,7 @@ def _update_type(update: dict[str, Any]) -> str | None:
     return next((k for k in update if k != "update_id"), None)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # aiohttp opens a connection per concurrent request; with the default backlog of 5 a burst
-    # of sends overflows it and the kernel's SYN retry adds a second to each one dropped.
-    request_queue_size = 128
-
-    def __init__(self, fake: FakeTelegram) -> None:
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gave up on a long poll (a stopped dispatcher) is not an error.
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as aiohttp's pooled connector expects
-    timeout = 30  # an idle keep-alive connection does not hold a thread forever
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body are two writes: without this, Nagle's algorithm meets the client's
-        # delayed ACK and every answer takes ~40 ms.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.fake._connection_opened(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.fake._connection_closed(self.connection)
-
-    def do_POST(self) -> None:
-        self._answer()
-
-    def do_GET(self) -> None:
-        self._answer()
-
-    def do_PUT(self) -> None:
-        self._answer()
-
-    def do_DELETE(self) -> None:
-        self._answer()
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            # aiohttp streams file uploads chunked (no Content-Length).
-            parts = []
-            while True:
-                size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline(1024)  # the CRLF after the chunk
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _answer(self) -> None:
-        raw = self._read_body()
-        status, payload = self.server.fake._handle(
-            self.command, self.path, self.headers.get("Content-Type", ""), raw
-        )
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the records are the log
-
-
-class FakeTelegram:
+class FakeTelegram(HTTPFake):
     """A local Telegram Bot API that records what it is sent and fails when told to.
 
     Use as `with FakeTelegram() as fake:` or call `start()` and `stop()`. Every method is safe
@@ -343,16 +262,13 @@ class FakeTelegram:
         match = _TOKEN.match(token)
         if match is None:
             raise ValueError(f"a bot token looks like '123456:ABC-def_0', not {token!r}")
+        super().__init__()
         self.token = token
         self.username = username
         self.bot_id = int(match["id"])
         self.first_name = first_name
         self.long_poll_cap = long_poll_cap
         self._clock = clock  # message dates; give a fixed one for reproducible transcripts
-        self._cond = threading.Condition()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
         # Counters survive reset(), so ids stay unique for the life of the fake.
         self._next_update_id = 1
         self._next_message_id: defaultdict[int | str, int] = defaultdict(lambda: 1)
@@ -376,62 +292,23 @@ class FakeTelegram:
         self._callback_ids: set[str] = set()
         self._files: dict[str, dict[str, Any]] = {}
 
-    # -- lifecycle --------------------------------------------------------------------------
+    # -- lifecycle (start, stop, `with`: HTTPFake) ------------------------------------------
 
     def start(self) -> FakeTelegram:
-        if self._server is not None:
-            raise RuntimeError("FakeTelegram is already running")
-        self._stopping = False
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"FakeTelegram:{self._server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+        if self._server is None:
+            self._stopping = False  # a restarted fake long-polls again
+        return super().start()
 
-    def stop(self) -> None:
-        """Stop serving: end waiting long polls, drop open connections (so a pooled keep-alive
-        connection cannot be answered by a stopped fake). Safe to call twice."""
-        server, self._server = self._server, None
-        if server is None:
-            return
+    def _before_shutdown(self) -> None:
+        # A waiting getUpdates returns at once instead of outliving the fake.
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        server.shutdown()
-        server.server_close()
-        with self._cond:
-            connections = list(self._connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # the client closed it first
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeTelegram:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def api_base_url(self) -> str:
         """ "http://127.0.0.1:PORT", for `TelegramAPIServer.from_base(...)`."""
-        if self._server is None:
-            raise RuntimeError("FakeTelegram is not running: call start() or use `with`")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._base_url()
 
     # -- what the test reads ----------------------------------------------------------------
 
@@ -692,18 +569,9 @@ class FakeTelegram:
 
     # -- the server side --------------------------------------------------------------------
 
-    def _connection_opened(self, conn: socket.socket) -> None:
-        with self._cond:
-            self._connections.add(conn)
-
-    def _connection_closed(self, conn: socket.socket) -> None:
-        with self._cond:
-            self._connections.discard(conn)
-
-    def _handle(
-        self, http_method: str, target: str, content_type: str, raw: bytes
-    ) -> tuple[int, dict[str, Any]]:
+    def _handle(self, http_method: str, target: str, headers: _MimeHeaders, raw: bytes) -> Answer:
         at = time.monotonic()
+        content_type = headers.get("Content-Type", "")
         split = urlsplit(target)
         path = unquote(split.path)
         match = _PATH.match(path)
@@ -713,7 +581,7 @@ class FakeTelegram:
                 self._unhandled.append((http_method, path))
                 self._cond.notify_all()
             return 404, make_error(404, f"Not Found: FakeTelegram does not serve "
-                                        f"{http_method} {path}").body()
+                                        f"{http_method} {path}").body(), {}
         record: dict[str, Any] = {
             "method": name, "params": {}, "files": {}, "result": None, "error_code": None,
             "at": at,
@@ -742,7 +610,7 @@ class FakeTelegram:
         with self._cond:
             self._calls.append(record)
             self._cond.notify_all()
-        return status, payload
+        return status, payload, {}
 
     def _params(
         self, query: str, content_type: str, raw: bytes

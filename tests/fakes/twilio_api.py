@@ -47,19 +47,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
-import socket
-import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
+from email.message import Message
 from email.utils import format_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.http import Answer, HTTPFake
 
 DEFAULT_ACCOUNT_SID = "ACtest" + "0" * 28
 DEFAULT_AUTH_TOKEN = "test-token"
@@ -114,141 +112,34 @@ def _server_error(status: int) -> tuple[int, int, str]:
     return status, 20000 + status, phrase
 
 
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 128  # a burst of concurrent senders must not queue on the backlog
-
-    daemon_threads = True
-
-    def __init__(self, fake: FakeTwilio) -> None:
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as requests' pooled session expects
-    timeout = 30  # an idle keep-alive connection does not hold a thread forever
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes: without this each answer waits ~40 ms
-        # for the peer's delayed ACK.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.fake._connections_opened(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.fake._connections_closed(self.connection)
-
-    # http.server dispatches on these names; every method goes to one place.
-    def do_POST(self) -> None:
-        self._answer()
-
-    def do_GET(self) -> None:
-        self._answer()
-
-    def do_PUT(self) -> None:
-        self._answer()
-
-    def do_DELETE(self) -> None:
-        self._answer()
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        status, payload, extra = self.server.fake._handle(
-            self.command, self.path, self.headers.get("Authorization"), raw
-        )
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the records are the log
-
-
-class FakeTwilio:
+class FakeTwilio(HTTPFake):
     """A local Twilio REST API that records what it is sent and fails when told to.
 
     Use as `with FakeTwilio() as fake:` or call `start()` and `stop()`. All methods are safe to
     call from any thread while the server answers requests.
     """
 
+    content_type = "application/json; charset=utf-8"
+
     def __init__(
         self, account_sid: str = DEFAULT_ACCOUNT_SID, auth_token: str = DEFAULT_AUTH_TOKEN
     ) -> None:
+        super().__init__()
         self.account_sid = account_sid
         self.auth_token = auth_token
-        self._cond = threading.Condition()
         self._records: list[dict[str, Any]] = []
         self._resources: list[dict[str, Any]] = []  # created messages, as GET lists them
         self._unhandled: list[tuple[str, str]] = []
         self._fail_for: dict[str, tuple[int, int, str]] = {}
         self._fail_next: deque[tuple[int, int, str]] = deque()
         self._sid_counter = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
 
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def start(self) -> FakeTwilio:
-        if self._server is not None:
-            raise RuntimeError("FakeTwilio is already running")
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"FakeTwilio:{self._server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and drop open connections, so a client's pooled keep-alive connection
-        cannot be answered by a stopped fake. Safe to call twice."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        with self._cond:
-            connections = list(self._connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # the client closed it first
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeTwilio:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    # -- lifecycle (start, stop, `with`: HTTPFake) ------------------------------------------
 
     @property
     def base_url(self) -> str:
         """ "http://127.0.0.1:PORT", to put in `client.api.base_url`."""
-        if self._server is None:
-            raise RuntimeError("FakeTwilio is not running: call start() or use `with`")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._base_url()
 
     # -- what the test reads ----------------------------------------------------------------
 
@@ -322,17 +213,8 @@ class FakeTwilio:
 
     # -- the server side --------------------------------------------------------------------
 
-    def _connections_opened(self, conn: socket.socket) -> None:
-        with self._cond:
-            self._connections.add(conn)
-
-    def _connections_closed(self, conn: socket.socket) -> None:
-        with self._cond:
-            self._connections.discard(conn)
-
-    def _handle(
-        self, method: str, target: str, authorization: str | None, raw: bytes
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _handle(self, method: str, target: str, headers: Message, raw: bytes) -> Answer:
+        authorization = headers.get("Authorization")
         split = urlsplit(target)
         path = split.path
         match = _MESSAGES_PATH.match(path)
