@@ -13,7 +13,7 @@ from flows.engine import Policy, Runtime, SafetyLexicon
 from flows.i18n import Catalogs
 from flows.model import Questionnaire, load_dir
 from storage.crypto import Crypto
-from storage.queue import SendQueue
+from storage.queue import KEEP_SECONDS, SendQueue
 from storage.sql import Database, make_engine, upgrade
 from storage.state import StateStore, connect
 
@@ -59,7 +59,11 @@ def create_app(settings: Settings, *, migrate: bool | None = None) -> App:
         upgrade(engine, crypto)
     db = Database(engine, crypto)
     store = StateStore(connect(settings.redis_url, data_dir), crypto)
-    queue = SendQueue(store.r, crypto, lease_seconds=settings.send_lease_seconds)
+    # A sent job is kept at least as long as its invitation is open: a bulk run run again
+    # finds it, and does not send the invitation twice.
+    keep = max(KEEP_SECONDS, policy.invitation_open.total_seconds() + 7 * 86400)
+    queue = SendQueue(store.r, crypto, lease_seconds=settings.send_lease_seconds,
+                      retry_seconds=settings.send_retry_seconds, keep_seconds=keep)
     metrics = Metrics()
     service = ConversationService(store, db, crypto, questionnaires, runtime, queue=queue,
                                   outbound=_outbound(settings), sender_name=settings.sender_name,

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     sms_rate: float = Field(default=1.0, alias="TALA_SMS_RATE")
     # A sender that stops mid-message (killed, crashed) has its claims taken over after this.
     send_lease_seconds: float = Field(default=60, alias="TALA_SEND_LEASE_SECONDS")
+    # A message the provider cannot take for now (5xx, 429, unreachable) is tried again, ever
+    # less often (at most 5 minutes apart), for this long after its first failed try.
+    send_retry_seconds: float = Field(default=24 * 3600, alias="TALA_SEND_RETRY_SECONDS")
     # The country a phone number written without +country code belongs to.
     sms_default_region: str = Field(default="SE", alias="TALA_SMS_REGION")
 

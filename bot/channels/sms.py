@@ -16,6 +16,7 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import ConnectTimeoutError
 
 from bot.channels.console import render
 from bot.channels.sms_text import fit_gsm7, is_gsm7, split_message
@@ -74,6 +75,16 @@ def render_sms(says: list[Say]) -> list[str]:
     return split_message(body, max_segments=MAX_SEGMENTS_PER_MESSAGE)
 
 
+def _certainly_not_sent(e: requests.RequestException) -> bool:
+    """Whether a failed request never reached Twilio: no connection was made (refused, no
+    such host, connect timeout). Anything else (a read timeout, a connection dropped after the
+    request was written) may have been a message Twilio took."""
+    if isinstance(e, requests.ConnectTimeout):
+        return True
+    reason = getattr(e.args[0], "reason", None) if e.args else None  # urllib3's MaxRetryError
+    return isinstance(reason, ConnectTimeoutError)  # NewConnectionError is one too
+
+
 class TwilioSender:
     """Sends through the Twilio REST API (or the Twilio-compatible TWILIO_API_BASE_URL)."""
 
@@ -116,8 +127,16 @@ class TwilioSender:
                               permanent=e.status < 500 and e.status != 429,
                               opted_out=e.code == ERROR_OPTED_OUT)
         except requests.RequestException as e:
-            log.warning("Twilio unreachable: %s", type(e).__name__)
-            return SendResult(error=f"Twilio unreachable: {type(e).__name__}", permanent=False)
+            if _certainly_not_sent(e):
+                log.warning("Twilio unreachable: %s", type(e).__name__)
+                return SendResult(error=f"Twilio unreachable: {type(e).__name__}",
+                                  permanent=False)
+            # The request may have reached Twilio: the queue asks Twilio whether the message
+            # went out before it sends it again, once Twilio has had as long again to finish.
+            log.warning("Twilio did not answer: %s", type(e).__name__)
+            return SendResult(error=f"Twilio did not answer: {type(e).__name__}",
+                              permanent=False, maybe_sent=True,
+                              retry_after=2 * (self.client.http_client.timeout or HTTP_TIMEOUT))
         return SendResult(sid=msg.sid)
 
     def find_sent(self, to: str, body: str, since: datetime) -> str | None:
