@@ -2,8 +2,9 @@
 
 Each row gets a session id derived from the file's content and the row, so running the same
 file again (after a crash, a kill, Ctrl-C) invites nobody twice and queues nothing twice; the
-send queue then sends what is left at the configured rate. Every problem is reported with the
-line it came from, and the other rows go on.
+send queue then sends what is left at the configured rate (what Twilio cannot take for a
+while is left to the worker, which keeps trying). Every problem is reported with the line it
+came from, and the other rows go on.
 """
 
 from __future__ import annotations
@@ -92,11 +93,14 @@ def invite_from_csv(app: App, path: Path, actor: str, console: Console) -> BulkR
                 progress.advance(task)
 
         def finished() -> bool:
-            # Another sender (tala serve) may be sending some of them: look now and then.
+            # Another sender (tala serve) may be sending some of them, and a long Twilio
+            # outage puts some off for longer than is worth waiting here (the worker sends
+            # them): look now and then.
             if left and time.monotonic() - last_check[0] > 2:
                 last_check[0] = time.monotonic()
                 for j in list(left):
-                    if app.queue.job(j).get("status") in ("sent", "failed"):
+                    job = app.queue.job(j)
+                    if job.get("status") in ("sent", "failed") or app.queue.left_to_worker(job):
                         left.discard(j)
                         progress.advance(task)
             return not left
@@ -108,6 +112,9 @@ def invite_from_csv(app: App, path: Path, actor: str, console: Console) -> BulkR
         job = app.queue.job(job_id)
         if job.get("status") == "sent":
             report.sent += 1
+        elif job.get("status") in ("retry", "unsure"):
+            report.failures.append((line, f"not sent yet ({job.get('error')}); tala serve or "
+                                          "tala worker keeps trying"))
         else:
             report.failures.append((line, job.get("error") or "not sent"))
     report.failures.sort()

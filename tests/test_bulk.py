@@ -100,3 +100,34 @@ def _stop_embedded_redis(data_dir: Path) -> None:
                 _kill_tree(int(pidfile.read_text().strip()))
             except (psutil.NoSuchProcess, ValueError):
                 pass
+
+
+def test_a_long_twilio_outage_leaves_the_rest_to_the_worker_and_says_so(sms_app, fake, tmp_path):
+    """`tala invite --from-csv` during an outage does not wait for it: what Twilio cannot take
+    for a while is left to the worker (which keeps trying), and the report says so by line."""
+    import io
+
+    from rich.console import Console
+
+    from admin_cli.bulk import invite_from_csv
+
+    numbers = ["+46701110001", "+46701110002"]
+    path = tmp_path / "class.csv"
+    path.write_text("case,age,to\n" + "".join(f"O-{i},12,{n}\n" for i, n in enumerate(numbers)))
+    fake.fail_next(1000, status=503)
+    sms_app.queue.wait_seconds = 0.5  # as a run waits for a retry 15 s off, but quicker
+    sms_app.queue.retry_seconds = 30  # were the run to wait for the outage, it would end
+    started = time.monotonic()
+    report = invite_from_csv(sms_app, path, "anna", Console(file=io.StringIO()))
+    assert time.monotonic() - started < 15
+    assert (report.invited, report.sent) == (2, 0)
+    assert [line for line, _ in report.failures] == [2, 3]
+    assert all("not sent yet" in what and "keeps trying" in what for _, what in report.failures)
+    jobs = [f"invite:{sms_app.service.session_for_contact('sms', n)}:0" for n in numbers]
+    assert {sms_app.queue.job(j)["status"] for j in jobs} == {"retry"}  # not failed
+
+    fake.reset()  # Twilio is back; the worker's next look, once they are due
+    sms_app.queue.r.zadd(sms_app.queue.later, {j: 0 for j in jobs})
+    assert sms_app.service.send_queued("sms", block_ms=0) == 2
+    assert sorted(m["to"] for m in fake.messages if m["sid"]) == numbers
+    assert {sms_app.queue.job(j)["status"] for j in jobs} == {"sent"}
