@@ -3,9 +3,11 @@ hash for looking a phone number or an invitation code up without storing it in t
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
+import zlib
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -62,6 +64,34 @@ class Crypto:
         except InvalidToken:
             raise SecretKeyError("stored data cannot be read with this TALA_SECRET_KEY: was the "
                                  "key changed?") from None
+
+    # Live state in Redis is kept compact: the Fernet token as raw bytes (its base64 is a
+    # third larger), and a reply to remember compressed first. Redis memory per live session
+    # is a limit (bench/burst.py), and 10,000 pupils may start a survey in one minute.
+    # Only replies are compressed: what the child was sent, which holds nothing the child
+    # does not see and no text anyone else chose, so a stored length reveals nothing (no
+    # compression oracle). The state, with the number in it, is not.
+    _RAW = b"\x80"  # Fernet's version byte: a raw token
+    _ZIPPED = b"z"  # then a raw token of zlib-compressed data
+    _BASE64 = b"gAAAAA"  # a token as Fernet writes it: state stored before this format
+
+    def seal(self, data: bytes, *, compress: bool = False) -> bytes:
+        """`data` encrypted for Redis, as compact bytes (see above); `unseal` reads it back."""
+        if compress:
+            return self._ZIPPED + base64.urlsafe_b64decode(
+                self._fernet.encrypt(zlib.compress(data, 6)))
+        return base64.urlsafe_b64decode(self._fernet.encrypt(data))
+
+    def unseal(self, blob: bytes) -> bytes:
+        try:
+            if blob.startswith(self._BASE64):
+                return self._fernet.decrypt(blob)
+            zipped = blob.startswith(self._ZIPPED)
+            data = self._fernet.decrypt(base64.urlsafe_b64encode(blob[1:] if zipped else blob))
+        except InvalidToken:
+            raise SecretKeyError("stored data cannot be read with this TALA_SECRET_KEY: was the "
+                                 "key changed?") from None
+        return zlib.decompress(data) if zipped else data
 
     def lookup_hash(self, value: str) -> str:
         """A keyed hash (HMAC-SHA256) to find a phone number, chat or invitation code by

@@ -202,10 +202,10 @@ class StateStore:
 
     # -- (de)serialising
     def _encode(self, state: State) -> bytes:
-        return self.crypto.encrypt(json.dumps(state.to_dict(), separators=(",", ":")))
+        return self.crypto.seal(json.dumps(state.to_dict(), separators=(",", ":")).encode())
 
     def _decode(self, raw: bytes) -> State:
-        return State.from_dict(json.loads(self.crypto.decrypt(raw)))
+        return State.from_dict(json.loads(self.crypto.unseal(raw)))
 
     # -- sessions
     def create(self, state: State, ttl: int) -> None:

@@ -14,6 +14,7 @@ from admin_cli.access import AccessError, require
 from admin_cli.main import app as cli
 from bot.service import ReplyError
 from storage.sql import Alert, AuditLog, Base
+from storage.crypto import SecretKeyError
 
 CHILD = "+46701234567"
 ANNA = "+46705550001"  # caseworker's work phone
@@ -151,16 +152,26 @@ def test_the_cli_refuses_other_units_and_lists_and_acks_alerts(app, monkeypatch)
     assert _cli(app, monkeypatch, "anna", "audit").exit_code == 3
 
 
+def _opened(app, value: bytes) -> str:
+    """A stored value as text: decrypted when it is one of tala's encrypted values (a Fernet
+    token, or the compact form kept in Redis), as it is otherwise."""
+    try:
+        return app.crypto.unseal(value).decode()
+    except SecretKeyError:
+        return value.decode(errors="replace")
+
+
 def _everything(app) -> str:
-    """Every value in every SQL table and every Redis key and value, as one text."""
+    """Every value in every SQL table and every Redis key and value, as one text, encrypted
+    values decrypted."""
     parts = []
     with app.db.engine.connect() as conn:
         for table in Base.metadata.sorted_tables:
             for row in conn.execute(select(table)):
                 for v in row:
                     parts.append(str(v))
-                    if isinstance(v, (bytes, memoryview)) and bytes(v).startswith(b"gAAAAA"):
-                        parts.append(app.crypto.decrypt(bytes(v)))
+                    if isinstance(v, (bytes, memoryview)):
+                        parts.append(_opened(app, bytes(v)))
         parts += [str(v) for v in conn.execute(text("SELECT * FROM alembic_version"))]
     r = app.store.r
     for key in r.scan_iter(match="*"):
@@ -168,13 +179,10 @@ def _everything(app) -> str:
         kind = r.type(key).decode()
         if kind == "string":
             value = r.get(key)
-            parts.append(app.crypto.decrypt(value) if value.startswith(b"gAAAAA") else
-                         value.decode(errors="replace"))
+            parts.append(_opened(app, value))
         elif kind == "hash":
             for k, v in r.hgetall(key).items():
-                parts.append(f"{k.decode()} {v.decode(errors='replace')}")
-                if v.startswith(b"gAAAAA"):
-                    parts.append(app.crypto.decrypt(v))
+                parts.append(f"{k.decode()} {_opened(app, v)}")
         elif kind == "zset":
             parts += [m.decode() for m in r.zrange(key, 0, -1)]
         elif kind == "stream":

@@ -3,6 +3,7 @@ SQLite and PostgreSQL), chosen by TALA_TEST_REDIS_URL and TALA_TEST_DATABASE_URL
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -309,3 +310,28 @@ def test_migration_0005_with_no_codes_needs_no_key(at_0004, tmp_path):
     upgrade(at_0004)
     assert _version(at_0004) == "0005"
     assert not (tmp_path / "data" / "secret.key").exists()
+
+
+def test_sealed_values_are_compact_and_state_stored_before_still_reads(store, questionnaires):
+    crypto = store.crypto
+    reply = json.dumps([{"text": "Hej! Nu börjar vi. Hur har du det i skolan?"}] * 8).encode()
+    plain, zipped = crypto.seal(reply), crypto.seal(reply, compress=True)
+    assert crypto.unseal(plain) == reply and crypto.unseal(zipped) == reply
+    token = crypto.encrypt(reply.decode())  # the Fernet token as it is written to SQL
+    assert len(plain) <= len(token) * 3 / 4 + 1  # no base64
+    assert len(zipped) < len(plain) / 2
+    assert b"skolan" not in plain and b"skolan" not in zipped
+    with pytest.raises(SecretKeyError):
+        Crypto(Fernet.generate_key()).unseal(zipped)
+    # A session written before the compact format (a base64 token) goes on after an upgrade.
+    st = _state(questionnaires, "old")
+    store.r.set(store.state_key("old"), crypto.encrypt(json.dumps(st.to_dict())), ex=600)
+    assert store.get("old") == st
+
+    def bump(s):
+        s.seq += 1
+        return s, s.seq
+
+    assert store.transact("old", bump, ttl=600) == 1
+    assert not store.r.get(store.state_key("old")).startswith(b"gAAAAA")  # compact from now
+    assert store.get("old").seq == 1
