@@ -31,11 +31,18 @@ So a long outage holds up nothing else. Only once `retry_seconds` have passed si
 failed try does a job fail for good. Jobs sent or failed for good keep their hash for
 `keep_seconds` (delivery reports, `tala reply`'s status, a bulk run run again), then expire.
 
+The rest of tala hears of a job's outcome (`on_result`: the invitation's delivery status in
+SQL, an opt-out) before its stream entry is let go, and the job hash says whether it has
+(`recorded`): a sender killed in between leaves the entry pending, and whoever takes it over
+tells the rest again instead of sending; a result SQL cannot take now is told again later,
+through the sorted set. So an invitation never stays "queued" once its text went out.
+
 Statuses: queued -> claimed -> sent | failed, or claimed -> retry | unsure -> claimed -> ...
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -47,6 +54,8 @@ from typing import Callable, Protocol
 import redis
 
 from storage.crypto import Crypto
+
+log = logging.getLogger("tala.queue")
 
 GROUP = "senders"
 # A job sent or failed for good is kept this long: Twilio's delivery reports come within hours
@@ -68,7 +77,11 @@ return 1
 # being taken over.
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'sent' or status == 'failed' or not status then return 'done' end
+if status == 'sent' or status == 'failed' then
+  if redis.call('HGET', KEYS[1], 'recorded') == '0' then return 'record' end
+  return 'done'
+end
+if not status then return 'done' end
 local now = tonumber(ARGV[1])
 if status == 'claimed' or status == 'unsure' then
   local at = redis.call('HGET', KEYS[1], 'claimed_ts') or '0'
@@ -165,6 +178,7 @@ class SendQueue:
         # process(block_ms=0) waits for jobs put off until at most this far ahead; later ones
         # are left to the worker.
         self.wait_seconds = 15.0
+        self.record_again = 30.0  # a result the rest of tala could not take (SQL away): again
         self.keep = int(keep_seconds)
         # One name per process; a dead process's entries are taken over by any other sender
         # once they have been idle for the lease.
@@ -323,6 +337,13 @@ class SendQueue:
         f = self.job(job_id)
         job = Job(job_id, self.crypto.decrypt(f["to"].encode()),
                   self.crypto.decrypt(f["body"].encode()), f, entry)
+        if verdict == "record":
+            # Sent (or failed) by a sender that stopped before telling the rest of tala.
+            return self._finish(job, SendResult(sid=f["sid"]) if f["status"] == "sent" else
+                                SendResult(error=f.get("error", ""),
+                                           error_code=int(f["error_code"])
+                                           if f.get("error_code") else None,
+                                           opted_out=f.get("opted_out") == "1"), on_result)
         if verdict == "recover":
             since = datetime.fromtimestamp(float(f.get("unsure_ts") or "0") - 5, timezone.utc)
             try:
@@ -384,14 +405,33 @@ class SendQueue:
             "status": "failed", "error": result.error, "error_code": str(result.error_code or ""),
             "opted_out": "1" if result.opted_out else ""}
         mapping["finished_at"] = str(time.time())
+        key = self.job_key(job.id)
+        # The outcome first, kept even if this process dies now; then the rest of tala is told
+        # (on_result: the invitation's delivery status in SQL, an opt-out); only then is the
+        # stream entry let go. A sender killed in between leaves the entry pending, and whoever
+        # takes it over finds 'recorded' 0 and tells the rest again (on_result is idempotent):
+        # never sent again, never left saying "queued".
+        if on_result:
+            self.r.hset(key, mapping={**mapping, "recorded": "0"})
+            try:
+                on_result(job, result)
+            except Exception as e:  # noqa: BLE001 - whatever it was, the send itself is done
+                # SQL away, say: told again in a while, through the retry set; the sender
+                # goes on with the next job meanwhile.
+                log.warning("a send's result could not be recorded (%s); trying again in "
+                            "%.0f s", type(e).__name__, self.record_again)
+                pipe = self.r.pipeline(transaction=True)
+                pipe.zadd(self.later, {job.id: time.time() + self.record_again})
+                pipe.xack(self.stream, GROUP, job.entry)
+                pipe.xdel(self.stream, job.entry)
+                pipe.execute()
+                return "finished"
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.job_key(job.id), mapping=mapping)
-        pipe.expire(self.job_key(job.id), self.keep)
+        pipe.hset(key, mapping={**mapping, "recorded": "1"})
+        pipe.expire(key, self.keep)
         pipe.xack(self.stream, GROUP, job.entry)
         pipe.xdel(self.stream, job.entry)
         pipe.execute()
-        if on_result:
-            on_result(job, result)
         return "finished"
 
     def forget(self, matches: Callable[[str], bool]) -> int:

@@ -190,6 +190,55 @@ def test_a_dead_senders_claim_is_asked_about_from_the_time_of_that_claim(queue):
     assert sender.sent == [] and queue.job("a")["sid"] == "SMtaken"
 
 
+def test_a_sender_killed_before_telling_the_result_leaves_it_told_not_sent_again(queue):
+    """Killed between the send and telling the rest of tala (the invitation's delivery status
+    in SQL): whoever takes the job over tells it, and sends nothing."""
+    class Killed(BaseException):
+        pass
+
+    def dies(job, result):
+        raise Killed
+
+    dead = SendQueue(queue.r, queue.crypto, lease_seconds=0.3, consumer="dead:1")
+    queue.enqueue("a", TO, "Hej")
+    with pytest.raises(Killed):
+        dead.process(Scripted(), rate=1000, block_ms=0, on_result=dies)
+    assert queue.job("a")["status"] == "sent" and queue.job("a")["recorded"] == "0"
+    time.sleep(0.5)
+    queue.lease = 0.3
+    told, sender = [], Scripted()
+    queue.process(sender, rate=1000, block_ms=0, on_result=lambda j, r: told.append((j.id, r)))
+    assert sender.sent == [] and sender.asked == []
+    assert told == [("a", SendResult(sid="SM1"))]
+    assert queue.job("a")["recorded"] == "1" and queue.r.xlen(queue.stream) == 0
+    queue.process(sender, rate=1000, block_ms=0, on_result=lambda j, r: told.append((j.id, r)))
+    assert len(told) == 1  # told once
+
+
+def test_a_result_sql_cannot_take_now_is_told_again_later_and_holds_up_nothing(queue):
+    told: list[str] = []
+    down = [True]
+
+    def record(job, result):
+        if down[0] and job.id == "a":
+            raise ConnectionError("SQL away")
+        told.append(job.id)
+
+    sender = Scripted()
+    queue.enqueue("a", TO, "first")
+    queue.enqueue("b", TO, "second")
+    queue.process(sender, rate=1000, block_ms=0, on_result=record)
+    assert [b for _, b in sender.sent] == ["first", "second"] and told == ["b"]
+    assert queue.job("a")["recorded"] == "0"
+    again = queue.r.zscore(queue.later, "a")
+    assert again == pytest.approx(time.time() + queue.record_again, abs=5)
+    down[0] = False
+    queue.r.zadd(queue.later, {"a": time.time()})  # the half minute has passed
+    queue.process(sender, rate=1000, block_ms=0, on_result=record)
+    assert told == ["b", "a"] and len(sender.sent) == 2  # told, never sent again
+    assert queue.job("a")["recorded"] == "1" and queue.r.zcard(queue.later) == 0
+
+
 def test_finished_jobs_expire_and_waiting_ones_do_not(queue):
     sender = Scripted(sends=[SendResult(error="Twilio 21211: bad number", error_code=21211),
                              SendResult(sid="SM1"),
