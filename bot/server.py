@@ -7,8 +7,10 @@
     GET  /metrics             Prometheus text format
 
 Handlers run the (blocking) conversation service in a thread pool, so one slow message never
-holds up the others. On SIGTERM aiohttp stops accepting, lets the requests in flight finish
-(each awaits its thread), then the background threads are stopped and joined.
+holds up the others; a finished session is written to SQL by two threads of their own, after
+the child's last reply, so no request waits on SQL. On SIGTERM aiohttp stops accepting, lets
+the requests in flight finish (each awaits its thread), then the SQL writes handed over are
+finished and the background threads are stopped and joined.
 """
 
 from __future__ import annotations
@@ -76,6 +78,21 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
 
     async def run(fn: Callable, *args):
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+    # A finished session is written to SQL by threads of its own, after its last reply went
+    # out: no request waits on SQL (a commit can take long on a busy disk, and eight request
+    # threads waiting on commits is a stalled server). The session keeps it in its outbox,
+    # due now, until it is written: if this fails or the process dies, the worker writes it.
+    sql_writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tala-sql")
+
+    def write_session(sid: str) -> None:
+        try:
+            app.service.flush(sid)
+        except (redis.RedisError, SQLAlchemyError) as e:
+            log.warning("writing a finished session failed (%s); the worker writes it",
+                        type(e).__name__)
+
+    app.service.write_later = lambda sid: sql_writer.submit(write_session, sid)
 
     async def twilio_form(request: web.Request) -> dict[str, str] | None:
         """The form, if its X-Twilio-Signature is right; None (and nothing touched) if not.
@@ -221,6 +238,8 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
             await telegram.close()
         await run(background.stop)
         executor.shutdown(wait=True)
+        sql_writer.shutdown(wait=True)  # every session handed over is written (or waits)
+        app.service.write_later = app.service.flush
 
     web_app.on_startup.append(start_background)
     web_app.on_cleanup.append(stop_background)

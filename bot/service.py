@@ -138,6 +138,10 @@ class ConversationService:
         self.metrics = metrics or Metrics()
         self.escalate_after = escalate_after
         self.clock = clock
+        # How a finished session reaches SQL: at once by default; `tala serve` hands it to a
+        # thread of its own, so no request ever waits on SQL (see bot/server.py). Alerts are
+        # always written and notified at once.
+        self.write_later: Callable[[str], None] = self.flush
 
     # ------------------------------------------------------------------ inviting
     def invite(self, case_ref: str, age: int, *, lang: str = "sv", channel: str = "console",
@@ -444,8 +448,10 @@ class ConversationService:
             return Reply(says, duplicate=True)
         if result is None:
             raise KeyError(sid)
-        if any(isinstance(e, (RaiseAlert, Finish)) for e in result):
-            self.flush(sid)  # something for SQL; otherwise no extra round trip
+        if any(isinstance(e, RaiseAlert) for e in result):
+            self.flush(sid)  # the caseworker hears of it now
+        elif any(isinstance(e, Finish) for e in result):
+            self.write_later(sid)  # the outbox keeps it until written, whatever happens
         if any(isinstance(e, _Stale) for e in result):
             return Reply(stale=True)
         if any(isinstance(e, _Started) for e in result):

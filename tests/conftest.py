@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -237,3 +238,15 @@ def sms_app(request, tmp_path, embedded_redis_url, fake, monkeypatch):
     app = _build(tmp_path, *request.param, embedded_redis_url)
     yield app
     app.close()
+
+
+def wait_written(app, sid: str, timeout: float = 15.0) -> None:
+    """Wait until a finished session's outbox is empty: under `tala serve` (build_web_app) it
+    is written to SQL by the server's own SQL threads, just after the last reply."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = app.service.state(sid)
+        if state is None or not state.outbox:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"session {sid} was not written to SQL within {timeout:g} s")

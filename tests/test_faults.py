@@ -32,7 +32,7 @@ from sqlalchemy.exc import OperationalError
 from bot.app import create_app
 from bot.server import build_web_app
 from storage.sql import AnswerRow, Invitation, SessionRow
-from tests.conftest import PUBLIC_URL, _reset_redis, _settings
+from tests.conftest import PUBLIC_URL, _reset_redis, _settings, wait_written
 from tests.fakes.server import RunningServer
 from tests.fakes.twilio_api import FakeTwilio
 from tests.test_sms import CHILD, SCRIPT_12_18, Phone
@@ -239,6 +239,7 @@ def test_redis_killed_mid_conversation_loses_nothing_and_a_retry_lands_once(
             for qid, answer in before.answers.items():
                 if final.answers[qid]["seq"] == answer["seq"]:  # not changed later on
                     assert final.answers[qid] == answer
+            wait_written(app, sid)
             written = _answers_in_sql(app, sid)
             assert {q for q, _, current in written if current} == set(final.answers)
             assert len({seq for _, seq, _ in written}) == len(written)  # each answer once

@@ -3,6 +3,7 @@ Twilio API for what tala sends, and real Redis and SQL underneath."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,7 @@ from bot.server import build_web_app
 from bot.service import InviteError
 from flows import messages as M
 from storage.sql import Invitation
-from tests.conftest import PUBLIC_URL, _settings
+from tests.conftest import PUBLIC_URL, _settings, wait_written
 from tests.fakes.server import RunningServer
 
 CHILD = "+46701234567"
@@ -80,6 +81,7 @@ def test_a_whole_followup_12_18_conversation_by_sms(sms_app, fake, server):
     assert "Tack" in twiml and "116 111" in twiml  # the closing text
     state = sms_app.service.state(inv.session_id)
     assert state.status == "completed"
+    wait_written(sms_app, inv.session_id)  # by the server's SQL threads, after the reply
 
     data = summary.build(sms_app, "K-17", "anna")
     [session] = data["sessions"]
@@ -90,6 +92,26 @@ def test_a_whole_followup_12_18_conversation_by_sms(sms_app, fake, server):
     assert got["school_attend"]["value"] == "almost_always"
     assert got["anything_else"]["text"] == "Inget mer"
     assert len(fake.messages) == 1  # everything else went back as TwiML replies
+
+
+def test_the_last_reply_does_not_wait_on_sql(sms_app, fake, server, monkeypatch):
+    """The message that finishes a session is answered at once; the session is written to SQL
+    after it, by the server's own SQL threads (here held back until the reply is in)."""
+    inv = _invite(sms_app, fake)
+    release, real = threading.Event(), sms_app.db.write_session
+    monkeypatch.setattr(sms_app.db, "write_session",
+                        lambda *a, **k: release.wait(30) and real(*a, **k))
+    phone = Phone(server, fake.auth_token)
+    phone.text("Hej")
+    for reply in SCRIPT_12_18:
+        twiml = phone.text(reply)
+    assert "116 111" in twiml  # the closing text came back while SQL was held
+    assert [i["kind"] for i in sms_app.service.state(inv.session_id).outbox] == ["finish"]
+    assert sms_app.db.sessions_for(sms_app.db.child("K-17").id) == []
+    release.set()
+    wait_written(sms_app, inv.session_id)
+    [(row, answers)] = sms_app.db.sessions_for(sms_app.db.child("K-17").id)
+    assert row.status == "completed" and len(answers) >= len(SCRIPT_12_18) - 2
 
 
 def test_a_forged_or_missing_signature_gets_403_and_touches_nothing(sms_app, fake, server):
