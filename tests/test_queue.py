@@ -18,6 +18,10 @@ NO_ANSWER = SendResult(error="Twilio did not answer: ReadTimeout", permanent=Fal
                        maybe_sent=True)
 
 
+class Killed(BaseException):
+    """A sender process dying mid-way (not an error anything in tala would catch)."""
+
+
 class Scripted:
     """A sender that answers each send (and each question) with the next scripted result, or
     raises it; and records what it was asked, when."""
@@ -167,9 +171,6 @@ def test_a_try_that_may_have_gone_out_is_never_failed_unasked(queue):
 
 
 def test_a_dead_senders_claim_is_asked_about_from_the_time_of_that_claim(queue):
-    class Killed(BaseException):
-        pass
-
     class DiesSending(Scripted):
         def send(self, to, body):
             raise Killed
@@ -193,9 +194,6 @@ def test_a_dead_senders_claim_is_asked_about_from_the_time_of_that_claim(queue):
 def test_a_sender_killed_before_telling_the_result_leaves_it_told_not_sent_again(queue):
     """Killed between the send and telling the rest of tala (the invitation's delivery status
     in SQL): whoever takes the job over tells it, and sends nothing."""
-    class Killed(BaseException):
-        pass
-
     def dies(job, result):
         raise Killed
 
