@@ -94,12 +94,20 @@ def test_the_committed_template_is_up_to_date(tmp_path):
 
 
 def test_plural_forms_of_every_catalog_follow_babels_rules_for_the_language():
+    """Compared by what the rule chooses for 0-1000, not by its spelling: Babel releases write
+    the same CLDR rule differently (Ukrainian), and a changed rule (Persian in Babel 2.19)
+    still shows up."""
+    import gettext
+
     from babel.messages.catalog import Catalog
     for po in LOCALES.glob("*/LC_MESSAGES/tala.po"):
         lang = po.parent.parent.name
         with po.open("rb") as fh:
             cat = read_po(fh, locale=lang)
-        assert cat.plural_forms == Catalog(locale=lang).plural_forms, lang
+        babels = Catalog(locale=lang)
+        assert cat.num_plurals == babels.num_plurals, lang
+        ours, theirs = gettext.c2py(cat.plural_expr), gettext.c2py(babels.plural_expr)
+        assert [ours(n) for n in range(1001)] == [theirs(n) for n in range(1001)], lang
 
 
 def test_locales_status_counts_untranslated_and_fuzzy_and_compile_writes_working_mo(tmp_path):
