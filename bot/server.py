@@ -24,7 +24,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-import aiohttp
 import pydantic
 import redis
 from aiohttp import web
@@ -66,6 +65,15 @@ def _candidate_urls(request: web.Request, public_url: str | None) -> list[str]:
     return [str(request.url)]
 
 
+def refuse_compressed(request: web.Request, sender: str) -> None:
+    """415 for a compressed body, before it is read. Neither Twilio nor Telegram compresses
+    what it posts, and aiohttp (3.14) can leave the reader of a broken deflate body that
+    arrived with its headers waiting for ever, holding the connection."""
+    if request.headers.get("Content-Encoding", "identity").strip().lower() not in (
+            "", "identity"):
+        raise web.HTTPUnsupportedMediaType(text=f"{sender} sends an uncompressed body")
+
+
 def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
                   telegram_polling: bool = False) -> web.Application:
     settings = app.settings
@@ -102,12 +110,13 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
             return None
         if request.content_type != "application/x-www-form-urlencoded":
             raise web.HTTPUnsupportedMediaType(text="Twilio sends a form")
+        refuse_compressed(request, "Twilio")
         if request.content_length is not None and request.content_length > MAX_FORM:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM,
                                                 actual_size=request.content_length)
         try:
             raw = await request.post()
-        except (ValueError, LookupError, aiohttp.ClientPayloadError) as e:
+        except (ValueError, LookupError, web.RequestPayloadError) as e:
             raise web.HTTPBadRequest(text=f"unreadable form ({type(e).__name__})") from None
         form = {k: v for k, v in raw.items() if isinstance(v, str)}
         for url in _candidate_urls(request, settings.public_url):
@@ -183,9 +192,10 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
             metrics.errors.labels("telegram", "forbidden").inc()
             return web.Response(status=403, text="bad or missing secret token")
         started = time.perf_counter()
+        refuse_compressed(request, "Telegram")
         try:
             update = await request.json()
-        except (ValueError, LookupError):
+        except (ValueError, LookupError, web.RequestPayloadError):
             metrics.errors.labels("telegram", "bad_json").inc()
             return web.Response(status=400, text="not JSON")
         metrics.messages.labels("telegram", "in").inc()

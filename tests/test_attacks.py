@@ -391,6 +391,28 @@ def test_an_unparseable_unsigned_twilio_body_gets_a_4xx_not_a_500(sms_app, sms_s
     assert 400 <= resp.status_code < 500, resp.status_code
 
 
+@pytest.mark.parametrize("path", ["/sms/twilio", "/sms/twilio/status"])
+@pytest.mark.parametrize("body, encoding", [(b"\xa2", "deflate"), (b"not gzip", "gzip")])
+def test_a_signed_compressed_body_gets_415_at_once(sms_app, sms_server, path, body, encoding):
+    """Found by the fuzzer: a broken gzip body came through as a 500 (the handler caught
+    aiohttp's client-side payload error, not the server's), and a 1-byte broken deflate body
+    that arrived with its headers left the request waiting for ever. Twilio never compresses."""
+    resp = requests.post(sms_server.url + path, data=body, timeout=10, headers={
+        "Content-Type": "application/x-www-form-urlencoded; charset=latin-1",
+        "Content-Encoding": encoding, "X-Twilio-Signature": "ZEPeuyAJITzT5JvO3hVXXxBIpNk="})
+    # 400 when aiohttp's parser already choked on the body that came with the headers.
+    assert resp.status_code in (400, 415), resp.status_code
+
+
+def test_a_compressed_telegram_update_gets_415_at_once(both_app, tg, both_server):
+    resp = requests.post(both_server.url + "/telegram/webhook", data=b"\xa2", timeout=10,
+                         headers={"Content-Type": "application/json",
+                                  "Content-Encoding": "deflate",
+                                  "X-Telegram-Bot-Api-Secret-Token":
+                                      both_app.settings.telegram_webhook_secret})
+    assert resp.status_code in (400, 415), resp.status_code
+
+
 @pytest.mark.parametrize("files", [
     {"Body": ("a.txt", b"hej", "text/plain")},
     {"Body": (None, b"hej", "application/octet-stream")},
