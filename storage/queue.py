@@ -163,8 +163,15 @@ class Job:
 class SendQueue:
     def __init__(self, client: redis.Redis, crypto: Crypto, prefix: str = "tala",
                  lease_seconds: float = 60.0, consumer: str | None = None,
-                 retry_seconds: float = 24 * 3600, keep_seconds: float = KEEP_SECONDS):
+                 retry_seconds: float = 24 * 3600, keep_seconds: float = KEEP_SECONDS,
+                 now: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep):
         self.r = client
+        # The queue's clock: claims, backoff, the retry budget and the shared rate all read
+        # `now()` and wait with `sleep()`, so a test moves time instead of waiting for it.
+        # (Taking over a dead sender's stream entries goes by Redis's own idle time.)
+        self.now = now
+        self.sleep = sleep
         self.crypto = crypto
         self.prefix = prefix
         self.stream = f"{prefix}:{{outq}}"
@@ -235,7 +242,7 @@ class SendQueue:
         self._ensure_group()
         fields = {"status": "queued", "to": self.crypto.encrypt(to).decode(),
                   "body": self.crypto.encrypt(body).decode(), "attempts": "0",
-                  "queued_at": str(time.time()), **{k: str(v) for k, v in meta.items()}}
+                  "queued_at": str(self.now()), **{k: str(v) for k, v in meta.items()}}
         flat = [x for kv in fields.items() for x in kv]
         return bool(self._enqueue(keys=[self.job_key(job_id), self.stream],
                                   args=[job_id, *flat]))
@@ -249,16 +256,16 @@ class SendQueue:
         """Whether a job (as `job()` gives it) is put off for a later try further ahead than
         process(block_ms=0) waits: a running worker (tala serve, tala worker) sends it."""
         return (job.get("status") in ("retry", "unsure")
-                and float(job.get("not_before") or 0) > time.time() + self.wait_seconds)
+                and float(job.get("not_before") or 0) > self.now() + self.wait_seconds)
 
     # ------------------------------------------------------------------ consuming
     def wait_for_slot(self, channel: str, rate: float) -> None:
         """Block until one more message may go out on `channel` at `rate` per second, shared
         by every process that sends."""
         wait = float(self._rate(keys=[f"{self.prefix}:rate:{channel}"],
-                                args=[repr(time.time()), repr(1.0 / rate)]))
+                                args=[repr(self.now()), repr(1.0 / rate)]))
         if wait > 0:
-            time.sleep(wait)
+            self.sleep(wait)
 
     def _read(self, block_ms: int, count: int) -> list[tuple[str, str]]:
         self._ensure_group()
@@ -281,7 +288,7 @@ class SendQueue:
     def _promote(self) -> float | None:
         """Move the jobs that are due again into the stream; returns how many seconds until
         the next put-off job is due, or None when none waits."""
-        now = time.time()
+        now = self.now()
         nxt = self._due(keys=[self.later, self.stream], args=[repr(now), 100])
         return None if nxt is None else float(nxt) - now
 
@@ -306,7 +313,7 @@ class SendQueue:
                         return done
                     # Only jobs put off for a moment: wait here for them (the caller asked for
                     # an empty queue), a little at a time so that stop() is heard.
-                    time.sleep(min(max(due_in, 0.01), 0.5))
+                    self.sleep(min(max(due_in, 0.01), 0.5))
                 continue
             progressed = False
             for entry, job_id in batch:
@@ -317,14 +324,14 @@ class SendQueue:
                 tried += outcome in ("finished", "retry")
                 progressed = progressed or outcome != "skipped"
             if not progressed:
-                time.sleep(0.2)  # only jobs another sender is busy with: do not spin
+                self.sleep(0.2)  # only jobs another sender is busy with: do not spin
         return done
 
     def _handle(self, entry: str, job_id: str, sender: Sender, rate: float,
                 on_result: Callable[[Job, SendResult], None] | None) -> str:
         """'finished', 'retry' (put off for later), or 'skipped' (done already, or busy)."""
         key = self.job_key(job_id)
-        verdict = self._claim(keys=[key], args=[repr(time.time()), self.consumer,
+        verdict = self._claim(keys=[key], args=[repr(self.now()), self.consumer,
                                                  repr(self.lease)]).decode()
         if verdict == "done":
             pipe = self.r.pipeline(transaction=True)
@@ -357,7 +364,7 @@ class SendQueue:
             if sid:
                 return self._finish(job, SendResult(sid=sid), on_result)
             since_first = float(f.get("retry_since") or "inf")
-            if time.time() - since_first >= self.retry_seconds:
+            if self.now() - since_first >= self.retry_seconds:
                 # The try that may have gone out did not, and there is no time for another.
                 return self._finish(job, SendResult(error=f.get("error") or "not sent"),
                                     on_result)
@@ -373,7 +380,7 @@ class SendQueue:
         good once `retry_seconds` have passed since its first failed try. `tried`: this
         result is a send's (else the provider could not say whether an earlier one went out).
         """
-        now = time.time()
+        now = self.now()
         attempts = int(job.fields.get("attempts", "0")) + 1
         since = float(job.fields.get("retry_since") or now)
         left = since + self.retry_seconds - now
@@ -404,7 +411,7 @@ class SendQueue:
         mapping = {"status": "sent", "sid": result.sid} if result.ok else {
             "status": "failed", "error": result.error, "error_code": str(result.error_code or ""),
             "opted_out": "1" if result.opted_out else ""}
-        mapping["finished_at"] = str(time.time())
+        mapping["finished_at"] = str(self.now())
         key = self.job_key(job.id)
         # The outcome first, kept even if this process dies now; then the rest of tala is told
         # (on_result: the invitation's delivery status in SQL, an opt-out); only then is the
@@ -421,7 +428,7 @@ class SendQueue:
                 log.warning("a send's result could not be recorded (%s); trying again in "
                             "%.0f s", type(e).__name__, self.record_again)
                 pipe = self.r.pipeline(transaction=True)
-                pipe.zadd(self.later, {job.id: time.time() + self.record_again})
+                pipe.zadd(self.later, {job.id: self.now() + self.record_again})
                 pipe.xack(self.stream, GROUP, job.entry)
                 pipe.xdel(self.stream, job.entry)
                 pipe.execute()

@@ -230,6 +230,7 @@ def _check_500(errors: ServerErrors, seen: int, known: tuple[str, ...], what) ->
         f"an unexpected 500 for {what!r:.500}:\n{new[-1]}"
 
 
+@pytest.mark.slow
 def test_fuzzed_unsigned_twilio_webhooks_never_500_and_change_nothing(both_app, fake,
                                                                       both_server):
     inv = _invite_sms(both_app, "K-FUZZ", CHILD)
@@ -279,6 +280,7 @@ def signed_twilio_messages(draw, token: str):
     return fields, sig
 
 
+@pytest.mark.slow
 def test_fuzzed_signed_twilio_messages_never_500(both_app, fake, both_server):
     child = _invite_sms(both_app, "K-1", CHILD)
     fuzzed = _invite_sms(both_app, "K-2", FUZZ_CHILD)
@@ -341,6 +343,7 @@ def telegram_requests(draw):
     return secret, headers, kwargs
 
 
+@pytest.mark.slow
 def test_fuzzed_telegram_webhooks_never_500_and_change_nothing(both_app, tg, both_server):
     inv = both_app.service.invite("T-1", 9, channel="telegram", actor="anna")
     Chat(both_server, tg).type(f"/start {inv.code}")
@@ -822,8 +825,12 @@ def test_reconciling_a_killed_senders_message_logs_no_number(sms_app, fake, capl
     with pytest.raises(Killed):
         dead.process(DiesAfterSending(), rate=100, block_ms=0, max_jobs=1)
     sms_app.queue.lease = 0.3
-    time.sleep(0.5)
-    sms_app.service.send_queued("sms", block_ms=0)  # takes the claim over, asks Twilio first
+    job_id = f"invite:{inv.session_id}:0"
+    deadline = time.monotonic() + 20
+    while sms_app.queue.job(job_id)["status"] != "sent":  # once the lease is over:
+        assert time.monotonic() < deadline, sms_app.queue.job(job_id)
+        sms_app.service.send_queued("sms", block_ms=0)  # takes the claim over, asks Twilio
+        time.sleep(0.05)
     assert len([m for m in fake.messages if m["to"] == CHILD]) == 1  # not sent twice
     assert sms_app.queue.job(f"invite:{inv.session_id}:0")["status"] == "sent"
     text = _log_text(caplog)

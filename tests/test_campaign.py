@@ -14,7 +14,7 @@ from bot.channels.telegram import campaign_link
 from bot.server import build_web_app
 from bot.service import CampaignError
 from storage.sql import Alert, Campaign, SessionRow
-from tests.conftest import APP_BACKENDS, _build
+from tests.conftest import APP_BACKENDS, _build, wait_written
 from tests.fakes.server import RunningServer
 from tests.fakes.telegram_api import FakeTelegram
 from tests.test_sms import Phone
@@ -100,6 +100,8 @@ def test_a_class_answers_by_sms_keyword_and_telegram_link_and_leaves_no_trace(bo
             for i, n in enumerate(numbers)]
     sids += [_play_telegram(app, server, tg, ch, c.code, rng) for ch in chats]
     assert all(app.service.state(s).status == "completed" for s in sids)
+    for sid in sids:  # the server's SQL threads write each one just after its last reply
+        wait_written(app, sid)
 
     with app.db.Session() as s:
         rows = s.scalars(select(SessionRow).where(SessionRow.campaign_id == c.id)).all()

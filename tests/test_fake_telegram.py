@@ -499,7 +499,10 @@ def test_a_second_poller_ends_the_first_with_a_conflict(fake):
     # Two bot processes on one token: Telegram ends the older getUpdates with 409.
     async def scenario(bot: Bot):
         first = asyncio.create_task(bot.get_updates(timeout=30))
-        await asyncio.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while fake.polls_started < 1:  # the first is waiting at the fake
+            assert time.monotonic() < deadline, "the first getUpdates never arrived"
+            await asyncio.sleep(0.01)
         second = await bot.get_updates(timeout=30)
         with pytest.raises(TelegramConflictError, match="terminated by other getUpdates"):
             await first

@@ -375,6 +375,7 @@ def test_two_workers_writing_the_same_outbox_at_once_write_it_once(app, monkeypa
     assert app.service.state(sid).outbox == []
 
 
+@pytest.mark.slow
 def test_a_locked_sqlite_file_at_the_end_delays_the_write_but_loses_nothing(app):
     if app.db.engine.dialect.name != "sqlite":
         pytest.skip("locks the SQLite file itself")
@@ -453,6 +454,7 @@ def test_twilio_429_is_retried_not_failed(sms_app, fake):
     assert sms_app.db.invitation(inv.session_id).delivery_status == "sent"
 
 
+@pytest.mark.slow
 def test_a_few_seconds_of_twilio_503s_do_not_fail_a_message_for_good(sms_app, fake):
     fake.fail_next(5, status=503)
     inv = sms_app.service.invite("K-OUT", 14, channel="sms", contact=CHILD, actor="anna")
@@ -497,6 +499,7 @@ class BlackHole:
         self.sock.close()
 
 
+@pytest.mark.slow
 def test_twilio_that_never_answers_does_not_hang_the_sender(sms_app, fake):
     sender = sms_app.service.outbound["sms"].sender
     timeout = sender.client.http_client.timeout
@@ -576,11 +579,13 @@ def test_a_refused_connection_is_not_sent_and_a_lost_answer_may_have_been(sms_ap
 
 class SlowProxy:
     """Between tala and the fake Twilio: forwards every request, but holds the answer to the
-    first POST back for `delay` seconds (Twilio accepted the message, its answer is late)."""
+    first POST back until `release` is set, `delay` seconds at most (Twilio accepted the
+    message, its answer is late); `answered` is set once that answer has gone back."""
 
     def __init__(self, upstream: str, delay: float):
         proxy = self
         self.delay, self.upstream, self.slowed = delay, upstream, 0
+        self.release, self.answered = threading.Event(), threading.Event()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -591,9 +596,10 @@ class SlowProxy:
                 resp = requests.request(self.command, proxy.upstream + self.path, data=body,
                                         headers={k: v for k, v in self.headers.items()
                                                  if k.lower() not in ("host",)}, timeout=10)
-                if self.command == "POST" and proxy.slowed == 0:
+                slowed = self.command == "POST" and proxy.slowed == 0
+                if slowed:
                     proxy.slowed += 1
-                    time.sleep(proxy.delay)
+                    proxy.release.wait(proxy.delay)
                 try:
                     self.send_response(resp.status_code)
                     self.send_header("Content-Type", resp.headers.get("Content-Type", ""))
@@ -602,6 +608,8 @@ class SlowProxy:
                     self.wfile.write(resp.content)
                 except OSError:
                     pass  # the client gave up waiting
+                if slowed:
+                    proxy.answered.set()
 
             do_GET = do_POST = _forward
 
@@ -619,15 +627,17 @@ class SlowProxy:
         self.server.server_close()
 
 
+@pytest.mark.slow
 def test_a_send_that_timed_out_after_twilio_took_it_is_not_sent_twice(sms_app, fake):
     sender = sms_app.service.outbound["sms"].sender
     sender.client.http_client.timeout = 1.0  # tala's own (HTTP_TIMEOUT) is longer: a quick test
-    proxy = SlowProxy(fake.base_url, delay=2.5)
+    proxy = SlowProxy(fake.base_url, delay=30)
     sender.client.api.base_url = proxy.url
     try:
         inv = sms_app.service.invite("K-SLOW", 14, channel="sms", contact=CHILD, actor="anna")
-        sms_app.service.send_queued("sms", block_ms=0)
-        time.sleep(2)  # let the slowed answer finish
+        sms_app.service.send_queued("sms", block_ms=0)  # gives up waiting after 1 s
+        proxy.release.set()  # Twilio's late answer goes back to nobody
+        assert proxy.answered.wait(10)
         sms_app.service.send_queued("sms", block_ms=0)
     finally:
         proxy.close()
@@ -646,6 +656,7 @@ def test_a_send_that_timed_out_after_twilio_took_it_is_not_sent_twice(sms_app, f
 WORKER_ROWS = 150
 
 
+@pytest.mark.slow
 @needs_redis_server
 def test_tala_worker_killed_mid_queue_and_restarted_sends_each_exactly_once(
         tmp_path, fake, own_redis, monkeypatch):
@@ -679,7 +690,13 @@ def test_tala_worker_killed_mid_queue_and_restarted_sends_each_exactly_once(
         second = subprocess.Popen(cmd, env=env, stdout=log2, stderr=subprocess.STDOUT)
         try:
             fake.wait_for(WORKER_ROWS, timeout=60)
-            time.sleep(3)  # past the lease: a late duplicate would show now
+            # Done when every job is sent and told, and no stream entry is left to take
+            # over: from then on nothing is left that could be sent a second time.
+            deadline = time.monotonic() + 60
+            while not (app.queue.r.xlen(app.queue.stream) == 0 and all(
+                    app.queue.job(f"invite:{sid}:0").get("recorded") == "1" for sid in sids)):
+                assert time.monotonic() < deadline, "the second worker left work undone"
+                time.sleep(0.05)
         finally:
             second.send_signal(signal.SIGTERM)
             try:

@@ -24,9 +24,10 @@ class Killed(BaseException):
 
 class Scripted:
     """A sender that answers each send (and each question) with the next scripted result, or
-    raises it; and records what it was asked, when."""
+    raises it; and records what it was asked, when (by the queue's clock)."""
 
     channel = "sms"
+    now = staticmethod(time.time)
 
     def __init__(self, sends=(), finds=()):
         self.sends, self.finds = list(sends), list(finds)
@@ -34,7 +35,7 @@ class Scripted:
         self.asked: list[datetime] = []  # find_sent's `since`
 
     def send(self, to: str, body: str) -> SendResult:
-        self.sent.append((time.time(), body))
+        self.sent.append((self.now(), body))
         if self.sends:
             return self.sends.pop(0)
         return SendResult(sid=f"SM{len(self.sent)}")
@@ -47,11 +48,44 @@ class Scripted:
         return answer
 
 
+class QueueClock:
+    """The real time plus however far the queue (or the test) slept: sleeping moves the clock
+    at once instead of waiting. Real time still passes, so a worker blocked in Redis for a
+    moment sees that moment go by."""
+
+    def __init__(self):
+        self.slept = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.slept
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += max(seconds, 0.0)
+
+
 @pytest.fixture
-def queue(store):
-    q = SendQueue(store.r, store.crypto, consumer="test:1")
-    q.retry_base = 0.05  # quick tests; the doubling and the budget are what is checked
+def qclock(monkeypatch) -> QueueClock:
+    c = QueueClock()
+    monkeypatch.setattr(Scripted, "now", staticmethod(c.now))
+    return c
+
+
+@pytest.fixture
+def queue(store, qclock):
+    q = SendQueue(store.r, store.crypto, consumer="test:1", now=qclock.now, sleep=qclock.sleep)
+    q.retry_base = 1.0  # on the queue's clock: a budget of minutes costs no time
     return q
+
+
+def _until(done, what: str, timeout: float = 20.0, every=lambda: None) -> None:
+    """Poll `done()` (calling `every()` before each look) until it is true, or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        every()
+        if done():
+            return
+        assert time.monotonic() < deadline, f"not within {timeout:g} s: {what}"
+        time.sleep(0.02)
 
 
 def _sends(sender: Scripted, body: str) -> list[float]:
@@ -62,20 +96,21 @@ def test_a_job_put_off_waits_in_redis_and_holds_up_nothing_behind_it(queue):
     sender = Scripted(sends=[SendResult(error="Twilio 429", permanent=False, retry_after=60)])
     queue.enqueue("a", TO, "first")
     queue.enqueue("b", TO, "second")
-    started = time.monotonic()
+    started = queue.now()
     assert queue.process(sender, rate=1000, block_ms=0) == 1  # b sent; a is left for later
-    assert time.monotonic() - started < 2  # not slept on: a minute's wait is the worker's
+    assert queue.now() - started < 1  # not slept on: a minute's wait is the worker's
     assert [b for _, b in sender.sent] == ["first", "second"]
     a = queue.job("a")
     assert a["status"] == "retry" and a["attempts"] == "1" and a["error"] == "Twilio 429"
     assert queue.job("b")["status"] == "sent"
     not_before = queue.r.zscore(queue.later, "a")
-    assert not_before == pytest.approx(time.time() + 60, abs=3)
+    assert not_before == pytest.approx(queue.now() + 60, abs=1)
     assert float(a["not_before"]) == pytest.approx(not_before)
     assert queue.left_to_worker(a)
     assert queue.r.xlen(queue.stream) == 0  # nothing left in line: finished entries go
 
-    queue.r.zadd(queue.later, {"a": time.time() - 1})  # a minute later
+    queue.sleep(61)  # a minute later
+
     assert queue.process(sender, rate=1000, block_ms=0) == 1
     assert queue.job("a")["status"] == "sent"
     assert _sends(sender, "first") and len(_sends(sender, "first")) == 2
@@ -85,11 +120,12 @@ def test_a_job_put_off_waits_in_redis_and_holds_up_nothing_behind_it(queue):
 
 
 def test_a_worker_sending_with_block_ms_wakes_up_for_a_retry_when_it_is_due(queue):
+    queue.retry_base = 0.05  # a worker blocked in Redis waits in real time
     sender = Scripted(sends=[DOWN])
     queue.enqueue("a", TO, "Hej")
     sent_at: list[float] = []
     queue.process(sender, rate=1000, block_ms=5000, stop=lambda: bool(sent_at),
-                  on_result=lambda job, result: sent_at.append(time.time()))
+                  on_result=lambda job, result: sent_at.append(queue.now()))
     first, second = _sends(sender, "Hej")
     # 0.05 s later, not a whole 5 s block later.
     assert 0.04 <= second - first < 1, second - first
@@ -97,19 +133,24 @@ def test_a_worker_sending_with_block_ms_wakes_up_for_a_retry_when_it_is_due(queu
 
 
 def test_retries_back_off_and_fail_for_good_only_once_the_budget_is_spent(queue):
-    queue.retry_seconds = 1.5
+    queue.retry_seconds = 60  # on the queue's clock: no real minute goes by
     sender = Scripted(sends=[DOWN] * 100)
     queue.enqueue("a", TO, "Hej")
     failed = []
-    started = time.monotonic()
-    queue.process(sender, rate=1000, block_ms=0,
-                  on_result=lambda job, result: failed.append(result))
-    took = time.monotonic() - started
+    started = queue.now()
+    for _ in range(100):  # as the worker does: each try when it is due, until it fails
+        queue.process(sender, rate=1000, block_ms=0,
+                      on_result=lambda job, result: failed.append(result))
+        due = queue.r.zscore(queue.later, "a")
+        if due is None:
+            break
+        queue.sleep(due - queue.now())
+    took = queue.now() - started
     tries = _sends(sender, "Hej")
     gaps = [b - a for a, b in pairwise(tries)]
     assert all(b > a for a, b in pairwise(gaps[:-1])), gaps  # each wait longer than the last
-    assert 1.5 <= took < 4, took  # tried for the whole budget, the last try at its end
-    assert tries[-1] - tries[0] == pytest.approx(1.5, abs=0.3)
+    assert 60 <= took < 65, took  # tried for the whole budget, the last try at its end
+    assert tries[-1] - tries[0] == pytest.approx(60, abs=1)
     job = queue.job("a")
     assert job["status"] == "failed" and job["error"] == "Twilio 503: down"
     assert int(job["attempts"]) == len(tries) - 1
@@ -170,20 +211,34 @@ def test_a_try_that_may_have_gone_out_is_never_failed_unasked(queue):
     assert queue.job("b")["status"] == "failed"
 
 
+def _dead_sender(queue: SendQueue) -> SendQueue:
+    """Another process's sender on the same clock, whose lease is over quickly."""
+    return SendQueue(queue.r, queue.crypto, lease_seconds=0.3, consumer="dead:1",
+                     now=queue.now, sleep=queue.sleep)
+
+
+def _take_over(queue: SendQueue, sender: Scripted, until, **kw) -> None:
+    """The lease passes (on the queue's clock at once; Redis's idle time of the dead sender's
+    stream entry, which decides when it may be taken over, in real time): `queue` processes
+    until `until()` holds."""
+    queue.lease = 0.3
+    queue.sleep(1.5)
+    _until(until, "the dead sender's job taken over",
+           every=lambda: queue.process(sender, rate=1000, block_ms=0, **kw))
+
+
 def test_a_dead_senders_claim_is_asked_about_from_the_time_of_that_claim(queue):
     class DiesSending(Scripted):
         def send(self, to, body):
             raise Killed
 
-    dead = SendQueue(queue.r, queue.crypto, lease_seconds=0.3, consumer="dead:1")
+    dead = _dead_sender(queue)
     queue.enqueue("a", TO, "Hej")
     with pytest.raises(Killed):
         dead.process(DiesSending(), rate=1000, block_ms=0)
     dead_claim = float(queue.job("a")["claimed_ts"])
-    time.sleep(1.5)
-    queue.lease = 0.3
     sender = Scripted(finds=["SMtaken"])
-    queue.process(sender, rate=1000, block_ms=0)
+    _take_over(queue, sender, lambda: sender.asked)
     # From the dead claim, not from the take-over: a lease of a minute would otherwise hide
     # the message the dead sender got out.
     [since] = sender.asked
@@ -197,15 +252,13 @@ def test_a_sender_killed_before_telling_the_result_leaves_it_told_not_sent_again
     def dies(job, result):
         raise Killed
 
-    dead = SendQueue(queue.r, queue.crypto, lease_seconds=0.3, consumer="dead:1")
+    dead = _dead_sender(queue)
     queue.enqueue("a", TO, "Hej")
     with pytest.raises(Killed):
         dead.process(Scripted(), rate=1000, block_ms=0, on_result=dies)
     assert queue.job("a")["status"] == "sent" and queue.job("a")["recorded"] == "0"
-    time.sleep(0.5)
-    queue.lease = 0.3
     told, sender = [], Scripted()
-    queue.process(sender, rate=1000, block_ms=0, on_result=lambda j, r: told.append((j.id, r)))
+    _take_over(queue, sender, lambda: told, on_result=lambda j, r: told.append((j.id, r)))
     assert sender.sent == [] and sender.asked == []
     assert told == [("a", SendResult(sid="SM1"))]
     assert queue.job("a")["recorded"] == "1" and queue.r.xlen(queue.stream) == 0
@@ -229,9 +282,9 @@ def test_a_result_sql_cannot_take_now_is_told_again_later_and_holds_up_nothing(q
     assert [b for _, b in sender.sent] == ["first", "second"] and told == ["b"]
     assert queue.job("a")["recorded"] == "0"
     again = queue.r.zscore(queue.later, "a")
-    assert again == pytest.approx(time.time() + queue.record_again, abs=5)
+    assert again == pytest.approx(queue.now() + queue.record_again, abs=1)
     down[0] = False
-    queue.r.zadd(queue.later, {"a": time.time()})  # the half minute has passed
+    queue.sleep(queue.record_again)  # the half minute has passed
     queue.process(sender, rate=1000, block_ms=0, on_result=record)
     assert told == ["b", "a"] and len(sender.sent) == 2  # told, never sent again
     assert queue.job("a")["recorded"] == "1" and queue.r.zcard(queue.later) == 0

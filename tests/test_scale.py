@@ -29,10 +29,12 @@ import requests
 from cryptography.fernet import Fernet
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import T0, Talk
+from tests.conftest import T0, Talk, wait_written
 from tests.fakes.twilio_api import FakeTwilio
 from tests.test_bulk import _env as _base_env
 from tests.test_sms import SCRIPT_12_18
+
+pytestmark = pytest.mark.slow  # whole processes started and stopped
 
 PUBLIC = "https://tala.example.org"
 REDIS_URL = "redis://127.0.0.1:6379/10"
@@ -320,6 +322,7 @@ def _talk_and_check(urls, fake, children, app, env, runtime, questionnaires) -> 
     in_sql: dict[str, dict] = {}
     for case, number in children.items():
         sid = app.service.session_for_contact("sms", number)
+        wait_written(app, sid)  # by the server's SQL threads, just after the last reply
         state = app.service.state(sid)
         assert state.status == "completed" and not state.outbox, case
         got = {q: _kept(a) for q, a in state.answers.items()}
@@ -394,11 +397,14 @@ def test_two_servers_on_a_redis_cluster_of_three_masters(tmp_path, runtime, ques
                 _tala(env, "invite", first_case, "--age", "14", "--channel", "sms",
                       "--to", first_number)
                 fake.wait_for(1, timeout=30)
-                time.sleep(2)  # time for a second send, were there to be one
+                sid = app.service.session_for_contact("sms", first_number)
+                # Sent, told, and its stream entry gone: nothing is left that a second
+                # sender could send again.
+                _wait(lambda: app.queue.job(f"invite:{sid}:0").get("recorded") == "1"
+                      and app.queue.r.xlen(app.queue.stream) == 0, 30, "the invitation sent")
                 to_first = [m for m in fake.messages if m["to"] == first_number]
                 assert [m["status_code"] for m in to_first] == [503, 201]
                 assert "Socialtjänsten" in to_first[1]["body"]
-                sid = app.service.session_for_contact("sms", first_number)
                 job = app.queue.job(f"invite:{sid}:0")
                 assert job["status"] == "sent" and job["attempts"] == "1"
                 assert int(job["owner"].rsplit(":", 1)[1]) in pids  # a server sent it

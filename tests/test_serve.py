@@ -10,11 +10,14 @@ import sys
 import threading
 import time
 
+import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
 from tests.fakes.twilio_api import FakeTwilio
 from tests.test_bulk import _env, _stop_embedded_redis
+
+pytestmark = pytest.mark.slow  # whole processes started and stopped
 
 PUBLIC = "https://tala.example.org"
 
@@ -23,6 +26,15 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _sms_in(url: str) -> float:
+    """tala_messages_total{channel="sms",direction="in"} from the server's /metrics."""
+    for line in requests.get(url + "/metrics", timeout=5).text.splitlines():
+        if line.startswith("tala_messages_total{") and 'channel="sms"' in line \
+                and 'direction="in"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def test_serve_answers_and_finishes_messages_in_flight_on_sigterm(tmp_path):
@@ -69,7 +81,12 @@ def test_serve_answers_and_finishes_messages_in_flight_on_sigterm(tmp_path):
                        for i, n in enumerate(children)]
             for t in threads:
                 t.start()
-            time.sleep(0.05)
+            # SIGTERM once the server has taken in at least one of these messages (its
+            # counter of inbound SMS has moved past the first round).
+            deadline = time.monotonic() + 30
+            while _sms_in(url) <= len(children):
+                assert time.monotonic() < deadline, "no second message reached the server"
+                time.sleep(0.005)
             server.send_signal(signal.SIGTERM)
             for t in threads:
                 t.join()

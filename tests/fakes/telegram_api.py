@@ -327,6 +327,13 @@ class FakeTelegram(HTTPFake):
         return [c for c in self.calls if c["method"] == name]
 
     @property
+    def polls_started(self) -> int:
+        """How many getUpdates calls have started waiting (a test's signal that one is
+        under way)."""
+        with self._cond:
+            return self._poll_generation
+
+    @property
     def unhandled(self) -> list[tuple[str, str]]:
         """(HTTP method, path) of every request this fake does not serve (answered 404), or
         that crashed the fake (answered 500)."""
