@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.fakes.twilio_api import FakeTwilio
 
@@ -47,6 +48,7 @@ def _kill_tree(pid: int) -> None:
             pass
 
 
+@pytest.mark.slow
 def test_bulk_invite_sends_each_exactly_once_at_the_rate_even_when_killed(tmp_path):
     with FakeTwilio() as fake:
         numbers = _csv(tmp_path / "class.csv")

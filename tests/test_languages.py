@@ -56,6 +56,7 @@ def _shape(summary: dict) -> list[tuple]:
             for a in session["answers"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", LANGS)
 def test_tala_demo_in_the_childs_language_is_summarised_like_swedish(tmp_path, lang):
     swedish = _demo(tmp_path, "sv")

@@ -208,6 +208,7 @@ def test_a_token_too_short_to_be_a_secret_is_refused(tmp_path):
     assert started.returncode != 0 and "too short" in started.stderr
 
 
+@pytest.mark.slow
 def test_without_a_token_on_localhost_it_warns_and_takes_only_json(tmp_path):
     env = _env(tmp_path)
     code = _invite_code(env)
