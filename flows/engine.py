@@ -21,11 +21,9 @@ from pathlib import Path
 from typing import Any, Union
 from zoneinfo import ZoneInfo
 
-import yaml
-
 from flows import messages as M
 from flows.i18n import SOURCE_LANG, Catalogs, normalise
-from flows.model import END, Question, Questionnaire
+from flows.model import END, Question, Questionnaire, safe_load
 
 ACTIVE, PAUSED, INVITED = "active", "paused", "invited"
 COMPLETED, STOPPED, EXPIRED = "completed", "stopped", "expired"
@@ -138,7 +136,7 @@ class SafetyLexicon:
     @classmethod
     def load(cls, path: Path | None = None) -> "SafetyLexicon":
         path = path or Path(__file__).with_name("safeguarding.yaml")
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"))
         out = []
         for group in data["groups"]:
             for lang_phrases in group["phrases"].values():

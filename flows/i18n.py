@@ -2,13 +2,17 @@
 
 Swedish is the source language, so a msgid *is* the Swedish text and a missing or fuzzy
 translation falls back to Swedish for that one string, never to an empty message. The `.po`
-files are read with Babel when the app is built: there is no compiled file that could go stale.
+files are read with Babel when the app is built (or, loaded with `lazy=True`, each the first
+time its language is used): there is no compiled file that could go stale.
 """
 
 from __future__ import annotations
 
+import copy
 import re
+import threading
 import unicodedata
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,27 +68,77 @@ class Catalog:
         return self.messages.get(msgid) or msgid
 
 
+def read_catalog(lang: str, po: Path) -> Catalog:
+    """One language's catalog from its .po file: translated, non-fuzzy entries only."""
+    with po.open("rb") as fh:
+        cat = read_po(fh, locale=lang, domain=DOMAIN)
+    msgs = {m.id: m.string for m in cat if m.id and isinstance(m.id, str)
+            and isinstance(m.string, str) and m.string and not m.fuzzy}
+    return Catalog(lang, msgs, review_state(cat.header_comment))
+
+
+class LazyCatalogs(Mapping[str, Catalog]):
+    """`Catalogs.by_lang` for `Catalogs.load(lazy=True)`: every language in the folder (its keys
+    and order known at once), each .po read the first time that language is asked for, then
+    kept. A command that reads one Swedish summary then parses no .po at all."""
+
+    def __init__(self, files: dict[str, Path | None]):
+        self._files = files
+        self._read: dict[str, Catalog] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, lang: str) -> Catalog:
+        cat = self._read.get(lang)
+        if cat is None:
+            po = self._files[lang]  # KeyError: a language tala does not have
+            with self._lock:
+                cat = self._read.get(lang)
+                if cat is None:
+                    cat = Catalog(lang) if po is None else read_catalog(lang, po)
+                    self._read[lang] = cat
+        return cat
+
+    def __contains__(self, lang: object) -> bool:
+        return lang in self._files
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __deepcopy__(self, memo: dict) -> "LazyCatalogs":
+        new = LazyCatalogs(dict(self._files))
+        new._read = copy.deepcopy(self._read, memo)
+        return new
+
+
 @dataclass
 class Catalogs:
     """All languages tala can speak, loaded once. Lookups are plain dict reads."""
 
-    by_lang: dict[str, Catalog]
+    by_lang: Mapping[str, Catalog]
     _words: dict[tuple[str, str], set[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, directory: Path = LOCALES_DIR) -> "Catalogs":
-        by_lang = {SOURCE_LANG: Catalog(SOURCE_LANG)}
+    def load(cls, directory: Path = LOCALES_DIR, *, lazy: bool = False) -> "Catalogs":
+        """Every language in `directory`. With `lazy`, each .po is read (and a broken one
+        found) when its language is first used; `read_all` reads the rest at once."""
         # The language menu's order: Swedish, English (widely read), then the rest by code.
         found = sorted(Path(directory).glob(f"*/LC_MESSAGES/{DOMAIN}.po"),
                        key=lambda p: (p.parent.parent.name != "en", p.parent.parent.name))
-        for po in found:
-            lang = po.parent.parent.name
-            with po.open("rb") as fh:
-                cat = read_po(fh, locale=lang, domain=DOMAIN)
-            msgs = {m.id: m.string for m in cat if m.id and isinstance(m.id, str)
-                    and isinstance(m.string, str) and m.string and not m.fuzzy}
-            by_lang[lang] = Catalog(lang, msgs, review_state(cat.header_comment))
-        return cls(by_lang)
+        files: dict[str, Path | None] = {SOURCE_LANG: None}
+        files.update((po.parent.parent.name, po) for po in found)
+        if lazy:
+            return cls(LazyCatalogs(files))
+        return cls({lang: Catalog(lang) if po is None else read_catalog(lang, po)
+                    for lang, po in files.items()})
+
+    def read_all(self) -> None:
+        """Read every language's catalog now (a server does, so a broken .po stops it at
+        start rather than in a child's conversation)."""
+        for lang in self.by_lang:
+            self.by_lang[lang]
 
     @property
     def languages(self) -> list[str]:

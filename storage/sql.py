@@ -10,7 +10,9 @@ and the one transaction that stores a finished session.
 
 from __future__ import annotations
 
+import ast
 import logging
+import re
 import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -20,7 +22,7 @@ from sqlalchemy import (JSON, Boolean, Date, DateTime, Float, ForeignKey, Intege
                         String, UniqueConstraint, create_engine, delete, event, func, insert,
                         select, update)
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from flows.engine import State
@@ -213,6 +215,54 @@ def make_engine(url: str | None, data_dir: Path) -> Engine:
     return engine
 
 
+MIGRATIONS = Path(__file__).parent / "migrations"
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.M)
+
+
+def head_revision() -> str | None:
+    """The newest migration's revision id, read straight from storage/migrations/versions
+    (Alembic's import and script loading take about 0.14 s even when there is nothing to do,
+    against 2 ms for this and `schema_is_current`); None when the files do not tell it plainly
+    (no migrations, several heads, a line it cannot read)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = {m.group(1): m.group(2)
+                 for m in _REVISION_LINE.finditer(path.read_text(encoding="utf-8"))}
+        if "revision" not in found:
+            continue
+        try:
+            rev = ast.literal_eval(found["revision"])
+            down = ast.literal_eval(found.get("down_revision", "None"))
+        except (ValueError, SyntaxError):
+            return None
+        if not isinstance(rev, str):
+            return None
+        revisions.add(rev)
+        for parent in down if isinstance(down, (tuple, list)) else [down]:
+            if parent is not None and not isinstance(parent, str):
+                return None
+            if parent is not None:
+                parents.add(parent)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """Whether the database is at the newest migration already (one SELECT): then `upgrade`
+    would do nothing, and a command need not pay for Alembic. False for a new database (no
+    alembic_version table yet) and whenever in doubt."""
+    head = head_revision()
+    if head is None:
+        return False
+    try:
+        with engine.connect() as conn:
+            versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    except SQLAlchemyError:
+        return False
+    return [v for (v,) in versions] == [head]
+
+
 def upgrade(engine: Engine, crypto: Crypto | None = None, revision: str = "head") -> None:
     """Bring the schema to the newest migration. A migration that needs the installation's key
     (0005 hashes invitation codes) uses `crypto`, or without it the key tala itself would
@@ -221,7 +271,7 @@ def upgrade(engine: Engine, crypto: Crypto | None = None, revision: str = "head"
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["crypto"] = crypto
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn

@@ -335,3 +335,20 @@ def test_sealed_values_are_compact_and_state_stored_before_still_reads(store, qu
     assert store.transact("old", bump, ttl=600) == 1
     assert not store.r.get(store.state_key("old")).startswith(b"gAAAAA")  # compact from now
     assert store.get("old").seq == 1
+
+
+def test_the_quick_schema_check_agrees_with_alembic(at_0004):
+    """`schema_is_current` (what lets a short command skip Alembic) reads the head revision
+    from the migration files by hand: it must be Alembic's own head, and a database one
+    migration behind must not pass for current."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from storage.sql import MIGRATIONS, head_revision, schema_is_current
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+    assert not schema_is_current(at_0004)
+    upgrade(at_0004, Crypto(Fernet.generate_key()))
+    assert schema_is_current(at_0004)
