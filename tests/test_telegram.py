@@ -136,6 +136,26 @@ def test_a_whole_followup_6_11_by_buttons_and_typing(tg_app, tg, server):
     assert got["caseworker_talk"]["value"] == 5 and len(got) == len(state.answers)
 
 
+def test_forged_button_data_is_answered_and_changes_nothing(tg_app, tg, server):
+    """Telegram lets a client send any callback data: a tick mask of 5,000 digits (int()
+    refuses it, and that was a 500 that Telegram retries), letters, a choice that does not
+    exist. Each gets an empty answer; the session and the keyboard stay as they were."""
+    inv = _invite(tg_app)
+    chat = Chat(server, tg)
+    chat.type(f"/start {inv.code}")
+    chat.press("a|home_feel|2")  # now at home_hard, several choices
+    before, edits = tg_app.service.state(inv.session_id), len(tg.edits)
+    for data in ["d|home_hard|" + "5" * 5000, "m|home_hard|" + "9" * 40, "m|home_hard|x",
+                 "d|home_hard|-1", "m|home_hard|" + str(1 << 40), "d|home_hard|١"]:
+        chat.press(data[:5100])
+        assert tg.callback_answers[-1]["text"] is None, data[:30]
+        assert tg_app.service.state(inv.session_id) == before, data[:30]
+    assert len(tg.edits) == edits
+    chat.press("d|home_hard|5")  # the real buttons still work
+    assert tg_app.service.state(inv.session_id).answers["home_hard"]["value"] == [
+        "arguing", "lonely"]
+
+
 @pytest.mark.skipif(not Speech(__import__("pathlib").Path("/tmp")).available(),
                     reason="espeak-ng and opusenc are not installed")
 def test_read_aloud_sends_the_question_as_a_voice_message(tg_app, tg, server):

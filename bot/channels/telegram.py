@@ -98,6 +98,18 @@ def keyboard(prompt: Prompt, catalogs, lang: str, read_aloud: bool,
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 
 
+
+def _mask(value: str, choices: int) -> int | None:
+    """The ticked choices a multiple-choice button carries (bit i: choice i), or None when the
+    value is not one tala could have made for `choices` choices (Telegram lets a client send
+    any 64 bytes, and int() of thousands of digits raises)."""
+    if not value:
+        return 0
+    if len(value) > 20 or not value.isascii() or not value.isdigit():
+        return None
+    mask = int(value)
+    return mask if mask < (1 << choices) else None
+
 class TelegramChannel:
     def __init__(self, app: App, speech: Speech | None = None):
         self.app = app
@@ -200,19 +212,23 @@ class TelegramChannel:
             await query.answer()
             await self._voice(chat, qid, state)
             return
+        if kind in ("m", "d") and state.current == qid:
+            mask = _mask(value, len(self._prompt(state).choices))
+            if mask is None:  # not data tala made: forged or garbled; nothing changes
+                await query.answer()
+                return
         if kind == "m":  # tick or untick one choice: only the keyboard changes
             if state.current != qid:
                 await query.answer(self.app.runtime.catalogs.gettext(lang, M.ALREADY_ANSWERED))
                 return
             prompt = self._prompt(state)
             markup = keyboard(prompt, self.app.runtime.catalogs, lang,
-                              self._reads_aloud(state), chosen=int(value or 0))
+                              self._reads_aloud(state), chosen=mask)
             await query.answer()
             await self.bot.edit_message_reply_markup(chat_id=chat, message_id=query.message.
                                                      message_id, reply_markup=markup)
             return
         if kind == "d":
-            mask = int(value or 0)
             prompt = self._prompt(state) if state.current == qid else None
             value = " ".join(k for i, (k, _) in enumerate(prompt.choices) if mask & (1 << i)) \
                 if prompt else ""
