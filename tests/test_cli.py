@@ -94,6 +94,7 @@ def _embedded_servers(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_redis_too", [False, True], ids=["process", "process+redis"])
 def test_killing_the_demo_mid_session_and_starting_again_continues_where_it_was(
         tmp_path, kill_redis_too):
@@ -127,6 +128,7 @@ def test_killing_the_demo_mid_session_and_starting_again_continues_where_it_was(
     assert "3 svar hittills" in result.stdout  # home_feel, home_adult and school_feel kept
 
 
+@pytest.mark.slow
 def test_invite_json_and_errors_that_say_what_to_type(tmp_path):
     ok = tala(tmp_path, "invite", "K-17", "--age", "14", "--json")
     assert ok.returncode == 0, ok.stderr
