@@ -737,21 +737,32 @@ def _alert(t: _Talk, s: State, qid: str, level: str, topic: str, text: str | Non
         effects.append(RaiseAlert(key, qid, level, topic, text, now))
     # The child hears where to get help every time, even when the caseworker already knows.
     if tell_child:
-        effects.append(Say(_safety_text(t, s, level)))
+        effects.append(Say(_safety_text(t, s, level, [topic])))
     return effects
 
 
-def _safety_text(t: _Talk, s: State, level: str) -> str:
+def about_suicide(topic: str) -> bool:
+    """Whether an alert's topic (an id from the questionnaires or flows/safeguarding.yaml) is
+    self-harm or suicidal thoughts: then the child is also given Självmordslinjen."""
+    return topic.startswith(("self_harm", "suicid"))
+
+
+def _safety_text(t: _Talk, s: State, level: str, topics: list[str]) -> str:
     """Where to get help now. In an anonymous survey no caseworker can be told, so the child
-    is pointed to the school's student health team, BRIS and 112 instead. The full text comes
-    once per kind in a session; after that a short reminder, not the same paragraph again."""
+    is pointed to the school's student health team, BRIS and 112 instead. An urgent answer
+    (violence, abuse, self-harm, suicidal thoughts) gets the whole text every time, however
+    often it was shown before, with Självmordslinjen for self-harm and suicidal thoughts; only
+    a repeated concern gets the short reminder instead of the same paragraph again."""
     kind = "anonymous" if s.campaign_id is not None else level
-    if kind in s.told:
+    if level != "urgent" and kind in s.told:
         return t._(M.SAFETY_AGAIN)
-    s.told.append(kind)
-    if kind == "anonymous":
-        return t._(M.SAFETY_ANONYMOUS)
-    return t._(M.SAFETY if level == "urgent" else M.SAFETY_CONCERN)
+    if kind not in s.told:
+        s.told.append(kind)
+    text = t._(M.SAFETY_ANONYMOUS if kind == "anonymous" else
+               M.SAFETY if level == "urgent" else M.SAFETY_CONCERN)
+    if level == "urgent" and any(about_suicide(topic) for topic in topics):
+        text += " " + t._(M.SAFETY_SUICIDE)
+    return text
 
 
 def _record(s: State, q: Question, value: Any, text: str | None, skipped: bool,
@@ -774,8 +785,8 @@ def _answer(t: _Talk, qn: Questionnaire, s: State, q: Question, parsed: _Parsed,
     for rule in hits:
         effects += _alert(t, s, q.id, rule.level, rule.topic, None, now, tell_child=False)
     if hits:
-        urgent = any(r.level == "urgent" for r in hits)
-        effects.append(Say(_safety_text(t, s, "urgent" if urgent else "concern")))
+        urgent = [r.topic for r in hits if r.level == "urgent"]
+        effects.append(Say(_safety_text(t, s, "urgent" if urgent else "concern", urgent)))
     if q.type == "free_text":
         effects += _scan(t, s, q.id, raw, now)
     if q.id in s.path:

@@ -123,4 +123,10 @@ SURVEY_NOT_OPEN = N_("Den här enkäten öppnar {date}. Välkommen tillbaka då!
 # Translators: someone texted a survey's keyword after it closed.
 SURVEY_CLOSED = N_("Den här enkäten är stängd nu. Tack för att du ville svara!")
 # Translators: after a further worrying answer, when the full help text was already shown.
+# Only for answers of some concern: the most serious ones always get the whole text again.
 SAFETY_AGAIN = N_("Tack. Kom ihåg: BRIS 116 111, och 112 om det är akut.")
+# Translators: added to the help text after an answer about self-harm or not wanting to live.
+# Självmordslinjen (Mind's suicide line) keeps its Swedish name: it is what the child searches
+# for and what answers the phone; 90101 is its number for calls and chat.
+SAFETY_SUICIDE = N_("Har du tankar på att skada dig själv eller att inte vilja leva? Då kan du "
+                    "också ringa eller chatta med Självmordslinjen på 90101.")

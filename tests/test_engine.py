@@ -289,10 +289,31 @@ def test_right_to_left_messages_isolate_numbers_and_start_lines_right_to_left(qu
     assert lines[1] == f"{RLM}1. Jättedåligt"  # untranslated: Swedish, still laid out RTL
 
 
-def test_the_full_help_text_comes_once_then_a_short_reminder(talk):
+def test_an_urgent_answer_gets_the_whole_help_text_every_time(talk):
     t = talk()
     t.say("pappa slår mig")
-    assert "Den vuxna du brukar prata med" in t.texts
+    assert "Den vuxna du brukar prata med" in t.texts and "112" in t.texts
     t.say("han slog mig igen")  # the same question and topic: already alerted once
     assert t.of(RaiseAlert) == []
+    # ...but the child is not fobbed off with a reminder: the whole text again.
+    assert "Den vuxna du brukar prata med" in t.texts and "116 111" in t.texts
+    assert "90101" not in t.texts  # Självmordslinjen is for self-harm and suicidal thoughts
+
+
+def test_self_harm_and_suicidal_thoughts_get_the_suicide_line_every_time(talk):
+    t = talk("followup-12-18")
+    t.say("jag vill dö")
+    assert "Självmordslinjen på 90101" in t.texts and "116 111" in t.texts and "112" in t.texts
+    t.say("jag vill inte leva längre")
+    assert "Självmordslinjen på 90101" in t.texts and "Den vuxna du brukar prata med" in t.texts
+    assert engine.about_suicide("suicidal_thoughts_now") and engine.about_suicide("self_harm")
+    assert not engine.about_suicide("violence_or_abuse")
+
+
+def test_a_repeated_concern_gets_the_short_reminder(talk):
+    t = talk()
+    t.say("1")  # home_feel: "Jättedåligt", a concern
+    assert "Den vuxna du brukar prata med" in t.texts and "116 111" in t.texts
+    t.say("tillbaka")
+    t.say("1")  # the same concern again
     assert "BRIS 116 111" in t.texts and "Den vuxna du brukar prata med" not in t.texts
