@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bot.app import App
 from bot.service import InviteError
-from storage.queue import Job, SendResult
+from storage.queue import BULK, Job, SendResult
 
 REQUIRED = ("case", "age", "to")
 OPTIONAL = ("lang", "unit", "questionnaire", "caseworker")
@@ -74,7 +74,7 @@ def invite_from_csv(app: App, path: Path, actor: str, console: Console) -> BulkR
                                contact=row["to"], questionnaire_id=row.get("questionnaire")
                                or None, unit=row.get("unit") or None,
                                caseworker=row.get("caseworker") or None, actor=actor,
-                               session_id=sid)
+                               session_id=sid, lane=BULK)
         except InviteError as e:
             report.failures.append((line, str(e)))
             continue

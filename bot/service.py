@@ -30,7 +30,7 @@ from flows.engine import (Finish, Inbound, RaiseAlert, Runtime, Say, State, Wake
 from flows.i18n import SOURCE_LANG, normalise
 from flows.model import Questionnaire, pick_for_age
 from storage.crypto import Crypto
-from storage.queue import Job, SendQueue, Sender, SendResult
+from storage.queue import DEFAULT, Job, SendQueue, Sender, SendResult
 from storage.sql import Campaign, Child, Database, Invitation, new_id
 from storage.state import Duplicate, StateStore
 
@@ -147,15 +147,17 @@ class ConversationService:
     def invite(self, case_ref: str, age: int, *, lang: str = "sv", channel: str = "console",
                contact: str | None = None, questionnaire_id: str | None = None,
                unit: str | None = None, caseworker: str | None = None,
-               actor: str = "unknown", session_id: str | None = None) -> Invited:
+               actor: str = "unknown", session_id: str | None = None,
+               lane: str = DEFAULT) -> Invited:
         """Invite a child. With `session_id` given, inviting again is a no-op that returns the
-        first invitation: a bulk run that was cut off can simply be run again."""
+        first invitation: a bulk run that was cut off can simply be run again. `lane`: BULK
+        for a bulk run's invitations, which then never hold up a conversation's replies."""
         if session_id:
             earlier = self.db.invitation(session_id)
             if earlier is not None:
                 state = self.store.get(session_id)
                 if state is not None and state.status == engine.INVITED:
-                    self._send_invitation(state)  # queued once: a no-op if it was before
+                    self._send_invitation(state, lane)  # queued once: a no-op after
                 return self._invited(earlier)
         case_ref = case_ref.strip()
         if not case_ref:
@@ -213,14 +215,15 @@ class ConversationService:
             contact_hash=self.crypto.lookup_hash(contact) if contact else None,
             delivery_status="queued" if contact else None))
         self.db.audit(actor, "invite", case_ref, f"{qn.id} via {channel}")
-        self._send_invitation(state)
+        self._send_invitation(state, lane)
         return self._invited(inv, code)
 
-    def _send_invitation(self, state: State) -> None:
+    def _send_invitation(self, state: State, lane: str = DEFAULT) -> None:
         if state.contact:
             text = self.rt.catalogs.gettext(state.lang, M.INVITE_SMS).format(
                 sender=self.sender_name)
-            self.deliver(state, [Say(text)], f"invite:{state.session_id}", kind="invite")
+            self.deliver(state, [Say(text)], f"invite:{state.session_id}", kind="invite",
+                         lane=lane)
 
     def _invited(self, inv: Invitation, code: str = "") -> Invited:
         """`code` only when the invitation is made: SQL keeps its hash, never the code."""
@@ -337,9 +340,11 @@ class ConversationService:
                                 ttl=self._ttl)
 
     # ------------------------------------------------------------------ sending first
-    def deliver(self, state: State, says: list[Say], job_id: str, kind: str = "message") -> int:
-        """Queue messages to the child on the session's channel (invitations, reminders).
-        Returns how many text messages were queued; 0 where the channel cannot send first."""
+    def deliver(self, state: State, says: list[Say], job_id: str, kind: str = "message",
+                lane: str = DEFAULT) -> int:
+        """Queue messages to the child on the session's channel (invitations, reminders), in
+        that channel's line: only its own sender takes them. Returns how many text messages
+        were queued; 0 where the channel cannot send first."""
         out = self.outbound.get(state.channel)
         if out is None or self.queue is None or not state.contact:
             return 0
@@ -348,7 +353,7 @@ class ConversationService:
         parts = out.render(says)
         for i, body in enumerate(parts):
             self.queue.enqueue(f"{job_id}:{i}", state.contact, body, kind=kind,
-                               channel=state.channel, session_id=state.session_id)
+                               channel=state.channel, lane=lane, session_id=state.session_id)
         return len(parts)
 
     def send_queued(self, channel: str, block_ms: int = 0, max_jobs: int | None = None,
@@ -372,7 +377,9 @@ class ConversationService:
         sid = job.fields.get("session_id")
         self.metrics.messages.labels(channel, "out" if result.ok else "failed").inc()
         if result.ok:
-            self.store.r.set(f"{self.store.prefix}:msg:{result.sid}", job.id, ex=7 * 86400)
+            # Leads the provider's delivery report to the job; named by the id's keyed hash
+            # (Telegram's message id holds the chat id).
+            self.store.r.set(self.queue.message_key(result.sid), job.id, ex=7 * 86400)
             if job.fields.get("kind") == "invite" and sid:
                 self.db.set_delivery(sid, "sent")
             return
@@ -384,8 +391,11 @@ class ConversationService:
     def record_delivery(self, message_sid: str, status: str, error_code: str | None,
                         opted_out: bool = False) -> None:
         """A provider's delivery report (Twilio's status callback) for a message we sent."""
-        job_id = self.store.r.get(f"{self.store.prefix}:msg:{message_sid}")
-        if job_id is None or self.queue is None:
+        if self.queue is None or not message_sid:
+            return
+        job_id = (self.store.r.get(self.queue.message_key(message_sid))
+                  or self.store.r.get(self.queue.legacy_message_key(message_sid)))
+        if job_id is None:
             return
         job = self.queue.job(job_id.decode())
         if opted_out:

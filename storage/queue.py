@@ -1,15 +1,31 @@
 """Outgoing messages: a Redis-backed send queue with one shared rate limit.
 
-    tala:{outq}          Redis stream of job ids ready to go, consumer group "senders"
-    tala:{outq}:later    sorted set of job ids put off for a later try, scored by not-before
-    tala:{outq}:job:ID   hash: to/body (encrypted), status, sid, error, claimed_at, row, ...
-    tala:rate:CHANNEL    the next moment a message may go out (all processes share it)
+    tala:{outq}:CHANNEL       Redis stream of the channel's job ids ready to go (its default
+                              lane), consumer group "senders"
+    tala:{outq}:CHANNEL:bulk  the channel's bulk lane (`tala invite --from-csv`)
+    tala:{outq}:streams       set: the streams above that have been written to
+    tala:{outq}:later         sorted set of job ids put off for a later try, scored by not-before
+    tala:{outq}:job:ID        hash: to/body (encrypted), channel, lane, status, sid, error, ...
+    tala:rate:CHANNEL         the next moment a message may go out (all processes share it)
+    tala:msg:HASH             which job a provider's message id (keyed hash) belongs to
 
-The stream, the sorted set and the jobs share the `{outq}` hash tag: on a Redis Cluster they
+Every job belongs to one channel (`channel` in its hash, given when it is queued) and is only
+ever in that channel's streams: a sender reads only its own channel's streams, so an SMS is
+never taken by the Telegram sender (and posted to Telegram with a phone number as chat id).
+As a second line, the claim refuses a job whose channel is not the sender's; it is put back in
+its own channel's stream, never sent, never marked sent. A sender takes its default lane
+(replies, reminders, staff alerts) before its bulk lane, and a bulk job one at a time, so a
+conversation's reply or an alert never waits behind a bulk run (RapidPro courier's way).
+No key name holds a phone number, chat id or message text: jobs are named by tala's own ids,
+and a provider's message id (Telegram's holds the chat) only by its keyed hash.
+
+The streams, the sorted set and the jobs share the `{outq}` hash tag: on a Redis Cluster they
 are in one slot, so the scripts that write a job with its stream entry, or move due jobs from
-the sorted set into the stream, and the MULTI that puts a job off, run there as they do on one
-server. (Queues written before the tag, `tala:outq` and `tala:job:ID`, are moved over by the
-first process that starts; see `_move_untagged`.)
+the sorted set into their channel's stream, and the MULTI that puts a job off, run there as
+they do on one server. Queues of earlier versions are moved over by the first process that
+starts (and looked for again now and then, for a process of the earlier version still
+running): `tala:outq` and `tala:job:ID`, from before the tag, see `_move_untagged`; and the
+one stream all channels shared, `tala:{outq}`, see `_move_shared`.
 
 A job is sent at most once, also when a sender is killed half-way or the provider's answer
 never comes:
@@ -45,6 +61,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -58,6 +75,12 @@ from storage.crypto import Crypto
 log = logging.getLogger("tala.queue")
 
 GROUP = "senders"
+DEFAULT, BULK = "default", "bulk"  # the lanes: a sender takes the default lane first
+LANES = (DEFAULT, BULK)
+# Names under `tala:{outq}:` that are not a channel's stream.
+_NOT_CHANNELS = frozenset({"job", "later", "streams", "bulk"})
+_CHANNEL = re.compile(r"[a-z][a-z0-9_]{0,31}")
+LEGACY_EVERY = 60.0  # seconds between looks for a queue an earlier version is still writing
 # A job sent or failed for good is kept this long: Twilio's delivery reports come within hours
 # (`tala:msg:SID`, which leads a report to its job, lasts a week), and an invitation queued
 # again by a bulk run run again must find its job (the invitation is open 14 days by default).
@@ -67,16 +90,40 @@ _ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
+redis.call('SADD', KEYS[3], KEYS[2])
 return 1
+"""
+
+# Moves one stream entry (ARGV[1], of job ARGV[2]) from KEYS[1] to KEYS[2], if it is still
+# there: several processes can do it at once and the entry is moved once.
+_MOVE = """
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'job', ARGV[2])
+redis.call('SADD', KEYS[3], KEYS[2])
+redis.pcall('XACK', KEYS[1], ARGV[3], ARGV[1])  -- no group: nothing to let go
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+"""
+
+# Deletes the shared stream of earlier versions only once it is empty (a process of the
+# earlier version may still be writing to it).
+_DROP_EMPTY = """
+if redis.call('XLEN', KEYS[1]) == 0 then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 # Returns 'go' (claimed now), 'recover' (claimed now, but an earlier try may have gone out:
 # a dead sender's claim, or a try whose answer never came), 'busy' (someone is sending it right
 # now) or 'done' (sent or failed for good). On 'recover', `unsure_ts` is the claim time from
 # which the provider is asked: kept if set already (the earliest unknown try), else the claim
-# being taken over.
+# being taken over. 'wrong': the job is not for this sender's channel (ARGV[4]): never sent
+# by it, nor marked; a job queued without a channel (before it was asked for) is an SMS.
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'done' end
+local channel = redis.call('HGET', KEYS[1], 'channel')
+if not channel or channel == '' then channel = 'sms' end
+if channel ~= ARGV[4] then return 'wrong' end
 if status == 'sent' or status == 'failed' then
   if redis.call('HGET', KEYS[1], 'recorded') == '0' then return 'record' end
   return 'done'
@@ -96,13 +143,23 @@ redis.call('HSET', KEYS[1], 'status', 'claimed', 'claimed_ts', ARGV[1], 'owner',
 return 'go'
 """
 
-# Moves the jobs put off until now or earlier back into the stream (at most ARGV[2] of them);
-# returns the not-before time of the next job still waiting, or nil.
+# Moves the jobs put off until now or earlier back into their own channel's stream (at most
+# ARGV[2] of them; ARGV[3] is the keys' common start, `tala:{outq}`, so every key is in the
+# one slot); a job whose hash is gone (erased) is dropped. Returns the not-before time of the
+# next job still waiting, or nil.
 _DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[1], id)
-  redis.call('XADD', KEYS[2], '*', 'job', id)
+  local f = redis.call('HMGET', ARGV[3] .. ':job:' .. id, 'status', 'channel', 'lane')
+  if f[1] then
+    local channel = f[2]
+    if not channel or channel == '' then channel = 'sms' end
+    local stream = ARGV[3] .. ':' .. channel
+    if f[3] == 'bulk' then stream = stream .. ':bulk' end
+    redis.call('XADD', stream, '*', 'job', id)
+    redis.call('SADD', KEYS[2], stream)
+  end
 end
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if nxt[2] then return nxt[2] end
@@ -158,6 +215,7 @@ class Job:
     body: str
     fields: dict[str, str]
     entry: str = ""
+    stream: str = ""  # the stream the entry is in
 
 
 class SendQueue:
@@ -174,8 +232,9 @@ class SendQueue:
         self.sleep = sleep
         self.crypto = crypto
         self.prefix = prefix
-        self.stream = f"{prefix}:{{outq}}"
-        self.later = f"{self.stream}:later"
+        self.base = f"{prefix}:{{outq}}"  # every queue key starts so: one hash slot
+        self.later = f"{self.base}:later"
+        self.streams = f"{self.base}:streams"
         self.lease = lease_seconds
         # A job that keeps failing for now is tried again for this long after its first
         # failed try, then fails for good.
@@ -194,21 +253,56 @@ class SendQueue:
         self._claim = self.r.register_script(_CLAIM)
         self._rate = self.r.register_script(_RATE)
         self._due = self.r.register_script(_DUE)
-        self._group_ready = False
+        self._move = self.r.register_script(_MOVE)
+        self._drop_empty = self.r.register_script(_DROP_EMPTY)
+        self._ready = False
+        self._groups: set[str] = set()
+        self._legacy_checked = 0.0  # time.monotonic() of the last look for an older queue
 
+    # ------------------------------------------------------------------ key names
     def job_key(self, job_id: str) -> str:
-        return f"{self.stream}:job:{job_id}"
+        return f"{self.base}:job:{job_id}"
 
-    def _ensure_group(self) -> None:
-        if self._group_ready:
+    def stream_key(self, channel: str, lane: str = DEFAULT) -> str:
+        """The stream of one channel's lane: `tala:{outq}:sms`, `tala:{outq}:sms:bulk`."""
+        if not _CHANNEL.fullmatch(channel or "") or channel in _NOT_CHANNELS:
+            raise ValueError(f"not a channel a job can be queued on: {channel!r}")
+        if lane not in LANES:
+            raise ValueError(f"no lane {lane!r}: {', '.join(LANES)}")
+        return f"{self.base}:{channel}" if lane == DEFAULT else f"{self.base}:{channel}:{lane}"
+
+    def message_key(self, sid: str) -> str:
+        """Which job a provider's message id belongs to (for delivery reports). Named by the
+        id's keyed hash: Telegram's ids hold the chat, and no key name may."""
+        return f"{self.prefix}:msg:{self.crypto.lookup_hash(sid)}"
+
+    def legacy_message_key(self, sid: str) -> str:
+        """The same, as versions before named it (Twilio's ids only; kept a week)."""
+        return f"{self.prefix}:msg:{sid}"
+
+    # ------------------------------------------------------------------ upgrades
+    def _group(self, stream: str) -> None:
+        if stream in self._groups:
             return
         try:
-            self.r.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+            self.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
         except redis.ResponseError as e:
             if "BUSYGROUP" not in str(e):
                 raise
-        self._move_untagged()
-        self._group_ready = True
+        self._groups.add(stream)
+
+    def _ensure_ready(self) -> None:
+        if not self._ready:
+            self._move_untagged()
+            self._move_shared()
+            self._ready = True
+            self._legacy_checked = time.monotonic()
+
+    def _job_stream(self, job: dict[str, str]) -> str:
+        """The stream a job (as its hash has it) belongs in. A job queued without a channel,
+        before one was asked for, is an SMS: the only channel that sent first then."""
+        return self.stream_key(job.get("channel") or "sms",
+                               BULK if job.get("lane") == BULK else DEFAULT)
 
     def _move_untagged(self) -> None:
         """Jobs queued before the keys had their hash tag (`tala:outq`, `tala:job:ID`) are
@@ -231,24 +325,76 @@ class SendQueue:
             else:
                 # Queued, or claimed (then reconciled with the provider once the lease is
                 # over, as for any sender that stopped half-way).
+                job.setdefault("channel", "sms")
                 flat = [x for kv in job.items() for x in kv]
-                self._enqueue(keys=[self.job_key(job_id), self.stream], args=[job_id, *flat])
+                self._enqueue(keys=[self.job_key(job_id), self._job_stream(job), self.streams],
+                              args=[job_id, *flat])
             self.r.delete(old_key)
         self.r.delete(old_stream)
 
+    def _move_shared(self) -> None:
+        """Jobs queued by a version that had one stream for every channel (`tala:{outq}`) are
+        moved to their own channel's stream, pending ones too (one a sender of that version
+        is sending is claimed: it is reconciled once the lease is over, as for any sender that
+        stopped half-way, so it is not sent twice). Each entry is moved in one script that
+        finds it still there: several processes can do this at once."""
+        old = self.base
+        try:
+            if self.r.type(old) != b"stream":
+                return
+        except redis.ResponseError:
+            return
+        moved = 0
+        for entry, fields in self.r.xrange(old):
+            job_id = fields.get(b"job", b"").decode()
+            raw = self.r.hmget(self.job_key(job_id), "channel", "lane") if job_id else None
+            channel = (raw[0] or b"sms").decode() if raw else "sms"
+            lane = (raw[1] or b"").decode() if raw else ""
+            try:
+                target = self._job_stream({"channel": channel, "lane": lane})
+            except ValueError:
+                log.error("queued job %s has a channel no sender has; left where it is", job_id)
+                continue
+            moved += self._move(keys=[old, target, self.streams], args=[entry, job_id, GROUP])
+        self._drop_empty(keys=[old])
+        if moved:
+            log.info("moved %d queued job(s) from the shared stream to their channels'", moved)
+
+    def _look_for_legacy(self) -> None:
+        """A process of an earlier version may still be queueing: look now and then."""
+        if time.monotonic() - self._legacy_checked >= LEGACY_EVERY:
+            self._legacy_checked = time.monotonic()
+            self._move_untagged()
+            self._move_shared()
+
     # ------------------------------------------------------------------ producing
-    def enqueue(self, job_id: str, to: str, body: str, **meta: str) -> bool:
-        """Queue a message once: False when this job id was queued before."""
-        self._ensure_group()
+    def enqueue(self, job_id: str, to: str, body: str, *, channel: str, lane: str = DEFAULT,
+                **meta: str) -> bool:
+        """Queue a message once on `channel` (its `lane`): False when this job id was queued
+        before. Only a sender of that channel ever takes it."""
+        if not channel:
+            raise ValueError(f"job {job_id} has no channel: every job is queued on one")
+        stream = self.stream_key(channel, lane)  # raises for a channel no sender can have
+        self._ensure_ready()
         fields = {"status": "queued", "to": self.crypto.encrypt(to).decode(),
                   "body": self.crypto.encrypt(body).decode(), "attempts": "0",
-                  "queued_at": str(self.now()), **{k: str(v) for k, v in meta.items()}}
+                  "queued_at": str(self.now()), **{k: str(v) for k, v in meta.items()},
+                  "channel": channel, "lane": lane}
         flat = [x for kv in fields.items() for x in kv]
-        return bool(self._enqueue(keys=[self.job_key(job_id), self.stream],
+        return bool(self._enqueue(keys=[self.job_key(job_id), stream, self.streams],
                                   args=[job_id, *flat]))
 
+    def in_line(self, channel: str | None = None) -> int:
+        """How many stream entries wait (or are being sent): `channel`'s, or every one's."""
+        self._ensure_ready()
+        if channel is not None:
+            keys = [self.stream_key(channel, lane) for lane in LANES]
+        else:
+            keys = [k.decode() for k in self.r.smembers(self.streams)]
+        return sum(self.r.xlen(k) for k in keys)
+
     def job(self, job_id: str) -> dict[str, str]:
-        self._ensure_group()  # an untagged queue is moved first
+        self._ensure_ready()  # a queue of an earlier version is moved first
         raw = self.r.hgetall(self.job_key(job_id))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
@@ -267,29 +413,52 @@ class SendQueue:
         if wait > 0:
             self.sleep(wait)
 
-    def _read(self, block_ms: int, count: int) -> list[tuple[str, str]]:
-        self._ensure_group()
-        out = []
-        # Our own pending entries first (we were killed), then others' stale ones, then new.
-        mine = self.r.xreadgroup(GROUP, self.consumer, {self.stream: "0"}, count=count)
-        for _, entries in mine or []:
-            out += [(eid.decode(), f[b"job"].decode()) for eid, f in entries if f]
+    def _read(self, channel: str, block_ms: int, count: int) -> list[tuple[str, str, str]]:
+        """(stream, entry, job id) of `channel`'s jobs to send, the default lane's first: our
+        own pending entries (we were killed), others' stale ones, new ones; of the bulk lane
+        at most one new one, so whatever comes into the default lane meanwhile goes next."""
+        self._ensure_ready()
+        default, bulk = (self.stream_key(channel, lane) for lane in LANES)
+        self._group(default)
+        self._group(bulk)
+        pipe = self.r.pipeline(transaction=False)  # one slot: one round trip on a Cluster too
+        pipe.xreadgroup(GROUP, self.consumer, {default: "0", bulk: "0"}, count=count)
+        for stream in (default, bulk):
+            pipe.xautoclaim(stream, GROUP, self.consumer, min_idle_time=int(self.lease * 1000),
+                            count=count)
+        pipe.xreadgroup(GROUP, self.consumer, {default: ">"}, count=count)
+        mine, stale_default, stale_bulk, new = pipe.execute()
+        found: dict[str, list[tuple[str, str, str]]] = {default: [], bulk: []}
+
+        def take(stream, entries) -> None:
+            for eid, f in entries or []:
+                if f and (eid := eid.decode()) not in {e for _, e, _ in found[stream]}:
+                    found[stream].append((stream, eid, f[b"job"].decode()))
+
+        for stream, entries in mine or []:
+            take(stream.decode(), entries)
+        take(default, stale_default[1])
+        take(bulk, stale_bulk[1])
+        for stream, entries in new or []:
+            take(stream.decode(), entries)
+        out = found[default] + found[bulk]
         if not out:
-            claimed = self.r.xautoclaim(self.stream, GROUP, self.consumer,
-                                        min_idle_time=int(self.lease * 1000), count=count)
-            out += [(eid.decode(), f[b"job"].decode()) for eid, f in claimed[1] if f]
-        if not out:
-            new = self.r.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=count,
-                                    block=block_ms or None)
-            for _, entries in new or []:
-                out += [(eid.decode(), f[b"job"].decode()) for eid, f in entries]
+            new = self.r.xreadgroup(GROUP, self.consumer, {bulk: ">"}, count=1)
+            if not new and block_ms:
+                # Wait for either lane; one of each at most, so a bulk burst arriving now
+                # still goes after whatever the default lane has by the next read.
+                new = self.r.xreadgroup(GROUP, self.consumer, {default: ">", bulk: ">"},
+                                        count=1, block=block_ms)
+            for stream, entries in new or []:
+                take(stream.decode(), entries)
+            out = found[default] + found[bulk]
         return out
 
     def _promote(self) -> float | None:
         """Move the jobs that are due again into the stream; returns how many seconds until
         the next put-off job is due, or None when none waits."""
         now = self.now()
-        nxt = self._due(keys=[self.later, self.stream], args=[repr(now), 100])
+        nxt = self._due(keys=[self.later, self.streams], args=[repr(now), 100, self.base])
         return None if nxt is None else float(nxt) - now
 
     def process(self, sender: Sender, rate: float,
@@ -302,11 +471,12 @@ class SendQueue:
         put off for a later try counts as tried, not finished."""
         done = tried = 0
         while not stop() and (max_jobs is None or tried < max_jobs):
+            self._look_for_legacy()
             due_in = self._promote()
             wait_ms = block_ms
             if block_ms and due_in is not None:  # wake up for it, not a whole block later
                 wait_ms = max(1, min(block_ms, math.ceil(due_in * 1000)))
-            batch = self._read(wait_ms, count=10)
+            batch = self._read(sender.channel, wait_ms, count=10)
             if not batch:
                 if block_ms == 0:
                     if due_in is None or due_in > self.wait_seconds:
@@ -316,10 +486,10 @@ class SendQueue:
                     self.sleep(min(max(due_in, 0.01), 0.5))
                 continue
             progressed = False
-            for entry, job_id in batch:
+            for stream, entry, job_id in batch:
                 if stop() or (max_jobs is not None and tried >= max_jobs):
                     break
-                outcome = self._handle(entry, job_id, sender, rate, on_result)
+                outcome = self._handle(stream, entry, job_id, sender, rate, on_result)
                 done += outcome == "finished"
                 tried += outcome in ("finished", "retry")
                 progressed = progressed or outcome != "skipped"
@@ -327,23 +497,39 @@ class SendQueue:
                 self.sleep(0.2)  # only jobs another sender is busy with: do not spin
         return done
 
-    def _handle(self, entry: str, job_id: str, sender: Sender, rate: float,
+    def _handle(self, stream: str, entry: str, job_id: str, sender: Sender, rate: float,
                 on_result: Callable[[Job, SendResult], None] | None) -> str:
-        """'finished', 'retry' (put off for later), or 'skipped' (done already, or busy)."""
+        """'finished', 'retry' (put off for later), or 'skipped' (done already, busy, or not
+        this sender's channel)."""
         key = self.job_key(job_id)
         verdict = self._claim(keys=[key], args=[repr(self.now()), self.consumer,
-                                                 repr(self.lease)]).decode()
+                                                 repr(self.lease), sender.channel]).decode()
+        if verdict == "wrong":
+            # Never sent here, never marked: back into its own channel's stream. (Logged by
+            # job id and channels only: no number, no text.)
+            channel, lane = (v.decode() if v else "" for v in self.r.hmget(key, "channel",
+                                                                             "lane"))
+            fields = {"channel": channel, "lane": lane}
+            try:
+                target = self._job_stream(fields)
+            except ValueError:
+                target = None
+            log.error("job %s is for channel %s, not %s: refused, not sent", job_id,
+                      fields.get("channel") or "sms", sender.channel)
+            if target is not None and target != stream:
+                self._move(keys=[stream, target, self.streams], args=[entry, job_id, GROUP])
+            return "skipped"
         if verdict == "done":
             pipe = self.r.pipeline(transaction=True)
-            pipe.xack(self.stream, GROUP, entry)
-            pipe.xdel(self.stream, entry)
+            pipe.xack(stream, GROUP, entry)
+            pipe.xdel(stream, entry)
             pipe.execute()
             return "skipped"
         if verdict == "busy":
             return "skipped"  # someone is sending it; it stays pending until they finish
         f = self.job(job_id)
         job = Job(job_id, self.crypto.decrypt(f["to"].encode()),
-                  self.crypto.decrypt(f["body"].encode()), f, entry)
+                  self.crypto.decrypt(f["body"].encode()), f, entry, stream)
         if verdict == "record":
             # Sent (or failed) by a sender that stopped before telling the rest of tala.
             return self._finish(job, SendResult(sid=f["sid"]) if f["status"] == "sent" else
@@ -401,8 +587,8 @@ class SendQueue:
         pipe = self.r.pipeline(transaction=True)  # one slot: atomic on a Cluster too
         pipe.hset(self.job_key(job.id), mapping=mapping)
         pipe.zadd(self.later, {job.id: not_before})
-        pipe.xack(self.stream, GROUP, job.entry)
-        pipe.xdel(self.stream, job.entry)
+        pipe.xack(job.stream, GROUP, job.entry)
+        pipe.xdel(job.stream, job.entry)
         pipe.execute()
         return "retry"
 
@@ -429,36 +615,39 @@ class SendQueue:
                             "%.0f s", type(e).__name__, self.record_again)
                 pipe = self.r.pipeline(transaction=True)
                 pipe.zadd(self.later, {job.id: self.now() + self.record_again})
-                pipe.xack(self.stream, GROUP, job.entry)
-                pipe.xdel(self.stream, job.entry)
+                pipe.xack(job.stream, GROUP, job.entry)
+                pipe.xdel(job.stream, job.entry)
                 pipe.execute()
                 return "finished"
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(key, mapping={**mapping, "recorded": "1"})
         pipe.expire(key, self.keep)
-        pipe.xack(self.stream, GROUP, job.entry)
-        pipe.xdel(self.stream, job.entry)
+        pipe.xack(job.stream, GROUP, job.entry)
+        pipe.xdel(job.stream, job.entry)
         pipe.execute()
         return "finished"
 
     def forget(self, matches: Callable[[str], bool]) -> int:
         """Delete every job whose id `matches`, with its stream entry (for erasure)."""
-        self._ensure_group()
+        self._ensure_ready()
         gone = 0
-        for entry, fields in self.r.xrange(self.stream):
-            job_id = fields.get(b"job", b"").decode()
-            if matches(job_id):
-                self.r.xack(self.stream, GROUP, entry)
-                self.r.xdel(self.stream, entry)
+        for stream in sorted(k.decode() for k in self.r.smembers(self.streams)):
+            self._group(stream)
+            for entry, fields in self.r.xrange(stream):
+                job_id = fields.get(b"job", b"").decode()
+                if matches(job_id):
+                    self.r.xack(stream, GROUP, entry)
+                    self.r.xdel(stream, entry)
         for member in self.r.zrange(self.later, 0, -1):
             if matches(member.decode()):
                 self.r.zrem(self.later, member)
-        for key in self.r.scan_iter(match=f"{self.stream}:job:*"):
-            job_id = key.decode()[len(f"{self.stream}:job:"):]
+        for key in self.r.scan_iter(match=f"{self.base}:job:*"):
+            job_id = key.decode()[len(f"{self.base}:job:"):]
             if matches(job_id):
                 sid = self.r.hget(key, "sid")
                 if sid:
-                    self.r.delete(f"{self.prefix}:msg:{sid.decode()}")
+                    self.r.delete(self.message_key(sid.decode()),
+                                  self.legacy_message_key(sid.decode()))
                 self.r.delete(key)
                 gone += 1
         return gone

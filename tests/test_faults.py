@@ -693,7 +693,7 @@ def test_tala_worker_killed_mid_queue_and_restarted_sends_each_exactly_once(
             # Done when every job is sent and told, and no stream entry is left to take
             # over: from then on nothing is left that could be sent a second time.
             deadline = time.monotonic() + 60
-            while not (app.queue.r.xlen(app.queue.stream) == 0 and all(
+            while not (app.queue.in_line() == 0 and all(
                     app.queue.job(f"invite:{sid}:0").get("recorded") == "1" for sid in sids)):
                 assert time.monotonic() < deadline, "the second worker left work undone"
                 time.sleep(0.05)

@@ -94,8 +94,8 @@ def _sends(sender: Scripted, body: str) -> list[float]:
 
 def test_a_job_put_off_waits_in_redis_and_holds_up_nothing_behind_it(queue):
     sender = Scripted(sends=[SendResult(error="Twilio 429", permanent=False, retry_after=60)])
-    queue.enqueue("a", TO, "first")
-    queue.enqueue("b", TO, "second")
+    queue.enqueue("a", TO, "first", channel="sms")
+    queue.enqueue("b", TO, "second", channel="sms")
     started = queue.now()
     assert queue.process(sender, rate=1000, block_ms=0) == 1  # b sent; a is left for later
     assert queue.now() - started < 1  # not slept on: a minute's wait is the worker's
@@ -107,7 +107,7 @@ def test_a_job_put_off_waits_in_redis_and_holds_up_nothing_behind_it(queue):
     assert not_before == pytest.approx(queue.now() + 60, abs=1)
     assert float(a["not_before"]) == pytest.approx(not_before)
     assert queue.left_to_worker(a)
-    assert queue.r.xlen(queue.stream) == 0  # nothing left in line: finished entries go
+    assert queue.in_line() == 0  # nothing left in line: finished entries go
 
     queue.sleep(61)  # a minute later
 
@@ -122,7 +122,7 @@ def test_a_job_put_off_waits_in_redis_and_holds_up_nothing_behind_it(queue):
 def test_a_worker_sending_with_block_ms_wakes_up_for_a_retry_when_it_is_due(queue):
     queue.retry_base = 0.05  # a worker blocked in Redis waits in real time
     sender = Scripted(sends=[DOWN])
-    queue.enqueue("a", TO, "Hej")
+    queue.enqueue("a", TO, "Hej", channel="sms")
     sent_at: list[float] = []
     queue.process(sender, rate=1000, block_ms=5000, stop=lambda: bool(sent_at),
                   on_result=lambda job, result: sent_at.append(queue.now()))
@@ -135,7 +135,7 @@ def test_a_worker_sending_with_block_ms_wakes_up_for_a_retry_when_it_is_due(queu
 def test_retries_back_off_and_fail_for_good_only_once_the_budget_is_spent(queue):
     queue.retry_seconds = 60  # on the queue's clock: no real minute goes by
     sender = Scripted(sends=[DOWN] * 100)
-    queue.enqueue("a", TO, "Hej")
+    queue.enqueue("a", TO, "Hej", channel="sms")
     failed = []
     started = queue.now()
     for _ in range(100):  # as the worker does: each try when it is due, until it fails
@@ -160,7 +160,7 @@ def test_retries_back_off_and_fail_for_good_only_once_the_budget_is_spent(queue)
 
 def test_a_try_that_may_have_gone_out_is_asked_about_and_not_sent_again(queue):
     sender = Scripted(sends=[NO_ANSWER], finds=["SMtaken"])
-    queue.enqueue("a", TO, "Hej")
+    queue.enqueue("a", TO, "Hej", channel="sms")
     claimed = []
     real_claim = queue._claim
 
@@ -180,7 +180,7 @@ def test_a_try_that_may_have_gone_out_is_asked_about_and_not_sent_again(queue):
 
 def test_a_try_that_did_not_go_out_after_all_is_sent_again_once(queue):
     sender = Scripted(sends=[NO_ANSWER], finds=[None])
-    queue.enqueue("a", TO, "Hej")
+    queue.enqueue("a", TO, "Hej", channel="sms")
     queue.process(sender, rate=1000, block_ms=0)
     assert len(sender.asked) == 1 and len(sender.sent) == 2
     assert queue.job("a")["status"] == "sent"
@@ -188,7 +188,7 @@ def test_a_try_that_did_not_go_out_after_all_is_sent_again_once(queue):
 
 def test_a_provider_that_cannot_say_is_asked_again_later_and_never_sent_blindly(queue):
     sender = Scripted(sends=[NO_ANSWER], finds=[ReconcileError("list: 503")] * 3 + ["SMtaken"])
-    queue.enqueue("a", TO, "Hej")
+    queue.enqueue("a", TO, "Hej", channel="sms")
     queue.process(sender, rate=1000, block_ms=0)
     assert len(sender.sent) == 1 and len(sender.asked) == 4
     assert len(set(sender.asked)) == 1  # always about the same try, however often asked
@@ -201,11 +201,11 @@ def test_a_try_that_may_have_gone_out_is_never_failed_unasked(queue):
     as sent if it went out, and failed (not sent again) if it did not."""
     queue.retry_seconds = 0.0
     went_out = Scripted(sends=[NO_ANSWER], finds=["SMtaken"])
-    queue.enqueue("a", TO, "Hej")
+    queue.enqueue("a", TO, "Hej", channel="sms")
     queue.process(went_out, rate=1000, block_ms=0)
     assert queue.job("a")["status"] == "sent" and len(went_out.sent) == 1
     did_not = Scripted(sends=[NO_ANSWER], finds=[None])
-    queue.enqueue("b", TO, "Hej då")
+    queue.enqueue("b", TO, "Hej då", channel="sms")
     queue.process(did_not, rate=1000, block_ms=0)
     assert len(did_not.sent) == 1 and len(did_not.asked) == 1
     assert queue.job("b")["status"] == "failed"
@@ -233,7 +233,7 @@ def test_a_dead_senders_claim_is_asked_about_from_the_time_of_that_claim(queue):
             raise Killed
 
     dead = _dead_sender(queue)
-    queue.enqueue("a", TO, "Hej")
+    queue.enqueue("a", TO, "Hej", channel="sms")
     with pytest.raises(Killed):
         dead.process(DiesSending(), rate=1000, block_ms=0)
     dead_claim = float(queue.job("a")["claimed_ts"])
@@ -253,7 +253,7 @@ def test_a_sender_killed_before_telling_the_result_leaves_it_told_not_sent_again
         raise Killed
 
     dead = _dead_sender(queue)
-    queue.enqueue("a", TO, "Hej")
+    queue.enqueue("a", TO, "Hej", channel="sms")
     with pytest.raises(Killed):
         dead.process(Scripted(), rate=1000, block_ms=0, on_result=dies)
     assert queue.job("a")["status"] == "sent" and queue.job("a")["recorded"] == "0"
@@ -261,7 +261,7 @@ def test_a_sender_killed_before_telling_the_result_leaves_it_told_not_sent_again
     _take_over(queue, sender, lambda: told, on_result=lambda j, r: told.append((j.id, r)))
     assert sender.sent == [] and sender.asked == []
     assert told == [("a", SendResult(sid="SM1"))]
-    assert queue.job("a")["recorded"] == "1" and queue.r.xlen(queue.stream) == 0
+    assert queue.job("a")["recorded"] == "1" and queue.in_line() == 0
     queue.process(sender, rate=1000, block_ms=0, on_result=lambda j, r: told.append((j.id, r)))
     assert len(told) == 1  # told once
 
@@ -276,8 +276,8 @@ def test_a_result_sql_cannot_take_now_is_told_again_later_and_holds_up_nothing(q
         told.append(job.id)
 
     sender = Scripted()
-    queue.enqueue("a", TO, "first")
-    queue.enqueue("b", TO, "second")
+    queue.enqueue("a", TO, "first", channel="sms")
+    queue.enqueue("b", TO, "second", channel="sms")
     queue.process(sender, rate=1000, block_ms=0, on_result=record)
     assert [b for _, b in sender.sent] == ["first", "second"] and told == ["b"]
     assert queue.job("a")["recorded"] == "0"
@@ -295,7 +295,7 @@ def test_finished_jobs_expire_and_waiting_ones_do_not(queue):
                              SendResult(sid="SM1"),
                              SendResult(error="Twilio 429", permanent=False, retry_after=600)])
     for job_id in ("failed", "sent", "waiting"):
-        queue.enqueue(job_id, TO, job_id)
+        queue.enqueue(job_id, TO, job_id, channel="sms")
     assert queue.r.ttl(queue.job_key("sent")) == -1  # queued: kept until it is done
     queue.process(sender, rate=1000, block_ms=0)
     assert [queue.job(j)["status"] for j in ("failed", "sent", "waiting")] == [
@@ -307,7 +307,7 @@ def test_finished_jobs_expire_and_waiting_ones_do_not(queue):
 
 def test_forget_takes_a_job_out_of_the_retries_too(queue):
     sender = Scripted(sends=[SendResult(error="Twilio 429", permanent=False, retry_after=600)])
-    queue.enqueue("invite:s1:0", TO, "Hej")
+    queue.enqueue("invite:s1:0", TO, "Hej", channel="sms")
     queue.process(sender, rate=1000, block_ms=0)
     assert queue.r.zscore(queue.later, "invite:s1:0") is not None
     assert queue.forget(lambda job_id: job_id.startswith("invite:s1:")) == 1
@@ -327,5 +327,129 @@ def test_a_sent_job_outlives_its_invitation(sms_app):
 
 def test_the_queue_keys_share_one_hash_tag(queue):
     tags = {k.split("{")[1].split("}")[0]
-            for k in (queue.stream, queue.later, queue.job_key("x"))}
+            for k in (queue.stream_key("sms"), queue.stream_key("telegram", "bulk"),
+                      queue.streams, queue.later, queue.job_key("x"))}
     assert tags == {"outq"}
+
+
+class TelegramScripted(Scripted):
+    channel = "telegram"
+
+    def send(self, to: str, body: str) -> SendResult:
+        super().send(to, body)
+        return SendResult(sid=f"tg{to}:1")  # as Telegram's sender once named its messages
+
+
+def test_each_job_is_taken_only_by_a_sender_of_its_own_channel(queue):
+    sms, telegram = Scripted(), TelegramScripted()
+    queue.enqueue("invite:s1:0", TO, "by SMS", channel="sms")
+    queue.enqueue("invite:s2:0", TO, "also by SMS", channel="sms")
+    # Only SMS jobs in line: the Telegram sender sends nothing and leaves them queued.
+    assert queue.process(telegram, rate=1000, block_ms=0) == 0
+    assert telegram.sent == []
+    assert {queue.job(j)["status"] for j in ("invite:s1:0", "invite:s2:0")} == {"queued"}
+    assert queue.in_line("sms") == 2 and queue.in_line("telegram") == 0
+
+    queue.enqueue("remind:s3:0", "12345", "by Telegram", channel="telegram")
+    assert queue.process(telegram, rate=1000, block_ms=0) == 1
+    assert [b for _, b in telegram.sent] == ["by Telegram"]
+    assert queue.process(sms, rate=1000, block_ms=0) == 2
+    assert sorted(b for _, b in sms.sent) == ["also by SMS", "by SMS"]
+    assert queue.in_line() == 0
+    assert queue.process(telegram, rate=1000, block_ms=0) == 0
+    assert queue.process(sms, rate=1000, block_ms=0) == 0
+    assert len(sms.sent) == 2 and len(telegram.sent) == 1
+
+
+def test_a_job_is_never_queued_without_a_channel(queue):
+    with pytest.raises(TypeError):
+        queue.enqueue("a", TO, "Hej")  # noqa - the channel is required
+    for bad in ("", "job", "later", "SMS", "sms:x"):
+        with pytest.raises(ValueError):
+            queue.enqueue("a", TO, "Hej", channel=bad)
+    assert queue.job("a") == {}
+
+
+def test_a_job_in_another_channels_line_is_refused_not_sent_and_goes_to_its_own(queue):
+    """Defence in depth: were an SMS job ever in Telegram's stream, the Telegram sender
+    neither sends it nor marks it sent; it goes back to SMS's line and is sent once there."""
+    queue.enqueue("invite:s1:0", TO, "Hej", channel="sms")
+    sms_stream, tg_stream = queue.stream_key("sms"), queue.stream_key("telegram")
+    [(entry, _)] = queue.r.xrange(sms_stream)
+    queue.r.xadd(tg_stream, {"job": "invite:s1:0"})
+    queue.r.xdel(sms_stream, entry)
+    telegram, sms = TelegramScripted(), Scripted()
+    assert queue.process(telegram, rate=1000, block_ms=0) == 0
+    assert telegram.sent == [] and queue.job("invite:s1:0")["status"] == "queued"
+    assert queue.r.xlen(tg_stream) == 0 and queue.r.xlen(sms_stream) == 1
+    assert queue.process(sms, rate=1000, block_ms=0) == 1
+    assert [b for _, b in sms.sent] == ["Hej"] and queue.job("invite:s1:0")["status"] == "sent"
+
+
+def test_a_put_off_job_comes_back_in_its_own_channels_line(queue):
+    telegram = TelegramScripted()
+    queue.enqueue("a", TO, "Hej", channel="sms", lane="bulk")
+    later = SendResult(error="Twilio 429", permanent=False, retry_after=600)
+    queue.process(Scripted(sends=[later]), rate=1000, block_ms=0)
+    assert queue.job("a")["status"] == "retry"
+    queue.sleep(601)
+    assert queue.process(telegram, rate=1000, block_ms=0) == 0  # it promotes, never sends
+    assert telegram.sent == [] and queue.r.xlen(queue.stream_key("sms", "bulk")) == 1
+    sms = Scripted()
+    assert queue.process(sms, rate=1000, block_ms=0) == 1 and len(sms.sent) == 1
+
+
+def test_a_conversations_reply_never_waits_behind_a_bulk_run(queue):
+    sms = Scripted()
+    for i in range(5):
+        queue.enqueue(f"invite:b{i}:0", TO, f"bulk {i}", channel="sms", lane="bulk")
+    queue.process(sms, rate=1000, block_ms=0, max_jobs=2)
+    queue.enqueue("reply:s1:x", TO, "reply", channel="sms")
+    queue.enqueue("alert:1:notify:0", TO, "alert", channel="sms")
+    queue.process(sms, rate=1000, block_ms=0)
+    assert [b for _, b in sms.sent] == ["bulk 0", "bulk 1", "reply", "alert", "bulk 2",
+                                        "bulk 3", "bulk 4"]
+
+
+def test_no_key_name_holds_a_number_a_chat_or_a_text(queue):
+    queue.enqueue("remind:s1:0", "4670555", "Hemligt", channel="telegram")
+    told = []
+    queue.process(TelegramScripted(), rate=1000, block_ms=0,
+                  on_result=lambda job, result: told.append(result))
+    queue.r.set(queue.message_key(told[0].sid), "remind:s1:0")  # as the service does
+    names = [k.decode() for k in queue.r.scan_iter()]
+    assert names and not [k for k in names if "4670555" in k or "Hemligt" in k], names
+
+
+def test_jobs_in_the_shared_stream_of_an_earlier_version_are_moved_and_sent_once(queue):
+    """An upgrade: jobs the version before queued in its one stream for every channel (one of
+    them taken by a sender of that version, not yet acknowledged) go to their own channel's
+    line, lose none, and go out once, by their own channel's sender."""
+    old = "tala:{outq}"
+    crypto = queue.crypto
+    for job_id, channel in (("invite:a:0", "sms"), ("invite:b:0", "sms"),
+                            ("remind:c:0", "telegram")):
+        queue.r.hset(queue.job_key(job_id), mapping={
+            "status": "queued", "to": crypto.encrypt(TO).decode(),
+            "body": crypto.encrypt(job_id).decode(), "attempts": "0", "channel": channel})
+        queue.r.xadd(old, {"job": job_id})
+    queue.r.xgroup_create(old, "senders", id="0")
+    queue.r.xreadgroup("senders", "old:1", {old: ">"}, count=1)  # invite:a:0, pending there
+
+    import threading
+    queues = [SendQueue(queue.r, crypto, consumer=f"new:{i}", now=queue.now,
+                        sleep=queue.sleep) for i in range(2)]
+    sms = Scripted()
+    threads = [threading.Thread(target=q.process, args=(sms, 1000.0), kwargs={"block_ms": 0})
+               for q in queues]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(b for _, b in sms.sent) == ["invite:a:0", "invite:b:0"]
+    assert not queue.r.exists(old)
+    telegram = TelegramScripted()
+    assert queue.process(telegram, rate=1000, block_ms=0) == 1
+    assert [b for _, b in telegram.sent] == ["remind:c:0"]
+    assert queue.process(sms, rate=1000, block_ms=0) == 0 and len(sms.sent) == 2
+    assert queue.in_line() == 0

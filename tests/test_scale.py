@@ -401,7 +401,7 @@ def test_two_servers_on_a_redis_cluster_of_three_masters(tmp_path, runtime, ques
                 # Sent, told, and its stream entry gone: nothing is left that a second
                 # sender could send again.
                 _wait(lambda: app.queue.job(f"invite:{sid}:0").get("recorded") == "1"
-                      and app.queue.r.xlen(app.queue.stream) == 0, 30, "the invitation sent")
+                      and app.queue.in_line() == 0, 30, "the invitation sent")
                 to_first = [m for m in fake.messages if m["to"] == first_number]
                 assert [m["status_code"] for m in to_first] == [503, 201]
                 assert "Socialtjänsten" in to_first[1]["body"]
@@ -436,7 +436,7 @@ def test_two_servers_on_a_redis_cluster_of_three_masters(tmp_path, runtime, ques
             # The queue: its stream and its jobs in one slot.
             q = app.queue
             job_slots = {r.cluster_keyslot(k) for k in r.scan_iter(match="tala:{outq}:job:*")}
-            assert job_slots == {r.cluster_keyslot(q.stream)}
+            assert job_slots == {r.cluster_keyslot(q.stream_key("sms"))}
 
             # Erasure finds a child's keys wherever the cluster keeps them.
             assert app.service.erase(first_case, "anna")

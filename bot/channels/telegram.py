@@ -301,7 +301,9 @@ class TelegramSender:
         bot = make_bot(self.settings)
         try:
             msg = await bot.send_message(to, body)
-            return SendResult(sid=f"tg{msg.chat.id}:{msg.message_id}")
+            # Not the chat id: the sid is kept in clear (the job's hash), the chat only
+            # encrypted.
+            return SendResult(sid=f"tg:{msg.message_id}")
         except TelegramForbiddenError:
             return SendResult(error="the child has blocked the bot", opted_out=True)
         except (TelegramRetryAfter, TelegramServerError, TelegramNetworkError) as e:
