@@ -85,14 +85,19 @@ def test_sms_and_telegram_each_leave_only_on_their_own_channel(both):
     reply_job = svc.reply("S-5", "Tack, vi ses på torsdag.", "anna")
     assert app.queue.in_line("sms") == 7 and app.queue.in_line("telegram") == 5
 
+    sms_sids[svc.session_for_contact("sms", NUMBERS[5])] = NUMBERS[5]
+    jobs = ([f"invite:{sid}:0" for sid in sms_sids] + [reply_job]
+            + [f"remind:{sid}:1:0" for sid in tg_sids[:5]])
     worker = Background(app, interval=3600)
     worker.start()
     try:
-        _wait(lambda: app.queue.in_line() == 0 and len(twilio.messages) >= 7
-              and len(tg.calls_to("sendMessage")) >= answered_at_once + 5, "all sent")
-        time.sleep(0.5)  # anything sent twice or astray would show by now
+        # Done when every job is sent and recorded and no stream entry is left: from then on
+        # nothing is left that could go out twice or astray.
+        _wait(lambda: app.queue.in_line() == 0 and all(
+            app.queue.job(j).get("recorded") == "1" for j in jobs), "all sent")
     finally:
         worker.stop()
+    assert len(tg.calls_to("sendMessage")) == answered_at_once + 5
 
     # Twilio: each SMS invitation once, to its own number, and the reply; nothing else.
     invitations = [m for m in twilio.messages if "Socialtjänsten" in (m["body"] or "")]
