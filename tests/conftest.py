@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import create_app
+from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.twilio_api import FakeTwilio
 from bot.settings import Settings
 from flows import engine
@@ -226,15 +227,50 @@ def fake(monkeypatch):
     assert f.unhandled == [], f"tala called Twilio endpoints the fake does not serve: {f.unhandled}"
 
 
-@pytest.fixture(params=APP_BACKENDS, ids=lambda p: f"{p[0]}-redis+{p[1]}")
-def sms_app(request, tmp_path, embedded_redis_url, fake, monkeypatch):
+def sms_env(monkeypatch, fake: FakeTwilio) -> None:
+    """SMS switched on, against the fake Twilio."""
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", fake.account_sid)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", fake.auth_token)
     monkeypatch.setenv("TWILIO_FROM_NUMBER", "+46700000000")
     monkeypatch.setenv("TWILIO_API_BASE_URL", fake.base_url)
     monkeypatch.setenv("TALA_PUBLIC_URL", PUBLIC_URL)
     monkeypatch.setenv("TALA_SMS_RATE", "100")
+
+
+@pytest.fixture(params=APP_BACKENDS, ids=lambda p: f"{p[0]}-redis+{p[1]}")
+def sms_app(request, tmp_path, embedded_redis_url, fake, monkeypatch):
+    sms_env(monkeypatch, fake)
     monkeypatch.setenv("TALA_SENDER_NAME", "Socialtjänsten i Nacka")
+    app = _build(tmp_path, *request.param, embedded_redis_url)
+    yield app
+    app.close()
+
+
+# --------------------------------------------------------------------------- Telegram
+
+TELEGRAM_SECRET = "s3cret-webhook-token"
+
+
+def telegram_env(monkeypatch, tg: FakeTelegram) -> None:
+    """Telegram switched on, against the fake Bot API, with the webhook's secret."""
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", tg.token)
+    monkeypatch.setenv("TELEGRAM_BOT_USERNAME", tg.username)
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", TELEGRAM_SECRET)
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", tg.api_base_url)
+    monkeypatch.setenv("TALA_PUBLIC_URL", PUBLIC_URL)
+
+
+@pytest.fixture
+def tg():
+    with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture(params=APP_BACKENDS, ids=lambda p: f"{p[0]}-redis+{p[1]}")
+def both_app(request, tmp_path, embedded_redis_url, fake, tg, monkeypatch):
+    """SMS and Telegram both switched on, as a municipality would run it."""
+    sms_env(monkeypatch, fake)
+    telegram_env(monkeypatch, tg)
     app = _build(tmp_path, *request.param, embedded_redis_url)
     yield app
     app.close()

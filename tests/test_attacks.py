@@ -33,10 +33,9 @@ from bot.server import build_web_app
 from flows import engine
 from flows import messages as M
 from storage.sql import Base
-from tests.conftest import APP_BACKENDS, PUBLIC_URL, Clock, _build
+from tests.conftest import PUBLIC_URL, Clock
 from tests.fakes import twilio_api
 from tests.fakes.server import RunningServer
-from tests.fakes.telegram_api import FakeTelegram
 from tests.test_sms import SCRIPT_12_18, Phone
 from tests.test_telegram import SECRET, Chat
 
@@ -51,30 +50,6 @@ FUZZ_EXAMPLES = 60
 # --------------------------------------------------------------------------- fixtures
 
 pytestmark = pytest.mark.usefixtures("gc_outside_reports")
-
-
-@pytest.fixture
-def tg():
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture(params=APP_BACKENDS, ids=lambda p: f"{p[0]}-redis+{p[1]}")
-def both_app(request, tmp_path, embedded_redis_url, fake, tg, monkeypatch):
-    """SMS and Telegram both switched on, as a municipality would run it."""
-    monkeypatch.setenv("TWILIO_ACCOUNT_SID", fake.account_sid)
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", fake.auth_token)
-    monkeypatch.setenv("TWILIO_FROM_NUMBER", "+46700000000")
-    monkeypatch.setenv("TWILIO_API_BASE_URL", fake.base_url)
-    monkeypatch.setenv("TALA_PUBLIC_URL", PUBLIC_URL)
-    monkeypatch.setenv("TALA_SMS_RATE", "100")
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", tg.token)
-    monkeypatch.setenv("TELEGRAM_BOT_USERNAME", tg.username)
-    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", SECRET)
-    monkeypatch.setenv("TELEGRAM_API_BASE_URL", tg.api_base_url)
-    app = _build(tmp_path, *request.param, embedded_redis_url)
-    yield app
-    app.close()
 
 
 @pytest.fixture

@@ -14,35 +14,25 @@ from bot.channels.telegram import campaign_link
 from bot.server import build_web_app
 from bot.service import CampaignError
 from storage.sql import Alert, Campaign, SessionRow
-from tests.conftest import APP_BACKENDS, _build, wait_written
+from tests.conftest import APP_BACKENDS, _build, sms_env, telegram_env, wait_written
 from tests.fakes.server import RunningServer
-from tests.fakes.telegram_api import FakeTelegram
 from tests.test_sms import Phone
 from tests.test_staff import _everything
-from tests.test_telegram import SECRET, Chat
+from tests.test_telegram import Chat
 
 QUESTIONNAIRE = "school-survey"
 TODAY = date.today()
 
 
 @pytest.fixture
-def both(request, tmp_path, embedded_redis_url, fake, monkeypatch):
+def both(request, tmp_path, embedded_redis_url, fake, tg, monkeypatch):
     """An app with SMS (the fake Twilio) and Telegram (the fake Bot API), and its server."""
-    with FakeTelegram() as tg:
-        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", tg.token)
-        monkeypatch.setenv("TELEGRAM_BOT_USERNAME", tg.username)
-        monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", SECRET)
-        monkeypatch.setenv("TELEGRAM_API_BASE_URL", tg.api_base_url)
-        for key, value in {"TWILIO_ACCOUNT_SID": fake.account_sid,
-                           "TWILIO_AUTH_TOKEN": fake.auth_token,
-                           "TWILIO_FROM_NUMBER": "+46700000000",
-                           "TWILIO_API_BASE_URL": fake.base_url,
-                           "TALA_PUBLIC_URL": "https://tala.example.org"}.items():
-            monkeypatch.setenv(key, value)
-        app = _build(tmp_path, *APP_BACKENDS[-1], embedded_redis_url)
-        with RunningServer(build_web_app(app, worker=False)) as server:
-            yield app, fake, tg, server
-        app.close()
+    sms_env(monkeypatch, fake)
+    telegram_env(monkeypatch, tg)
+    app = _build(tmp_path, *APP_BACKENDS[-1], embedded_redis_url)
+    with RunningServer(build_web_app(app, worker=False)) as server:
+        yield app, fake, tg, server
+    app.close()
 
 
 def _answer_for(app, state, rng: random.Random) -> str:

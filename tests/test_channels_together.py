@@ -14,40 +14,20 @@ import pytest
 from bot.server import Background, build_web_app
 from flows.engine import Say
 from storage.queue import BULK
-from tests.conftest import APP_BACKENDS, _build
 from tests.fakes.server import RunningServer
-from tests.fakes.telegram_api import FakeTelegram
-from tests.test_telegram import SECRET, Chat
+from tests.test_telegram import Chat
 
-PUBLIC_URL = "https://tala.example.org"
 NUMBERS = [f"+4670111{i:04d}" for i in range(6)]
 CHATS = [7100 + i for i in range(5)]
 REMINDER = "Hej! Dina frågor väntar på dig."
 
 
 @pytest.fixture
-def tg():
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture(params=APP_BACKENDS, ids=lambda p: f"{p[0]}-redis+{p[1]}")
-def both(request, tmp_path, embedded_redis_url, fake, tg, monkeypatch):
-    """SMS (the fake Twilio) and Telegram (the fake Bot API) both switched on, and the
-    server (without its worker: the test starts that when everything is queued)."""
-    for key, value in {"TWILIO_ACCOUNT_SID": fake.account_sid,
-                       "TWILIO_AUTH_TOKEN": fake.auth_token,
-                       "TWILIO_FROM_NUMBER": "+46700000000",
-                       "TWILIO_API_BASE_URL": fake.base_url,
-                       "TALA_PUBLIC_URL": PUBLIC_URL, "TALA_SMS_RATE": "100",
-                       "TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_BOT_USERNAME": tg.username,
-                       "TELEGRAM_WEBHOOK_SECRET": SECRET,
-                       "TELEGRAM_API_BASE_URL": tg.api_base_url}.items():
-        monkeypatch.setenv(key, value)
-    app = _build(tmp_path, *request.param, embedded_redis_url)
-    with RunningServer(build_web_app(app, worker=False)) as server:
-        yield app, fake, tg, server
-    app.close()
+def both(both_app, fake, tg):
+    """SMS and Telegram both switched on, and the server (without its worker: the test
+    starts that when everything is queued)."""
+    with RunningServer(build_web_app(both_app, worker=False)) as server:
+        yield both_app, fake, tg, server
 
 
 def _wait(done, what: str, timeout: float = 30) -> None:

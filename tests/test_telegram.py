@@ -12,11 +12,11 @@ from admin_cli import summary
 from bot.channels.telegram import deep_link
 from bot.server import build_web_app
 from bot.speech import Speech
-from tests.conftest import APP_BACKENDS, _build
+from tests.conftest import APP_BACKENDS, _build, telegram_env
+from tests.conftest import TELEGRAM_SECRET as SECRET
 from tests.fakes.server import RunningServer
 from tests.fakes.telegram_api import FakeTelegram
 
-SECRET = "s3cret-webhook-token"
 CHAT = 777001
 
 
@@ -29,11 +29,7 @@ def tg():
 
 @pytest.fixture(params=APP_BACKENDS, ids=lambda p: f"{p[0]}-redis+{p[1]}")
 def tg_app(request, tmp_path, embedded_redis_url, tg, monkeypatch):
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", tg.token)
-    monkeypatch.setenv("TELEGRAM_BOT_USERNAME", tg.username)
-    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", SECRET)
-    monkeypatch.setenv("TELEGRAM_API_BASE_URL", tg.api_base_url)
-    monkeypatch.setenv("TALA_PUBLIC_URL", "https://tala.example.org")
+    telegram_env(monkeypatch, tg)
     app = _build(tmp_path, *request.param, embedded_redis_url)
     yield app
     app.close()
