@@ -42,31 +42,12 @@ import time
 from pathlib import Path
 
 from bench.common import ROOT, load, print_table, write_result
+from tests.test_cli import FULL_6_11
 
 CASE = "DEMO-1"
 TARGETS = {"help": 3.0, "summary": 6.0}  # at most this many times the baseline's median
-# A whole followup-6-11 conversation (tests/test_cli.py's FULL_6_11): it ends the session.
-CONVERSATION = """hej
-2
-1 och 3
-Det är mycket bråk
-tillbaka
-Lite bråk bara
-ja
-4
-ja
-hoppa över
-5
-mina svar
-3
-ja
-nej
-ja
-nej
-4
-2, 3
-Mer tid med min kompis
-"""
+# A whole followup-6-11 conversation that ends the session (the CLI test's).
+CONVERSATION = FULL_6_11
 
 
 def tala_command() -> list[str]:
