@@ -159,29 +159,16 @@ def create_app(settings: Settings, *, migrate: bool | None = None) -> App:
     with `tala db upgrade`). Settings that cannot work (a channel half configured) are refused
     here, before anything is built."""
     settings.data_path.mkdir(parents=True, exist_ok=True)
-    _check_outbound(settings)
+    settings.check_channels()
     app = App(settings, migrate=migrate if migrate is not None else not settings.database_url)
     app.crypto  # noqa: B018 -- the key now: made on first run, or a clear error if unusable
     return app
-
-
-def _check_outbound(settings: Settings) -> None:
-    """What `_outbound` (and the channels' senders) would refuse, without importing them."""
-    if settings.twilio_account_sid:
-        if not settings.twilio_auth_token:
-            raise RuntimeError("SMS needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
-        if not (settings.twilio_from_number or settings.twilio_messaging_service_sid):
-            raise RuntimeError("SMS needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID.")
-    if settings.telegram_bot_token and not settings.telegram_bot_username:
-        raise RuntimeError("Telegram needs TELEGRAM_BOT_USERNAME too (for the invitation "
-                           "links), e.g. TELEGRAM_BOT_USERNAME=nacka_tala_bot.")
 
 
 def _outbound(settings: Settings) -> dict[str, Outbound]:
     """The channels that can send first, as far as they are configured."""
     from bot.service import Outbound
 
-    _check_outbound(settings)
     out: dict[str, Outbound] = {}
     if settings.twilio_account_sid:
         from bot.channels.sms import TwilioSender, normalise_number, render_sms

@@ -73,6 +73,18 @@ class Settings(BaseSettings):
     # Rasa: the shared secret every call to `tala rasa-actions` must carry.
     rasa_token: str | None = Field(default=None, alias="TALA_RASA_TOKEN")
 
+    def check_channels(self) -> None:
+        """Refuse a channel switched on but not fully configured, saying what to set."""
+        if self.twilio_account_sid:
+            if not self.twilio_auth_token:
+                raise RuntimeError("SMS needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
+            if not (self.twilio_from_number or self.twilio_messaging_service_sid):
+                raise RuntimeError("SMS needs TWILIO_FROM_NUMBER or "
+                                   "TWILIO_MESSAGING_SERVICE_SID.")
+        if self.telegram_bot_token and not self.telegram_bot_username:
+            raise RuntimeError("Telegram needs TELEGRAM_BOT_USERNAME too (for the invitation "
+                               "links), e.g. TELEGRAM_BOT_USERNAME=nacka_tala_bot.")
+
     @property
     def data_path(self) -> Path:
         # An empty TALA_DATA_DIR (a variable set from nothing) is the default, never the

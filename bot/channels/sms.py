@@ -91,10 +91,7 @@ class TwilioSender:
     channel = "sms"
 
     def __init__(self, settings: Settings):
-        if not (settings.twilio_account_sid and settings.twilio_auth_token):
-            raise RuntimeError("SMS needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
-        if not (settings.twilio_from_number or settings.twilio_messaging_service_sid):
-            raise RuntimeError("SMS needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID.")
+        settings.check_channels()
         # A timeout, or a Twilio that never answers would hold the send thread for ever.
         self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token,
                              http_client=TwilioHttpClient(timeout=HTTP_TIMEOUT))
