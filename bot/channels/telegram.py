@@ -98,7 +98,6 @@ def keyboard(prompt: Prompt, catalogs, lang: str, read_aloud: bool,
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 
 
-
 def _mask(value: str, choices: int) -> int | None:
     """The ticked choices a multiple-choice button carries (bit i: choice i), or None when the
     value is not one tala could have made for `choices` choices (Telegram lets a client send
@@ -109,6 +108,7 @@ def _mask(value: str, choices: int) -> int | None:
         return None
     mask = int(value)
     return mask if mask < (1 << choices) else None
+
 
 class TelegramChannel:
     def __init__(self, app: App, speech: Speech | None = None):
@@ -212,16 +212,16 @@ class TelegramChannel:
             await query.answer()
             await self._voice(chat, qid, state)
             return
-        if kind in ("m", "d") and state.current == qid:
-            mask = _mask(value, len(self._prompt(state).choices))
-            if mask is None:  # not data tala made: forged or garbled; nothing changes
-                await query.answer()
-                return
+        # The question being asked, for a tick (m) or "done" (d) on it; None for an old one.
+        prompt = self._prompt(state) if kind in ("m", "d") and state.current == qid else None
+        mask = _mask(value, len(prompt.choices)) if prompt else 0
+        if mask is None:  # not data tala made: forged or garbled; nothing changes
+            await query.answer()
+            return
         if kind == "m":  # tick or untick one choice: only the keyboard changes
-            if state.current != qid:
+            if prompt is None:
                 await query.answer(self.app.runtime.catalogs.gettext(lang, M.ALREADY_ANSWERED))
                 return
-            prompt = self._prompt(state)
             markup = keyboard(prompt, self.app.runtime.catalogs, lang,
                               self._reads_aloud(state), chosen=mask)
             await query.answer()
@@ -229,7 +229,6 @@ class TelegramChannel:
                                                      message_id, reply_markup=markup)
             return
         if kind == "d":
-            prompt = self._prompt(state) if state.current == qid else None
             value = " ".join(k for i, (k, _) in enumerate(prompt.choices) if mask & (1 << i)) \
                 if prompt else ""
         reply = await asyncio.to_thread(svc.handle, sid, value, f"c{query.id}", CHANNEL, qid)
