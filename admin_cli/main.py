@@ -6,6 +6,7 @@ the channels or the settings' validation it does not use (bench/cli_start.py mea
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import datetime
 from contextlib import contextmanager
@@ -183,8 +184,6 @@ def invite(
 
             link = deep_link(a.settings, inv.code)
         if as_json:
-            import json
-
             out.print_json(json.dumps({
                 "case": inv.case_ref, "session_id": inv.session_id,
                 "questionnaire": inv.questionnaire_id, "lang": inv.lang,
@@ -245,8 +244,6 @@ def summary_cmd(
             else:
                 out.print(summary.render_text(a, data))
             return
-        import json
-
         text = (json.dumps(data, ensure_ascii=False, indent=2) + "\n"
                 if fmt is SummaryFormat.json else summary.render_html(a, data))
         if out_file:
@@ -502,8 +499,6 @@ def alerts_list(
                  "notified": al.notified_at is not None,
                  "escalated": al.escalated_at is not None} for al, c in rows]
         if as_json:
-            import json
-
             typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
             return
         if not data:
@@ -574,8 +569,6 @@ def audit(
         data = [{"at": r.at.isoformat(), "user": r.actor, "action": r.action,
                  "case": r.case_ref, "detail": r.detail} for r in rows]
         if as_json:
-            import json
-
             typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
             return
         table = Table("when", "user", "action", "case", "detail")
