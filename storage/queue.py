@@ -218,6 +218,12 @@ class Job:
     stream: str = ""  # the stream the entry is in
 
 
+def _let_go(r, stream: str, entry: str) -> None:
+    """A stream entry done with: acknowledged and deleted (on `r`, a client or a pipeline)."""
+    r.xack(stream, GROUP, entry)
+    r.xdel(stream, entry)
+
+
 class SendQueue:
     def __init__(self, client: redis.Redis, crypto: Crypto, prefix: str = "tala",
                  lease_seconds: float = 60.0, consumer: str | None = None,
@@ -521,8 +527,7 @@ class SendQueue:
             return "skipped"
         if verdict == "done":
             pipe = self.r.pipeline(transaction=True)
-            pipe.xack(stream, GROUP, entry)
-            pipe.xdel(stream, entry)
+            _let_go(pipe, stream, entry)
             pipe.execute()
             return "skipped"
         if verdict == "busy":
@@ -587,8 +592,7 @@ class SendQueue:
         pipe = self.r.pipeline(transaction=True)  # one slot: atomic on a Cluster too
         pipe.hset(self.job_key(job.id), mapping=mapping)
         pipe.zadd(self.later, {job.id: not_before})
-        pipe.xack(job.stream, GROUP, job.entry)
-        pipe.xdel(job.stream, job.entry)
+        _let_go(pipe, job.stream, job.entry)
         pipe.execute()
         return "retry"
 
@@ -615,15 +619,13 @@ class SendQueue:
                             "%.0f s", type(e).__name__, self.record_again)
                 pipe = self.r.pipeline(transaction=True)
                 pipe.zadd(self.later, {job.id: self.now() + self.record_again})
-                pipe.xack(job.stream, GROUP, job.entry)
-                pipe.xdel(job.stream, job.entry)
+                _let_go(pipe, job.stream, job.entry)
                 pipe.execute()
                 return "finished"
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(key, mapping={**mapping, "recorded": "1"})
         pipe.expire(key, self.keep)
-        pipe.xack(job.stream, GROUP, job.entry)
-        pipe.xdel(job.stream, job.entry)
+        _let_go(pipe, job.stream, job.entry)
         pipe.execute()
         return "finished"
 
@@ -636,8 +638,7 @@ class SendQueue:
             for entry, fields in self.r.xrange(stream):
                 job_id = fields.get(b"job", b"").decode()
                 if matches(job_id):
-                    self.r.xack(stream, GROUP, entry)
-                    self.r.xdel(stream, entry)
+                    _let_go(self.r, stream, entry)
         for member in self.r.zrange(self.later, 0, -1):
             if matches(member.decode()):
                 self.r.zrem(self.later, member)
