@@ -12,7 +12,7 @@ from admin_cli import summary
 from bot.channels.telegram import deep_link
 from bot.server import build_web_app
 from bot.speech import Speech
-from tests.conftest import APP_BACKENDS, _build, telegram_env
+from tests.conftest import APP_BACKENDS, _build, telegram_env, wait_written
 from tests.conftest import TELEGRAM_SECRET as SECRET
 from tests.fakes.server import RunningServer
 from tests.fakes.telegram_api import FakeTelegram
@@ -122,6 +122,7 @@ def test_a_whole_followup_6_11_by_buttons_and_typing(tg_app, tg, server):
     assert "116 111" in chat.last()["text"]
     state = tg_app.service.state(inv.session_id)
     assert state.status == "completed"
+    wait_written(tg_app, inv.session_id)  # by the server's SQL threads, after the last reply
 
     [session] = summary.build(tg_app, "T-1", "anna")["sessions"]
     got = {a["question_id"]: a for a in session["answers"]}
