@@ -468,9 +468,9 @@ def users_list() -> None:
 
 
 def _age(dt) -> str:
-    from storage.sql import _as_utc, utcnow
+    from storage.sql import as_utc, utcnow
 
-    minutes = int((utcnow() - _as_utc(dt)).total_seconds() // 60)
+    minutes = int((utcnow() - as_utc(dt)).total_seconds() // 60)
     if minutes < 60:
         return f"{minutes} min"
     if minutes < 48 * 60:

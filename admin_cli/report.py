@@ -89,7 +89,7 @@ from sqlalchemy import String, case, cast, func, literal, or_, select
 from admin_cli.summary import DOMAIN_TITLES, _label
 from bot.app import App
 from flows.model import Questionnaire
-from storage.sql import AnswerRow, Child, Invitation, SessionRow, _as_utc
+from storage.sql import AnswerRow, Child, Invitation, SessionRow, as_utc
 
 FIXED_TYPES = ("yes_no", "scale", "choice", "multi_choice")
 # An invitation whose status says the child began, though no session is stored yet (a live
@@ -394,8 +394,8 @@ def build_report(app: App, actor: str, unit: str | None = None, since: date | No
             lo, hi = db.execute(select(func.min(Invitation.created_at),
                                        func.max(Invitation.created_at))).one()
         if lo is not None:
-            first = first or _quarter(_as_utc(lo).astimezone(ZoneInfo(tz)).date())
-            last = last or _quarter(_as_utc(hi).astimezone(ZoneInfo(tz)).date())
+            first = first or _quarter(as_utc(lo).astimezone(ZoneInfo(tz)).date())
+            last = last or _quarter(as_utc(hi).astimezone(ZoneInfo(tz)).date())
     report: dict[str, Any] = {
         "title": "Barnens svar: sammanställning för enheter och perioder",
         "filters": {"unit": unit, "questionnaire": questionnaire, "min_group": min_group,
@@ -693,7 +693,7 @@ def build_campaign_report(app: App, actor: str, campaign: str, min_group: int = 
                           f"'{c.questionnaire_id}', which is not installed.")
     zone = ZoneInfo(app.settings.timezone)
     today = today or datetime.now(zone).date()
-    closed_at = _as_utc(c.closed_at)
+    closed_at = as_utc(c.closed_at)
     end = min(c.closes, today, closed_at.astimezone(zone).date() if closed_at else c.closes)
     end = max(end, c.opens)
     is_open = closed_at is None and today <= c.closes

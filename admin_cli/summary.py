@@ -31,7 +31,7 @@ from rich.text import Text
 from bot.app import App
 from flows import engine
 from flows.model import Questionnaire
-from storage.sql import AnswerRow, _as_utc
+from storage.sql import AnswerRow, as_utc
 
 # Caseworker-facing, in Swedish: the order areas are shown in, "wants help with" first.
 DOMAIN_TITLES = {
@@ -122,7 +122,7 @@ def threshold_rule_sv() -> str:
 
 
 def _iso(dt: Any) -> str | None:
-    dt = _as_utc(dt)
+    dt = as_utc(dt)
     return dt.isoformat() if dt else None
 
 
@@ -136,7 +136,7 @@ def _tz(app: App) -> ZoneInfo:
 def _local_day(dt: datetime | str | None, tz: ZoneInfo) -> date | None:
     if isinstance(dt, str):
         dt = datetime.fromisoformat(dt)
-    dt = _as_utc(dt)
+    dt = as_utc(dt)
     return dt.astimezone(tz).date() if dt else None
 
 
