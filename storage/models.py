@@ -151,7 +151,7 @@ class Alert(Base):
 
 class User(Base):
     """Someone who uses the CLI (TALA_USER names them): what they may do, for which unit, and
-    the work phone their alerts go to."""
+    the work phone and e-mail address their alerts go to (both encrypted)."""
 
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -159,7 +159,48 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))  # caseworker | manager | admin
     unit: Mapped[str | None] = mapped_column(String(120))
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    email_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Unit(Base):
+    """A unit's office hours and its on-call number (socialjour, encrypted): where an urgent
+    alert goes when nobody is at the office. A unit without a row keeps the default hours."""
+
+    __tablename__ = "units"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    office_hours: Mapped[str | None] = mapped_column(String(64))  # "mon-fri 08:00-17:00"
+    on_call_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Notice(Base):
+    """One message to one person (or the on-call number) about a case's alerts: who was told,
+    by which route, when, and what the provider said became of it. Alerts close together for
+    one case share a notice (notice_alerts)."""
+
+    __tablename__ = "notices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"),
+                                          index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # notify | escalate
+    recipient: Mapped[str] = mapped_column(String(120))  # a user's name, or "on-call"
+    route: Mapped[str] = mapped_column(String(16))  # sms | email
+    job_id: Mapped[str] = mapped_column(String(120), unique=True)  # its send-queue job
+    # queued -> sent (the provider took it) -> delivered | undelivered; or failed
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    error: Mapped[str | None] = mapped_column(String(300))
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class NoticeAlert(Base):
+    __tablename__ = "notice_alerts"
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"),
+                                          primary_key=True, index=True)
 
 
 class AuditLog(Base):

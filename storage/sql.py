@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from flows.engine import State
+from storage.alerting import AlertQueries
 from storage.crypto import Crypto
 # The tables, also by this module's name (as every caller has always imported them).
 from storage.models import (Alert, AnswerRow, AuditLog, Base, Campaign, Child,  # noqa: F401
@@ -129,7 +130,7 @@ def _scrub_sqlite(engine: Engine) -> None:
                     e.orig, engine.url.database)
 
 
-class Database:
+class Database(AlertQueries):
     def __init__(self, engine: Engine, crypto: Crypto):
         self.engine = engine
         self.crypto = crypto
@@ -190,96 +191,6 @@ class Database:
             if inv is not None:
                 inv.status = status
 
-    # -- what happens in a conversation
-    def write_alert(self, state: State, child_id: int, alert: dict) -> tuple[int, bool]:
-        """Idempotent: the same alert (session, key) is stored once however often it is sent.
-        Returns the alert's id and whether staff are still to be told of it (`notified_at`
-        unset): so an alert stored by an attempt that was cut off before its notification was
-        queued (killed, Redis gone) is notified by the retry."""
-        row = Alert(session_id=state.session_id, child_id=child_id, key=alert["key"],
-                    question_id=alert["question_id"], level=alert["level"],
-                    topic=alert["topic"], created_at=_dt(alert["at"]),
-                    text_enc=self.crypto.encrypt(alert["text"]) if alert.get("text") else None)
-        try:
-            with self.Session.begin() as db:
-                db.add(row)
-                db.flush()
-                return row.id, True
-        except IntegrityError:  # already written by an earlier attempt
-            with self.Session() as db:
-                earlier = db.scalars(select(Alert).where(
-                    Alert.session_id == state.session_id, Alert.key == alert["key"])).one()
-                return earlier.id, earlier.notified_at is None
-
-    # -- alerts: who hears of them, and handling them
-    def alert(self, alert_id: int) -> Alert | None:
-        with self.Session() as db:
-            return db.get(Alert, alert_id)
-
-    def open_alerts(self, unit: str | None = None) -> list[tuple[Alert, Child]]:
-        with self.Session() as db:
-            q = (select(Alert, Child).join(Child, Child.id == Alert.child_id)
-                 .where(Alert.acked_at.is_(None)).order_by(Alert.created_at))
-            if unit is not None:
-                q = q.where(Child.unit == unit)
-            return [(a, c) for a, c in db.execute(q).all()]
-
-    def ack_alert(self, alert_id: int, actor: str, note: str | None) -> Alert | None:
-        with self.Session.begin() as db:
-            row = db.get(Alert, alert_id)
-            if row is None or row.acked_at is not None:
-                return row
-            row.acked_at, row.acked_by = utcnow(), actor
-            row.ack_note = note[:500] if note else None
-            return row
-
-    def mark_alert(self, alert_id: int, **when: datetime) -> None:
-        with self.Session.begin() as db:
-            row = db.get(Alert, alert_id)
-            if row is not None:
-                for k, v in when.items():
-                    setattr(row, k, v)
-
-    def alerts_to_escalate(self, created_before: datetime) -> list[tuple[Alert, Child]]:
-        with self.Session() as db:
-            q = (select(Alert, Child).join(Child, Child.id == Alert.child_id)
-                 .where(Alert.acked_at.is_(None), Alert.escalated_at.is_(None),
-                        Alert.created_at <= created_before))
-            return [(a, c) for a, c in db.execute(q).all()]
-
-    def phones(self, names: list[str] | None = None, role: str | None = None,
-               unit: str | None = None) -> list[str]:
-        """Work phones of users, by name or by role and unit."""
-        with self.Session() as db:
-            q = select(User).where(User.phone_enc.is_not(None))
-            if names is not None:
-                q = q.where(User.name.in_(names))
-            if role is not None:
-                q = q.where(User.role == role, User.unit == unit)
-            return [self.crypto.decrypt(u.phone_enc) for u in db.scalars(q)]
-
-    # -- users
-    def add_user(self, name: str, role: str, unit: str | None, phone: str | None) -> User:
-        with self.Session.begin() as db:
-            user = db.scalar(select(User).where(User.name == name)) or User(name=name)
-            user.role, user.unit = role, unit
-            if phone is not None:
-                user.phone_enc = self.crypto.encrypt(phone) if phone else None
-            db.add(user)
-            db.flush()
-            return user
-
-    def user(self, name: str) -> User | None:
-        with self.Session() as db:
-            return db.scalar(select(User).where(User.name == name))
-
-    def users(self) -> list[User]:
-        with self.Session() as db:
-            return list(db.scalars(select(User).order_by(User.name)))
-
-    def has_users(self) -> bool:
-        return self.count(User) > 0
-
     # -- campaigns
     def add_campaign(self, campaign: Campaign) -> Campaign:
         with self.Session.begin() as db:
@@ -321,6 +232,7 @@ class Database:
             session_ids = [s for s in db.scalars(select(SessionRow.id)
                                                  .where(SessionRow.child_id == child.id))]
             alert_ids = list(db.scalars(select(Alert.id).where(Alert.child_id == child.id)))
+            self.erase_notices(db, child.id, alert_ids)
             for model, cond in ((AnswerRow, AnswerRow.session_id.in_(session_ids)),
                                 (Alert, Alert.child_id == child.id),
                                 (SessionRow, SessionRow.child_id == child.id),

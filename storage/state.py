@@ -9,6 +9,9 @@ Cluster slot and one script can cover them):
     tala:{SID}:reply              the reply to the newest of them, Fernet-encrypted
     tala:bind:CHANNEL:HASH        which session a phone number, chat or invitation code opens
     tala:due                      sorted set: session id -> when the worker should look at it
+    tala:units                    hash: unit -> its office hours and whether it has an on-call
+                                  number (JSON; no number), what the message path needs to
+                                  tell a child honestly who hears of an urgent answer now
 
 Every change to a session goes through `transact`: read, compute, then one compare-and-set
 script writes the new state (and the message id) only if the state is still the one that was
@@ -304,6 +307,22 @@ class StateStore:
 
     def unschedule(self, sid: str) -> None:
         self.r.zrem(self.due_key, sid)
+
+    # -- what the message path needs to know of the units (SQL has the rest)
+    @property
+    def units_key(self) -> str:
+        return f"{self.prefix}:units"
+
+    def publish_units(self, units: dict[str, dict]) -> None:
+        """Replace the units' published hours (all at once, so a removed one goes too)."""
+        pipe = self.r.pipeline()
+        pipe.delete(self.units_key)
+        if units:
+            pipe.hset(self.units_key, mapping={k: json.dumps(v) for k, v in units.items()})
+        pipe.execute()
+
+    def units(self) -> dict[str, dict]:
+        return {k.decode(): json.loads(v) for k, v in self.r.hgetall(self.units_key).items()}
 
     def ping(self) -> bool:
         return bool(self.r.ping())

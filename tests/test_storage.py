@@ -16,7 +16,7 @@ from flows import engine
 from flows.engine import Inbound
 from storage.crypto import Crypto, SecretKeyError
 from storage.sql import (Alert, AnswerRow, AuditLog, Base, Child, Invitation, SessionRow,
-                         make_engine, upgrade)
+                         head_revision, make_engine, upgrade)
 from storage.state import Duplicate
 from tests.conftest import DATABASE_URL, SQL_BACKENDS, T0, _reset_postgres
 
@@ -213,7 +213,7 @@ def test_audit_log_and_schema_are_real(db):
         row = s.scalars(select(AuditLog)).one()
         assert (row.actor, row.action, row.case_ref) == ("anna", "summary", "K-3")
         version = s.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        assert version == "0005"
+        assert version == head_revision()  # the newest migration
     assert db.count(Child) == 0 and db.count(Invitation) == 0
 
 
@@ -278,7 +278,7 @@ def _version(eng) -> str:
 def test_migration_0005_keeps_only_the_keyed_hash_of_an_old_code(at_0004):
     crypto = Crypto(Fernet.generate_key())
     upgrade(at_0004, crypto)
-    assert _version(at_0004) == "0005"
+    assert _version(at_0004) >= "0005"
     with at_0004.connect() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("invitations")}
         row = conn.execute(select(Invitation.code_hash, Invitation.session_id)).one()
@@ -308,7 +308,7 @@ def test_migration_0005_with_no_codes_needs_no_key(at_0004, tmp_path):
     with at_0004.begin() as conn:
         conn.execute(text("UPDATE invitations SET code = NULL"))
     upgrade(at_0004)
-    assert _version(at_0004) == "0005"
+    assert _version(at_0004) >= "0005"
     assert not (tmp_path / "data" / "secret.key").exists()
 
 
