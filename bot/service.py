@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.metrics import Metrics
+from bot.notify import StaffNotifier
 from flows import engine
 from flows import messages as M
 from flows.engine import (Finish, Inbound, RaiseAlert, Runtime, Say, State, Wake, say_from_dict,
@@ -31,7 +32,7 @@ from flows.i18n import SOURCE_LANG, normalise
 from flows.model import Questionnaire, pick_for_age
 from storage.crypto import Crypto
 from storage.queue import DEFAULT, Job, SendQueue, Sender, SendResult
-from storage.sql import Campaign, Child, Database, Invitation, new_id
+from storage.sql import Campaign, Database, Invitation, new_id
 from storage.state import Duplicate, StateStore
 
 log = logging.getLogger("tala.service")
@@ -43,13 +44,10 @@ ALWAYS_RESERVED = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", 
                              "ja", "nej", "no", "hej", "hi", "paus", "sluta", "hjalp", "svar",
                              "sprak", "language", "tillbaka", "back", "skip"})
 CODE_CHANNELS = ("console", "telegram", "rasa")  # opened with an invitation code
+STAFF_ROUTES = ("email",)  # queued and sent like a channel, but only ever to staff
 MAX_CODE_TRIES = 5  # wrong invitation codes from one chat before it must wait an hour
 FINISHED_TTL = 24 * 3600  # a finished session answers "already done" for a day, then goes
 MAX_REPLY = 459  # three GSM-7 segments
-# To staff, in Swedish, and never with what the child answered: a work phone is read by others.
-ALERT_TEXT = "tala: Ärende {case} har ett nytt viktigt svar. Läs det med: tala alerts"
-ESCALATION_TEXT = ("tala: Ett viktigt svar i ärende {case} har inte kvitterats på {hours} "
-                   "timmar. Se tala alerts.")
 # A Swedish personal identity number (personnummer / samordningsnummer) in any usual form.
 _PERSONAL_NUMBER = re.compile(r"^(19|20)?\d{6}[-+]?\d{4}$")
 
@@ -136,8 +134,12 @@ class ConversationService:
         self.outbound = outbound or {}
         self.sender_name = sender_name
         self.metrics = metrics or Metrics()
-        self.escalate_after = escalate_after
         self.clock = clock
+        # Who hears of an alert, how and when (bot/notify.py); its clock is the service's.
+        self.notifier = StaffNotifier(
+            db, store, queue, routes=lambda: {r for r in ("sms", "email") if r in self.outbound},
+            timezone=runtime.policy.timezone, escalate_after=escalate_after,
+            clock=lambda: self.clock())
         # How a finished session reaches SQL: at once by default; `tala serve` hands it to a
         # thread of its own, so no request ever waits on SQL (see bot/server.py). Alerts are
         # always written and notified at once.
@@ -186,11 +188,14 @@ class ConversationService:
                                   "Pick one with --questionnaire.")
         contact = self._check_contact(channel, contact, session_id)
         now = self.clock()
-        child = self.db.ensure_child(case_ref, unit=unit, caseworker=caseworker,
+        # Who is responsible (alerts go to them): the one named, else whoever invites; a new
+        # invitation changes it, as `tala case assign` does.
+        responsible = caseworker or (actor if actor != "unknown" else None)
+        if caseworker and self.db.has_users() and self.db.user(caseworker) is None:
+            raise InviteError(f"There is no tala user '{caseworker}' to be responsible for "
+                              f"{case_ref}. 'tala users list' shows who there is.")
+        child = self.db.ensure_child(case_ref, unit=unit, caseworker=responsible,
                                      birth_year=now.year - age, preferred_lang=lang)
-        if child.caseworker is None and actor != "unknown":
-            # Whoever invites is responsible (alerts go to them) until someone else is named.
-            child = self.db.ensure_child(case_ref, caseworker=actor)
         sid = session_id or new_id()
         # A deep link's code must not be guessable: 16 characters is 80 bits.
         code = "".join(secrets.choice(CODE_ALPHABET)
@@ -198,6 +203,7 @@ class ConversationService:
         state = engine.new_state(sid, qn, lang, now)
         state.channel = channel
         state.case_ref = case_ref
+        state.unit = child.unit
         state.contact = contact
         ttl = self._ttl(state)
         expires = now + self.rt.policy.invitation_open
@@ -234,6 +240,8 @@ class ConversationService:
     def _check_contact(self, channel: str, contact: str | None,
                        session_id: str | None = None) -> str | None:
         out = self.outbound.get(channel)
+        if channel in STAFF_ROUTES:
+            raise InviteError(f"--channel {channel} is for staff alerts only, not for children.")
         if channel not in CODE_CHANNELS and out is None:
             raise InviteError(f"--channel {channel} is not set up on this installation: see "
                               "the README for the settings it needs.")
@@ -382,8 +390,12 @@ class ConversationService:
             self.store.r.set(self.queue.message_key(result.sid), job.id, ex=7 * 86400)
             if job.fields.get("kind") == "invite" and sid:
                 self.db.set_delivery(sid, "sent")
+            elif job.fields.get("kind") == "staff":
+                self.notifier.delivered(job.id, "sent")
             return
-        if result.opted_out:
+        if job.fields.get("kind") == "staff":
+            self.notifier.delivered(job.id, "failed", result.error)  # escalates at once
+        elif result.opted_out:
             self.opt_out(channel, job.to)
         elif job.fields.get("kind") == "invite" and sid:
             self.db.set_delivery(sid, "failed", result.error)
@@ -397,7 +409,13 @@ class ConversationService:
                   or self.store.r.get(self.queue.legacy_message_key(message_sid)))
         if job_id is None:
             return
-        job = self.queue.job(job_id.decode())
+        job_id = job_id.decode()
+        job = self.queue.job(job_id)
+        if job.get("kind") == "staff":
+            if status in ("delivered", "undelivered", "failed"):
+                self.notifier.delivered(job_id, status,
+                                        f"error {error_code}" if error_code else None)
+            return  # a work phone's STOP is not a child's
         if opted_out:
             self.opt_out(job.get("channel", "sms"), self.crypto.decrypt(job["to"].encode()))
             return
@@ -419,7 +437,6 @@ class ConversationService:
         `expect` (a button's question id), it applies only while that question is the one
         being asked: a second press of an old button changes nothing."""
         now = self.clock()
-        inbound = Inbound(text, now)
         seen = (channel, message_id) if message_id else None
 
         def step(s: State, qn: Questionnaire) -> tuple[State, list]:
@@ -430,7 +447,9 @@ class ConversationService:
                 # The survey's keyword again (sent twice, or Twilio retried it): carry on
                 # where the pupil is; "SKOLA8" must never be read as the answer 8.
                 return engine.start(self.rt, qn, s, now)
-            return engine.step(self.rt, qn, s, inbound)
+            # What the child can be told of who hears of an urgent answer now.
+            reach = self.notifier.reach(s.unit, now) if s.campaign_id is None else "office"
+            return engine.step(self.rt, qn, s, Inbound(text, now, reach))
 
         return self._apply(sid, step, now, seen)
 
@@ -523,7 +542,7 @@ class ConversationService:
                     # is the alert's, so queueing it twice still sends it once.
                     alert_id, unnotified = self.db.write_alert(state, child.id, item)
                     if unnotified:
-                        self._notify_alert(alert_id, child)
+                        self.notifier.notify(alert_id, child, item["level"])
                 elif item["kind"] == "flag":
                     self.db.flag_campaign(state.campaign_id)
                 elif item["kind"] == "finish":
@@ -651,38 +670,13 @@ class ConversationService:
         self.store.transact(state.session_id, drop, ttl=self._ttl)
 
     # ------------------------------------------------------------------ staff
-    def _notify_alert(self, alert_id: int, child: Child) -> None:
-        """Tell the responsible caseworker at once, by work phone; the text says which case,
-        never what the child answered. With nobody responsible, the unit's manager."""
-        phones = self.db.phones(names=[child.caseworker]) if child.caseworker else []
-        if not phones:
-            phones = self.db.phones(role="manager", unit=child.unit)
-        text = ALERT_TEXT.format(case=child.case_ref)
-        if self._send_staff(phones, text, f"alert:{alert_id}:notify"):
-            self.db.mark_alert(alert_id, notified_at=self.clock())
-        else:
-            log.warning("alert %s: no work phone to notify; it waits in 'tala alerts'", alert_id)
+    @property
+    def escalate_after(self) -> timedelta:
+        return self.notifier.escalate_after
 
     def escalate_alerts(self, now: datetime | None = None) -> int:
-        """Alerts nobody acknowledged in time go to the unit's manager. Returns how many."""
-        now = now or self.clock()
-        due = self.db.alerts_to_escalate(now - self.escalate_after)
-        for alert, child in due:
-            hours = max(1, round(self.escalate_after.total_seconds() / 3600))
-            text = ESCALATION_TEXT.format(case=child.case_ref, hours=hours)
-            phones = self.db.phones(role="manager", unit=child.unit)
-            if not self._send_staff(phones, text, f"alert:{alert.id}:escalate"):
-                log.warning("alert %s: no manager's phone for its unit to escalate to", alert.id)
-            self.db.mark_alert(alert.id, escalated_at=now)
-        return len(due)
-
-    def _send_staff(self, phones: list[str], text: str, job_id: str) -> int:
-        out = self.outbound.get("sms")
-        if out is None or self.queue is None:
-            return 0
-        for i, phone in enumerate(phones):
-            self.queue.enqueue(f"{job_id}:{i}", phone, text, kind="staff", channel="sms")
-        return len(phones)
+        """Alerts nobody acknowledged in time go to the unit's managers (bot/notify.py)."""
+        return self.notifier.escalate(now)
 
     def reply(self, case_ref: str, text: str, actor: str) -> str:
         """The caseworker's short answer back to the child, on the channel the child used.

@@ -38,6 +38,9 @@ STUCK_AFTER = 2  # answers in a row that did not fit before the "you can skip" h
 class Inbound:
     text: str
     at: datetime
+    # Who hears of an urgent answer now, so the child is told the truth: "office" (the
+    # caseworker), "on_call" (the unit's on-call service) or "closed" (read when it opens).
+    reach: str = "office"
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,7 @@ class State:
     channel: str = "console"
     case_ref: str = ""
     contact: str | None = None  # phone number (the whole state is encrypted at rest)
+    unit: str | None = None  # the case's unit: whose office hours an alert goes by
     campaign_id: int | None = None  # an anonymous survey: no case, and help is for the child
     trigger: str | None = None  # the keyword that started it: sent again, it is not an answer
     hold: str | None = None  # why the session waits besides the child pausing: "opted_out"
@@ -242,7 +246,7 @@ def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tupl
     """Apply one message from the child."""
     s = state.copy()
     now = inbound.at
-    t = _Talk(rt, s)
+    t = _Talk(rt, s, inbound.reach)
     text = inbound.text.strip()
     norm = normalise(text)
     if s.status in FINISHED:
@@ -397,9 +401,10 @@ def rtl_line(line: str) -> str:
 class _Talk:
     """Translation for the session's current language."""
 
-    def __init__(self, rt: Runtime, s: State):
+    def __init__(self, rt: Runtime, s: State, reach: str = "office"):
         self.rt = rt
         self.s = s
+        self.reach = reach
         self.rtl = rt.catalogs.rtl(s.lang)
 
     def _(self, msgid: str, **kw: Any) -> str:
@@ -747,6 +752,10 @@ def about_suicide(topic: str) -> bool:
     return topic.startswith(("self_harm", "suicid"))
 
 
+# What the child is told after an urgent answer, by who hears of it now: honest at night too.
+_URGENT_BY_REACH = {"office": M.SAFETY, "on_call": M.SAFETY_ON_CALL, "closed": M.SAFETY_CLOSED}
+
+
 def _safety_text(t: _Talk, s: State, level: str, topics: list[str]) -> str:
     """Where to get help now. In an anonymous survey no caseworker can be told, so the child
     is pointed to the school's student health team, BRIS and 112 instead. An urgent answer
@@ -759,7 +768,8 @@ def _safety_text(t: _Talk, s: State, level: str, topics: list[str]) -> str:
     if kind not in s.told:
         s.told.append(kind)
     text = t._(M.SAFETY_ANONYMOUS if kind == "anonymous" else
-               M.SAFETY if level == "urgent" else M.SAFETY_CONCERN)
+               _URGENT_BY_REACH.get(t.reach, M.SAFETY) if level == "urgent" else
+               M.SAFETY_CONCERN)
     if level == "urgent" and any(about_suicide(topic) for topic in topics):
         text += " " + t._(M.SAFETY_SUICIDE)
     return text

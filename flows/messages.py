@@ -65,6 +65,17 @@ HELP_NOW = N_("Vill du prata med någon nu? Ring eller chatta med BRIS på 116 1
 SAFETY = N_("Tack för att du berättar. Det är viktigt. Den vuxna du brukar prata med på "
             "socialtjänsten får veta det nu. Är du i fara, ring 112. Du kan också ringa eller "
             "chatta med BRIS på 116 111.")
+# Translators: after an urgent answer outside office hours, when the unit's on-call staff
+# (socialjouren) are told at once. "hen" is the Swedish pronoun for anyone.
+SAFETY_ON_CALL = N_("Tack för att du berättar. Det är viktigt. En vuxen på socialtjänsten som "
+                    "jobbar just nu får veta det nu. Den vuxna du brukar prata med får veta det "
+                    "när hen är på jobbet igen. Är du i fara, ring 112. Du kan också ringa eller "
+                    "chatta med BRIS på 116 111.")
+# Translators: after an urgent answer when the office is closed and nobody can be told before
+# it opens: the child must not believe that someone knows now.
+SAFETY_CLOSED = N_("Tack för att du berättar. Det är viktigt. Socialtjänsten är stängd just nu. "
+                   "Den vuxna du brukar prata med läser det när hen är på jobbet igen. Är du i "
+                   "fara nu, ring 112. Du kan också ringa eller chatta med BRIS på 116 111.")
 SAFETY_CONCERN = N_("Tack för att du berättar. Den vuxna du brukar prata med på socialtjänsten "
                     "får veta det. Vill du prata med någon nu? Ring eller chatta med BRIS på "
                     "116 111.")
