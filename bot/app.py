@@ -139,6 +139,7 @@ class App:
         that cannot be upgraded, stop it at start and not in a child's conversation."""
         self.service  # noqa: B018 -- builds the store, db, queue, runtime ... it uses
         self.runtime.catalogs.read_all()
+        self.service.notifier.publish_units()  # Redis may have lost them: SQL has them
 
     def close(self) -> None:
         if self.built("db"):
@@ -180,4 +181,10 @@ def _outbound(settings: Settings) -> dict[str, Outbound]:
 
         out["telegram"] = Outbound(render_telegram, TelegramSender(settings),
                                    settings.telegram_rate, str)
+    if settings.smtp_url:
+        # Staff only (alerts): no child is ever invited or answered by e-mail.
+        from bot.mail import EmailSender
+
+        out["email"] = Outbound(lambda says: [s.text for s in says], EmailSender(settings),
+                                settings.email_rate, str.strip)
     return out

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     telegram_api_base_url: str | None = Field(default=None, alias="TELEGRAM_API_BASE_URL")
     telegram_rate: float = Field(default=25.0, alias="TALA_TELEGRAM_RATE")
 
+    # Staff alerts by e-mail (bot/mail.py): smtp://USER:PASSWORD@HOST:587 (STARTTLS) or
+    # smtps://...:465, and the address they come from.
+    smtp_url: str | None = Field(default=None, alias="TALA_SMTP_URL")
+    alert_from: str | None = Field(default=None, alias="TALA_ALERT_FROM")
+    email_rate: float = Field(default=5.0, alias="TALA_EMAIL_RATE")
+
     # Rasa: the shared secret every call to `tala rasa-actions` must carry.
     rasa_token: str | None = Field(default=None, alias="TALA_RASA_TOKEN")
 
@@ -81,6 +87,9 @@ class Settings(BaseSettings):
             if not (self.twilio_from_number or self.twilio_messaging_service_sid):
                 raise RuntimeError("SMS needs TWILIO_FROM_NUMBER or "
                                    "TWILIO_MESSAGING_SERVICE_SID.")
+        if self.smtp_url and not self.alert_from:
+            raise RuntimeError("E-mail alerts need TALA_ALERT_FROM too (the address they come "
+                               "from), e.g. TALA_ALERT_FROM=tala@kommun.se.")
         if self.telegram_bot_token and not self.telegram_bot_username:
             raise RuntimeError("Telegram needs TELEGRAM_BOT_USERNAME too (for the invitation "
                                "links), e.g. TELEGRAM_BOT_USERNAME=nacka_tala_bot.")
