@@ -17,16 +17,17 @@ from storage.sql import User
 
 ROLES = ("caseworker", "manager", "admin")
 ALLOWED = {
-    "caseworker": {"invite", "summary", "reply", "alerts", "ack"},
-    "manager": {"report", "alerts", "ack", "campaigns"},
+    "caseworker": {"invite", "summary", "reply", "alerts", "ack", "assign"},
+    "manager": {"report", "alerts", "ack", "campaigns", "assign", "units"},
     "admin": {"invite", "summary", "reply", "alerts", "ack", "report", "export", "audit",
-              "erase", "users", "campaigns"},
+              "erase", "users", "campaigns", "assign", "units"},
 }
 WHAT = {"invite": "invite children", "summary": "read a child's answers",
         "reply": "reply to a child", "alerts": "see alerts", "ack": "acknowledge alerts",
         "report": "see group reports", "export": "export answers", "audit": "read the audit log",
         "erase": "erase a child's data", "users": "manage users",
-        "campaigns": "run anonymous surveys"}
+        "campaigns": "run anonymous surveys", "assign": "make someone responsible for a case",
+        "units": "set a unit's office hours and on-call number"}
 
 
 class AccessError(PermissionError):

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
+
+from admin_cli.common import allowed, built, err, fail, out
+from admin_cli.staff_cmds import alerts_app, case_app, units_app, users_app
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -26,20 +28,16 @@ flows_app = typer.Typer(help="Questionnaires.", no_args_is_help=True)
 db_app = typer.Typer(help="The results database.", no_args_is_help=True)
 locales_app = typer.Typer(help="Translations (gettext catalogs in locales/).",
                           no_args_is_help=True)
-users_app = typer.Typer(help="Who may use tala: roles and units.", no_args_is_help=True)
-alerts_app = typer.Typer(help="Important answers waiting for a caseworker.",
-                         invoke_without_command=True)
 app.add_typer(flows_app, name="flows")
 app.add_typer(db_app, name="db")
 app.add_typer(locales_app, name="locales")
 app.add_typer(users_app, name="users")
+app.add_typer(units_app, name="units")
+app.add_typer(case_app, name="case")
 app.add_typer(alerts_app, name="alerts")
 campaign_app = typer.Typer(help="Anonymous group surveys: a class answers by keyword.",
                            no_args_is_help=True)
 app.add_typer(campaign_app, name="campaign")
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 DEMO_CASE = "DEMO-1"
 
@@ -48,27 +46,6 @@ class Channel(str, Enum):
     console = "console"
     sms = "sms"
     telegram = "telegram"
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]{message}[/red]")
-    raise typer.Exit(code)
-
-
-@contextmanager
-def built(migrate: bool | None = None) -> Iterator[App]:
-    from bot.app import create_app
-    from bot.settings import Settings
-    from flows.model import QuestionnaireError
-
-    settings = Settings()
-    the_app = create_app(settings, migrate=migrate)
-    try:
-        yield the_app
-    except QuestionnaireError as e:  # loaded when first used, so here and not at create_app
-        fail(f"The questionnaires are broken; fix them first:\n{e}")
-    finally:
-        the_app.close()
 
 
 @app.command()
@@ -143,7 +120,9 @@ def invite(
     questionnaire: Optional[str] = typer.Option(None, "--questionnaire",
                                                 help="Questionnaire id (default: by age)."),
     unit: Optional[str] = typer.Option(None, "--unit", help="The unit, for group reports."),
-    caseworker: Optional[str] = typer.Option(None, "--caseworker"),
+    caseworker: Optional[str] = typer.Option(None, "--caseworker", help="The tala user "
+                                             "responsible for the case, who gets its alerts "
+                                             "(default: you)."),
     from_csv: Optional[Path] = typer.Option(None, "--from-csv", help="Invite everyone in a CSV "
                                             "file (columns: case, age, to; optional: lang, "
                                             "unit, questionnaire, caseworker) by SMS."),
@@ -192,12 +171,29 @@ def invite(
             return
         out.print(f"Invited {inv.case_ref} to {inv.questionnaire_id} ({inv.lang}). "
                   f"The invitation is open until {inv.expires_at:%Y-%m-%d}.")
+        _say_who_is_told(a, inv.case_ref)
         if channel is Channel.sms:
             out.print(f"The text message: {sent or 'queued'}.")
         elif link:
             out.print(f"Give the child this link (it works once): [bold]{link}[/bold]")
         else:
             out.print(f"To answer in this terminal: [bold]tala demo --code {inv.code}[/bold]")
+
+
+def _say_who_is_told(a: App, case_ref: str) -> None:
+    """Who gets the case's alerts, and a warning when tala has no way to reach them."""
+    child = a.db.child(case_ref)
+    who = child.caseworker if child else None
+    reachable = [c for c in a.db.contacts(names=[who])
+                 if (c.phone and "sms" in a.service.outbound)
+                 or (c.email and "email" in a.service.outbound)] if who else []
+    if reachable:
+        out.print(f"Alerts for {case_ref} go to {who}.")
+    elif a.db.has_users():
+        err.print(f"[yellow]Note: tala cannot reach {who or 'anyone responsible'} for "
+                  f"{case_ref} (no work phone or e-mail), so its alerts go to the unit's "
+                  "manager. Add one with: tala users add NAME --role caseworker --unit UNIT "
+                  "--phone 070... --email name@kommun.se[/yellow]")
 
 
 class SummaryFormat(str, Enum):
@@ -411,126 +407,6 @@ def locales_update() -> None:
     for po in update():
         out.print(f"updated {po.relative_to(POT.parent.parent)}")
     out.print(f"template: {POT.relative_to(POT.parent.parent)}")
-
-
-def allowed(a: App, action: str, **scope):
-    """The acting user if they may do this; otherwise a clear message and exit 3."""
-    from admin_cli.access import AccessError, require
-
-    try:
-        return require(a, a.settings.user, action, **scope)
-    except AccessError as e:
-        fail(str(e), code=3)
-
-
-@users_app.command("add")
-def users_add(
-    name: str = typer.Argument(..., help="The name TALA_USER will carry (e.g. anna.svensson)."),
-    role: str = typer.Option(..., "--role", help="caseworker, manager or admin."),
-    unit: Optional[str] = typer.Option(None, "--unit", help="The unit they work in."),
-    phone: Optional[str] = typer.Option(None, "--phone", help="Work phone for alerts (SMS)."),
-) -> None:
-    """Add a user or change one. The first user ends open mode: add an admin first."""
-    from admin_cli.access import ROLES
-    from bot.channels.sms import NumberError, normalise_number
-
-    if role not in ROLES:
-        fail(f"--role must be one of {', '.join(ROLES)}.")
-    if role != "admin" and not unit:
-        fail(f"A {role} needs --unit (the unit whose cases they work with).")
-    with built() as a:
-        first = not a.db.has_users()
-        if not first:
-            allowed(a, "users")
-        elif role != "admin":
-            fail("The first user must be an admin (until then everyone may do everything): "
-                 f"tala users add {a.settings.user} --role admin")
-        try:
-            number = normalise_number(phone, a.settings.sms_default_region) if phone else None
-        except NumberError as e:
-            fail(str(e))
-        a.db.add_user(name, role, unit, number)
-        a.db.audit(a.settings.user, "users", None, f"{name}: {role} {unit or ''}".strip())
-        out.print(f"{name} is a {role}" + (f" in {unit}" if unit else "") + ".")
-
-
-@users_app.command("list")
-def users_list() -> None:
-    """Everyone who may use tala."""
-    from rich.table import Table
-
-    with built() as a:
-        allowed(a, "users")
-        table = Table("name", "role", "unit", "alerts by SMS")
-        for u in a.db.users():
-            table.add_row(u.name, u.role, u.unit or "", "yes" if u.phone_enc else "no")
-        out.print(table)
-
-
-def _age(dt) -> str:
-    from storage.sql import as_utc, utcnow
-
-    minutes = int((utcnow() - as_utc(dt)).total_seconds() // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} h"
-    return f"{minutes // (24 * 60)} d"
-
-
-@alerts_app.callback()
-def alerts_list(
-    ctx: typer.Context,
-    as_json: bool = typer.Option(False, "--json", help="As JSON."),
-) -> None:
-    """Open alerts (important answers nobody has acknowledged yet), oldest first."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from rich.table import Table
-
-    with built() as a:
-        user = allowed(a, "alerts")
-        unit = user.unit if user is not None and user.role != "admin" else None
-        rows = a.db.open_alerts(unit)
-        a.db.audit(a.settings.user, "alerts", None, f"{len(rows)} open")
-        data = [{"id": al.id, "case": c.case_ref, "unit": c.unit, "level": al.level,
-                 "topic": al.topic, "question_id": al.question_id,
-                 "created_at": al.created_at.isoformat(), "age": _age(al.created_at),
-                 "notified": al.notified_at is not None,
-                 "escalated": al.escalated_at is not None} for al, c in rows]
-        if as_json:
-            typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
-            return
-        if not data:
-            out.print("No open alerts.")
-            return
-        table = Table("id", "case", "unit", "level", "about", "age", "told")
-        for d in data:
-            told = "manager too" if d["escalated"] else ("caseworker" if d["notified"] else
-                                                         "nobody yet")
-            table.add_row(str(d["id"]), d["case"], d["unit"] or "", d["level"], d["topic"],
-                          d["age"], told, style="red" if d["level"] == "urgent" else None)
-        out.print(table)
-        out.print("Read the answers with: tala summary CASE. When handled: "
-                  "tala alerts ack ID --note \"what was done\"")
-
-
-@alerts_app.command("ack")
-def alerts_ack(
-    alert_id: int = typer.Argument(..., help="The alert's id, from 'tala alerts'."),
-    note: Optional[str] = typer.Option(None, "--note", help="What was done."),
-) -> None:
-    """Record that an alert was handled, by whom, and how."""
-    with built() as a:
-        row = a.db.alert(alert_id)
-        if row is None:
-            fail(f"There is no alert {alert_id}. 'tala alerts' lists the open ones.")
-        allowed(a, "ack", case_ref=a.db.case_ref_of(row.child_id))
-        if row.acked_at is not None:
-            fail(f"Alert {alert_id} was acknowledged already by {row.acked_by}.", code=1)
-        a.db.ack_alert(alert_id, a.settings.user, note)
-        a.db.audit(a.settings.user, "ack", a.db.case_ref_of(row.child_id), f"alert {alert_id}")
-        out.print(f"Alert {alert_id} acknowledged.")
 
 
 @app.command()

@@ -1,0 +1,48 @@
+"""What every `tala` command shares: the consoles, a clear failure, the app built from the
+settings, and the check of who may do what. Typer and Rich only at import (admin_cli/main.py
+says why)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]{message}[/red]")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def built(migrate: bool | None = None) -> Iterator[App]:
+    from bot.app import create_app
+    from bot.settings import Settings
+    from flows.model import QuestionnaireError
+
+    settings = Settings()
+    the_app = create_app(settings, migrate=migrate)
+    try:
+        yield the_app
+    except QuestionnaireError as e:  # loaded when first used, so here and not at create_app
+        fail(f"The questionnaires are broken; fix them first:\n{e}")
+    finally:
+        the_app.close()
+
+
+def allowed(a: App, action: str, **scope):
+    """The acting user if they may do this; otherwise a clear message and exit 3."""
+    from admin_cli.access import AccessError, require
+
+    try:
+        return require(a, a.settings.user, action, **scope)
+    except AccessError as e:
+        fail(str(e), code=3)
