@@ -2,19 +2,29 @@
 own channel. Children invited by SMS (some in a bulk run) and by Telegram, the worker's two
 senders running side by side: Twilio gets exactly the SMS invitations, each once, to the
 right numbers; Telegram gets the Telegram messages and nothing addressed to a phone number;
-and no Redis key name holds a number, a chat id or a text."""
+and no Redis key name holds a number, a chat id or a text. With the console beside them, five
+children on each channel play their questionnaires to the end at the same time, each reply
+reaching its own child."""
 
 from __future__ import annotations
 
 import re
 import time
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass
 
 import pytest
 
+from bot.channels.console import render
 from bot.server import Background, build_web_app
+from flows import engine
+from flows import messages as M
 from flows.engine import Say
 from storage.queue import BULK
+from tests.conftest import wait_written
 from tests.fakes.server import RunningServer
+from tests.test_sms import Phone
 from tests.test_telegram import Chat
 
 NUMBERS = [f"+4670111{i:04d}" for i in range(6)]
@@ -107,3 +117,191 @@ def test_sms_and_telegram_each_leave_only_on_their_own_channel(both):
                                   "Tack", "Hej"]))
     names = [k.decode() for k in app.store.r.scan_iter(match="*")]
     assert names and not [k for k in names if secret.search(k)], names
+
+
+# --------------------------------------------------------------------------- every channel
+
+SMS_CHILDREN = [f"+4670222{i:04d}" for i in range(5)]
+TG_CHILDREN = [7200 + i for i in range(5)]
+NEUTRAL = {"sv": "Det är bra", "en": "It is fine"}  # free text that raises no alert
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _neutral_answer(app, state, k: int) -> tuple[str, list[str]]:
+    """A valid answer to the question `state` asks that raises no alert and, where there is
+    one, takes no follow-up branch: what to type, and the Telegram buttons that give it (none
+    for free text). `k` varies the scale value between children (a high one, never a worry)."""
+    q = app.questionnaires[state.questionnaire_id].question(state.current)
+
+    def plain(value) -> bool:
+        return not any(rule.when.matches(value) for rule in (*q.safeguarding, *q.branches))
+
+    def calm(value) -> bool:
+        return not any(rule.when.matches(value) for rule in q.safeguarding)
+
+    if q.type == "free_text":
+        return NEUTRAL[state.lang], []
+    if q.type == "scale":
+        values = [v for v in range(q.scale.max, q.scale.min - 1, -1) if plain(v)]
+        value = values[k % min(3, len(values))]
+        return str(value), [f"a|{q.id}|{value}"]
+    if q.type == "yes_no":
+        value = next((v for v in ("yes", "no") if plain(v)), None) or next(
+            v for v in ("yes", "no") if calm(v))
+        words = app.runtime.catalogs.gettext(state.lang, M.WORDS_YES if value == "yes"
+                                             else M.WORDS_NO)
+        return words.split(",")[0].strip(), [f"a|{q.id}|{1 if value == 'yes' else 2}"]
+    multi = q.type == "multi_choice"
+    ids = [o.id for o in q.options]
+    fits = [i for i, oid in enumerate(ids) if plain([oid] if multi else oid)] or [
+        i for i, oid in enumerate(ids) if calm([oid] if multi else oid)]
+    i = fits[0]
+    if multi:
+        return str(i + 1), [f"m|{q.id}|{1 << i}", f"d|{q.id}|{1 << i}"]
+    return str(i + 1), [f"a|{q.id}|{i + 1}"]
+
+
+def _asked(app, state) -> str:
+    """What the child must have been shown last: the question now asked, or the closing text."""
+    qn = app.questionnaires[state.questionnaire_id]
+    text = qn.question(state.current).text if state.current else qn.questions[-1].text
+    return _flat(app.runtime.catalogs.gettext(state.lang, text))
+
+
+def _outbound(twilio, tg) -> Counter:
+    """Everything the two fakes were sent so far, counted by where it went."""
+    return Counter([("sms", m["to"]) for m in twilio.messages]
+                   + [("telegram", str(c["params"]["chat_id"])) for c in tg.calls
+                      if "chat_id" in c["params"]])
+
+
+@dataclass
+class _Child:
+    channel: str
+    k: int  # the child's place on its channel: picks its age, language and answers
+    case: str
+    sid: str
+    lang: str
+    code: str
+    address: str | None  # its number or chat id; none on the console
+    phone: Phone | None = None
+    chat: Chat | None = None
+    opened: bool = False
+
+
+def test_every_channel_at_once_plays_each_child_to_the_end(both):
+    """Console, SMS and Telegram in one app and server, five children on each, their
+    conversations taken a message at a time in turn so all fifteen are live at once. Each
+    finishes its questionnaire and is written to SQL; each reply reaches its own child and no
+    other; Twilio gets only the SMS invitations, each once, and Telegram only the Telegram
+    children's chats."""
+    app, twilio, tg, server = both
+    svc = app.service
+    assert set(svc.outbound) == {"sms", "telegram"}
+    children = []  # interleaved: a console, an SMS and a Telegram child, five times
+    for k in range(5):
+        age, lang = (9, 14)[k % 2], ("sv", "en", "sv")[k % 3]  # both questionnaires and languages
+        for channel in ("console", "sms", "telegram"):
+            case = f"{channel[0].upper()}-{k}"
+            number = SMS_CHILDREN[k] if channel == "sms" else None
+            invited = svc.invite(case, age, lang=lang, channel=channel, contact=number,
+                                 actor="anna")
+            child = _Child(channel, k, case, invited.session_id, lang, invited.code, number)
+            if channel == "sms":
+                child.phone = Phone(server, twilio.auth_token, number)
+            elif channel == "telegram":
+                child.address = str(TG_CHILDREN[k])
+                child.chat = Chat(server, tg, TG_CHILDREN[k])
+            children.append(child)
+    invitations = {c.sid: c.address for c in children if c.channel == "sms"}
+    pressed = set()  # the callback query ids of the Telegram children's button presses
+
+    def play(child: _Child) -> str:
+        """The child's next message (opening the conversation first); what it was shown."""
+        state = svc.state(child.sid)
+        typed, buttons = _neutral_answer(app, state, child.k) if child.opened else (None, [])
+        child.opened = True
+        if child.channel == "console":
+            reply = svc.open(child.sid) if typed is None else svc.handle(
+                child.sid, typed, channel="console")
+            return "\n".join(render(s) for s in reply.says)
+        if child.channel == "sms":
+            twiml = child.phone.text("Hej" if typed is None else typed)
+            return "\n".join("".join(m.itertext()) for m in ET.fromstring(twiml).iter("Message"))
+        chat, before = child.chat, len(child.chat.mine())
+        if typed is None:
+            chat.type(f"/start {child.code}")
+        elif buttons and (state.seq + child.k) % 2:  # buttons one time, typing the next
+            assert buttons[0] in chat.buttons(), (buttons, chat.buttons())
+            for data in buttons:
+                pressed.add(chat.press(data)["callback_query"]["id"])
+        else:
+            chat.type(typed)
+        return "\n".join(m["text"] for m in chat.mine()[before:])
+
+    worker = Background(app, interval=3600)
+    worker.start()
+    try:
+        _wait(lambda: all(app.queue.job(f"invite:{sid}:0").get("recorded") == "1"
+                          for sid in invitations), "the SMS invitations sent")
+        live = list(children)
+        while live:
+            for child in list(live):
+                before, sent_before = svc.state(child.sid), _outbound(twilio, tg)
+                shown = play(child)
+                state = svc.state(child.sid)
+                where = (child.case, before.current, state.current)
+                # It answered the question it was asked, and was shown the next one.
+                if before.current is not None:
+                    assert before.current in state.answers and state.current != before.current, \
+                        where
+                expected = _asked(app, state)
+                assert state.alerts == [] and expected in _flat(shown), (where, expected, shown)
+                # Whatever went out through a fake went to this child, and only on Telegram
+                # (an SMS reply is the webhook's answer; a console one is the return value).
+                sent = _outbound(twilio, tg) - sent_before
+                own = {("telegram", child.address)} if child.channel == "telegram" else set()
+                assert set(sent) == own, (where, sent)
+                if state.status != engine.ACTIVE:
+                    assert state.status == engine.COMPLETED, where
+                    live.remove(child)
+        for child in children:
+            wait_written(app, child.sid)  # by the server's SQL threads, after the last reply
+    finally:
+        worker.stop()
+
+    for child in children:
+        state = svc.state(child.sid)
+        assert state.status == engine.COMPLETED and state.channel == child.channel
+        assert state.contact == child.address
+        row_child = app.db.child(child.case)
+        [(row, answers)] = app.db.sessions_for(row_child.id)
+        assert (row.status, row.channel, row.lang) == ("completed", child.channel,
+                                                       child.lang), child.case
+        assert {a.question_id for a in answers} == set(state.answers), child.case
+        assert app.db.alerts_for(row_child.id) == [], child.case
+    assert app.queue.in_line() == 0
+
+    # Twilio: the SMS invitations, each once to its own number in its own language; nothing
+    # else (every reply went back as TwiML).
+    assert sorted(m["to"] for m in twilio.messages) == sorted(SMS_CHILDREN)
+    assert all(m["status_code"] == 201 for m in twilio.messages)
+    invitation_texts = set()
+    for sid, number in invitations.items():
+        lang = svc.state(sid).lang
+        text = app.runtime.catalogs.gettext(lang, M.INVITE_SMS).format(sender=svc.sender_name)
+        assert [m["body"] for m in twilio.messages if m["to"] == number] == \
+            svc.outbound["sms"].render([Say(text)]), number
+        assert app.db.invitation(sid).delivery_status == "sent"
+        invitation_texts.add(text)
+
+    # Telegram: only the Telegram children's chats, never a number; every button press
+    # answered was one of theirs.
+    chat_ids = {str(c["params"]["chat_id"]) for c in tg.calls if "chat_id" in c["params"]}
+    assert chat_ids == {str(c) for c in TG_CHILDREN}, chat_ids
+    answered = {c["params"]["callback_query_id"] for c in tg.calls_to("answerCallbackQuery")}
+    assert pressed and answered == pressed
+    assert not [m for m in tg.sent if m["text"] in invitation_texts]

@@ -4,7 +4,7 @@ back to the child; roles decide who may read what; erasure leaves nothing behind
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text
@@ -15,6 +15,7 @@ from admin_cli.main import app as cli
 from bot.service import ReplyError
 from storage.sql import Alert, AuditLog, Base
 from storage.crypto import SecretKeyError
+from tests.conftest import Clock
 
 CHILD = "+46701234567"
 ANNA = "+46705550001"  # caseworker's work phone
@@ -32,6 +33,8 @@ def _conversation_with_a_disclosure(app, case="K-17", number=CHILD):
 
 
 def test_an_alert_reaches_the_caseworkers_phone_without_content_then_escalates(sms_app, fake):
+    sms_app.service.clock = Clock()  # a Monday morning: escalation is sent in office hours
+    sms_app.service.clock.now = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
     sms_app.db.add_user("anna", "caseworker", "Nord", ANNA)
     sms_app.db.add_user("mia", "manager", "Nord", MIA)
     sms_app.db.add_user("olle", "manager", "Syd", "+46705550003")
