@@ -25,13 +25,18 @@ def fail(message: str, code: int = 2) -> None:
 @contextmanager
 def built(migrate: bool | None = None) -> Iterator[App]:
     from bot.app import create_app
-    from bot.settings import Settings
+    from bot.settings import Settings, SettingsError
     from flows.model import QuestionnaireError
 
     settings = Settings()
-    the_app = create_app(settings, migrate=migrate)
+    try:
+        the_app = create_app(settings, migrate=migrate)
+    except SettingsError as e:
+        fail(f"The settings do not work together: {e}")
     try:
         yield the_app
+    except SettingsError as e:  # a channel's sender is made when first used
+        fail(f"The settings do not work together: {e}")
     except QuestionnaireError as e:  # loaded when first used, so here and not at create_app
         fail(f"The questionnaires are broken; fix them first:\n{e}")
     finally:

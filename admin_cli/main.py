@@ -184,6 +184,11 @@ def _say_who_is_told(a: App, case_ref: str) -> None:
     """Who gets the case's alerts, and a warning when tala has no way to reach them."""
     child = a.db.child(case_ref)
     who = child.caseworker if child else None
+    if not {"sms", "email"} & set(a.service.outbound):
+        if a.db.has_users():
+            err.print("[yellow]Note: neither SMS (TWILIO_*) nor e-mail (TALA_SMTP_URL) is set "
+                      "up here, so alerts only wait in 'tala alerts'.[/yellow]")
+        return
     reachable = [c for c in a.db.contacts(names=[who])
                  if (c.phone and "sms" in a.service.outbound)
                  or (c.email and "email" in a.service.outbound)] if who else []

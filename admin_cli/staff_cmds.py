@@ -50,7 +50,8 @@ def users_add(
             fail(f"'{email}' does not look like an e-mail address (name@kommun.se).")
         a.db.add_user(name, role, unit, number, email.strip() if email else None)
         a.db.audit(a.settings.user, "users", None, f"{name}: {role} {unit or ''}".strip())
-        out.print(f"{name} is a {role}" + (f" in {unit}" if unit else "") + ".")
+        out.print(f"{name} is {'an' if role == 'admin' else 'a'} {role}"
+                  + (f" in {unit}" if unit else "") + ".")
 
 
 @users_app.command("list")

@@ -25,7 +25,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from storage.queue import SendResult
 
 log = logging.getLogger("tala.mail")
@@ -33,7 +33,7 @@ log = logging.getLogger("tala.mail")
 TIMEOUT = 20.0
 
 
-class MailSettingsError(ValueError):
+class MailSettingsError(SettingsError):
     """TALA_SMTP_URL cannot be used; the message says what to write."""
 
 

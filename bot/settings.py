@@ -9,6 +9,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class SettingsError(RuntimeError):
+    """Settings that cannot work together; the message says what to set."""
+
+
 def _default_data_dir() -> str:
     return str(Path.home() / ".local" / "share" / "tala")
 
@@ -83,15 +87,15 @@ class Settings(BaseSettings):
         """Refuse a channel switched on but not fully configured, saying what to set."""
         if self.twilio_account_sid:
             if not self.twilio_auth_token:
-                raise RuntimeError("SMS needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
+                raise SettingsError("SMS needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
             if not (self.twilio_from_number or self.twilio_messaging_service_sid):
-                raise RuntimeError("SMS needs TWILIO_FROM_NUMBER or "
+                raise SettingsError("SMS needs TWILIO_FROM_NUMBER or "
                                    "TWILIO_MESSAGING_SERVICE_SID.")
         if self.smtp_url and not self.alert_from:
-            raise RuntimeError("E-mail alerts need TALA_ALERT_FROM too (the address they come "
+            raise SettingsError("E-mail alerts need TALA_ALERT_FROM too (the address they come "
                                "from), e.g. TALA_ALERT_FROM=tala@kommun.se.")
         if self.telegram_bot_token and not self.telegram_bot_username:
-            raise RuntimeError("Telegram needs TELEGRAM_BOT_USERNAME too (for the invitation "
+            raise SettingsError("Telegram needs TELEGRAM_BOT_USERNAME too (for the invitation "
                                "links), e.g. TELEGRAM_BOT_USERNAME=nacka_tala_bot.")
 
     @property

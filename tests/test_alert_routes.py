@@ -283,3 +283,23 @@ def test_a_disclosure_through_the_running_server_reaches_phone_and_mail_within_s
             assert len(mailbox.wait_for(ANNA_MAIL, 2)) == 2
         finally:
             background.stop()
+
+
+def test_an_unreachable_mail_server_is_tried_again_and_bad_settings_are_refused(tmp_path):
+    import socket
+
+    from bot.mail import EmailSender, MailSettingsError
+    from bot.settings import Settings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nobody listens there once closed
+    sender = EmailSender(Settings(TALA_SMTP_URL=f"smtp://localhost:{port}",
+                                  TALA_ALERT_FROM="tala@nacka.example"))
+    result = sender.send(ANNA_MAIL, "subject\n\ntext")
+    assert not result.ok and not result.permanent  # the queue tries again, backing off
+    assert ANNA_MAIL not in result.error
+    for url, sender_address in (("http://mail.example", "tala@nacka.example"),
+                                ("smtp://mail.example", "nobody")):
+        with pytest.raises(MailSettingsError, match="TALA_"):
+            EmailSender(Settings(TALA_SMTP_URL=url, TALA_ALERT_FROM=sender_address))
