@@ -26,9 +26,12 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Callable
 
-from bot.hours import OfficeHours
+from bot.hours import HoursError, OfficeHours
+
+_parsed = lru_cache(maxsize=256)(OfficeHours.parse)  # read on every message: parsed once
 
 if TYPE_CHECKING:
     from storage.queue import SendQueue
@@ -59,6 +62,16 @@ ESCALATION_MAIL = ("tala: viktigt svar i ärende {case} är inte kvitterat\n\n"
                    "Hej!\n\nEtt viktigt svar i ärende {case} har inte kvitterats av någon "
                    "{why}.\n\nSe larmet med: tala alerts\n\n"
                    "Svaret står inte i det här mejlet, med avsikt.\n-- \ntala")
+
+
+def _hours(text: str | None) -> OfficeHours:
+    """A unit's hours as stored (tala stores only what it could read); anything else is the
+    default, so a child's message never fails on a unit's setting."""
+    try:
+        return _parsed(text)
+    except HoursError:
+        log.error("unreadable office hours stored for a unit; the default is used")
+        return _parsed(None)
 
 
 class StaffNotifier:
@@ -102,7 +115,7 @@ class StaffNotifier:
         on-call service) or "closed" (nobody until the office opens). Read on the message path:
         from Redis at most once a minute, never from SQL."""
         info = self._unit_info(unit)
-        if OfficeHours.parse(info.get("hours")).open_at(now, self.timezone):
+        if _hours(info.get("hours")).open_at(now, self.timezone):
             return "office"
         return "on_call" if info.get("on_call") and "sms" in self.routes() else "closed"
 
@@ -113,7 +126,7 @@ class StaffNotifier:
         now = self.clock()
         routes = self.routes()
         unit = self.db.unit(child.unit)
-        office = OfficeHours.parse(unit.office_hours if unit else None).open_at(
+        office = _hours(unit.office_hours if unit else None).open_at(
             now, self.timezone)
         on_call = (self.db.on_call(unit) if level == "urgent" and not office and "sms" in routes
                    else None)
@@ -185,7 +198,7 @@ class StaffNotifier:
             failed = [a for a in alerts if any(n.status in ("undelivered", "failed")
                                                for n in notices[a.id] if n.kind == "notify")]
             unit = self.db.unit(child.unit)
-            if not failed and not OfficeHours.parse(unit.office_hours if unit else None).open_at(
+            if not failed and not _hours(unit.office_hours if unit else None).open_at(
                     now, self.timezone):
                 continue  # not at night: the managers read it when the office opens
             hours = max(1, round(self.escalate_after.total_seconds() / 3600))
