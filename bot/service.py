@@ -72,6 +72,17 @@ class CodeError(LookupError):
         self.kind = kind
 
 
+def _still_asked(s: State, question_id: str) -> bool:
+    """Whether a button for `question_id` answers what the child is being asked now: the
+    language menu's ("_language") while it is open, a question's while it is the current one
+    and nothing else is pending."""
+    if s.status != engine.ACTIVE:
+        return False
+    if question_id == engine.LANGUAGE_PROMPT:
+        return s.pending == "language"
+    return s.current == question_id and not s.pending
+
+
 def _normal_code(code: str) -> str:
     return re.sub(r"[^A-Z0-9]", "", code.upper())
 
@@ -440,8 +451,7 @@ class ConversationService:
         seen = (channel, message_id) if message_id else None
 
         def step(s: State, qn: Questionnaire) -> tuple[State, list]:
-            if expect is not None and (s.current != expect or s.status != engine.ACTIVE
-                                       or s.pending):
+            if expect is not None and not _still_asked(s, expect):
                 return s, [_Stale()]
             if s.trigger and normalise(text).split()[:1] == [s.trigger]:
                 # The survey's keyword again (sent twice, or Twilio retried it): carry on

@@ -706,10 +706,13 @@ def _pick_language(rt: Runtime, norm: str) -> str | None:
     return _language_named(rt, norm)
 
 
+LANGUAGE_PROMPT = "_language"  # the question id of the language menu's prompt (and buttons)
+
+
 def _language_menu(t: _Talk) -> list:
     langs = t.rt.catalogs.languages
     choices = tuple((str(i), t.rt.catalogs.own_name(code)) for i, code in enumerate(langs, 1))
-    return [Say(prompt=Prompt("_language", t._(M.LANGUAGE_MENU), choices, rtl=t.rtl))]
+    return [Say(prompt=Prompt(LANGUAGE_PROMPT, t._(M.LANGUAGE_MENU), choices, rtl=t.rtl))]
 
 
 def _switch_language(t: _Talk, qn: Questionnaire, s: State, lang: str,

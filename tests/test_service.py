@@ -152,3 +152,22 @@ def test_a_late_message_after_the_end_is_read_and_the_session_still_goes_away(ap
     assert "116 111" in _texts(reply)
     assert [a.topic for a in app.db.alerts_for(app.db.child("K-5").id)] == ["violence_or_abuse"]
     assert 0 < app.store.r.ttl(app.store.state_key(sid)) <= 24 * 3600
+
+
+def test_a_language_button_answers_the_open_language_menu_and_only_it(app, clock):
+    """Telegram's language buttons carry the menu's id ("_language") as their question: they
+    must switch the language while the menu is open, and be stale once it is not."""
+    from flows.engine import LANGUAGE_PROMPT
+
+    sid = app.service.invite("L-1", 9, actor="anna").session_id
+    app.service.open(sid)
+    asked = app.service.state(sid).current
+    menu = app.service.handle(sid, "språk")
+    [prompt] = [s.prompt for s in menu.says if s.prompt]
+    assert prompt.question_id == LANGUAGE_PROMPT
+    english = next(key for key, label in prompt.choices if label == "English")
+    reply = app.service.handle(sid, english, message_id="c1", expect=LANGUAGE_PROMPT)
+    assert not reply.stale and app.service.state(sid).lang == "en"
+    assert app.service.state(sid).current == asked  # the same question, now in English
+    again = app.service.handle(sid, english, message_id="c2", expect=LANGUAGE_PROMPT)
+    assert again.stale and app.service.state(sid).current == asked  # the menu is closed
