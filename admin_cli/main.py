@@ -428,7 +428,8 @@ def reply(
             job_id = a.service.reply(case, text, a.settings.user)
         except ReplyError as e:
             fail(str(e))
-        a.service.send_queued("sms", block_ms=0, max_jobs=1)
+        job = a.queue.job(job_id)
+        a.service.send_queued(job.get("channel", "sms"), block_ms=0, max_jobs=1)
         status = a.queue.job(job_id).get("status", "queued")
         out.print("Sent." if status == "sent" else
                   "Queued: the worker sends it as soon as it can.")

@@ -702,18 +702,24 @@ class ConversationService:
         if child is None:
             raise ReplyError(f"There is no case '{case_ref}'.")
         for inv in reversed(self.db.invitations(child.id)):
-            if inv.channel not in self.outbound or not inv.contact_enc:
+            # Where the child answered: the live session knows (a Telegram chat is learnt when
+            # the child opens the link), and SQL keeps it once the session is written.
+            state = self.store.get(inv.session_id)
+            channel = state.channel if state and state.contact else inv.channel
+            contact = (state.contact if state and state.contact else
+                       self.crypto.decrypt(inv.contact_enc) if inv.contact_enc else None)
+            if channel not in self.outbound or not contact:
                 continue
-            contact = self.crypto.decrypt(inv.contact_enc)
-            if self.is_opted_out(inv.channel, contact):
+            if self.is_opted_out(channel, contact):
                 raise ReplyError("The child has said STOP to our messages, so nothing can be "
                                  "sent until they write START.")
             job_id = f"reply:{inv.session_id}:{new_id()[:8]}"
-            self.queue.enqueue(job_id, contact, text, kind="reply", channel=inv.channel,
+            self.queue.enqueue(job_id, contact, text, kind="reply", channel=channel,
                                session_id=inv.session_id)
-            self.db.audit(actor, "reply", case_ref, f"via {inv.channel}")
+            self.db.audit(actor, "reply", case_ref, f"via {channel}")
             return job_id
-        raise ReplyError(f"{case_ref} has not answered on a channel tala can send on (SMS): "
+        can = ", ".join(c for c in self.outbound if c not in STAFF_ROUTES) or "none set up"
+        raise ReplyError(f"{case_ref} has not answered on a channel tala can send on ({can}): "
                          "there is nowhere to send a reply.")
 
     def erase(self, case_ref: str, actor: str) -> bool:

@@ -262,8 +262,13 @@ class Database(AlertQueries):
         writing twice changes nothing. Three statements (the session, all its answers in one
         multi-row INSERT, the invitation's status): it runs for every finished conversation."""
         sid = state.session_id
-        set_status = (update(Invitation).where(Invitation.session_id == sid)
-                      .values(status=state.status))
+        values: dict[str, Any] = {"status": state.status}
+        if state.contact and state.campaign_id is None:
+            # The chat a Telegram or Rasa child opened the invitation in is learnt only then:
+            # kept with the invitation (encrypted), so `tala reply` reaches it after the end.
+            values.update(contact_enc=self.crypto.encrypt(state.contact),
+                          contact_hash=self.crypto.lookup_hash(state.contact))
+        set_status = update(Invitation).where(Invitation.session_id == sid).values(**values)
         if state.started_at is None:
             # Never started: the invitation expired; there is no session to store.
             with self.Session.begin() as db:

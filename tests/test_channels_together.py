@@ -305,3 +305,27 @@ def test_every_channel_at_once_plays_each_child_to_the_end(both):
     answered = {c["params"]["callback_query_id"] for c in tg.calls_to("answerCallbackQuery")}
     assert pressed and answered == pressed
     assert not [m for m in tg.sent if m["text"] in invitation_texts]
+
+
+def test_a_caseworkers_reply_reaches_a_telegram_child_live_and_after_the_end(both):
+    """`tala reply` goes back on the channel the child used: a Telegram chat is learnt only
+    when the child opens the link, and is kept with the invitation once the session is
+    written, so the reply still reaches it after the live session is gone."""
+    app, twilio, tg, server = both
+    svc = app.service
+    invited = svc.invite("R-T", 12, channel="telegram", actor="anna")
+    chat = Chat(server, tg, 7300)
+    chat.type(f"/start {invited.code}")
+    job = svc.reply("R-T", "Hej! Vi ses på torsdag.", "anna")
+    assert app.queue.job(job)["channel"] == "telegram"
+    svc.send_queued("telegram", block_ms=0)
+    assert chat.last()["text"] == "Hej! Vi ses på torsdag."
+
+    chat.type("sluta")
+    chat.type("ja")  # stopped: the session is written to SQL, then Redis lets it go
+    wait_written(app, invited.session_id)
+    app.store.delete(invited.session_id)
+    svc.reply("R-T", "Tack för att du svarade.", "anna")
+    svc.send_queued("telegram", block_ms=0)
+    assert chat.last()["text"] == "Tack för att du svarade."
+    assert not twilio.messages  # nothing of it went by SMS
