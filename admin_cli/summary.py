@@ -48,7 +48,10 @@ DOMAIN_TITLES = {
 STATUS_TITLES = {"completed": "klar", "stopped": "avbruten av barnet",
                  "expired": "inte klar (tiden gick ut)", "invited": "inte påbörjad",
                  "active": "pågår", "paused": "pausad"}
-LEVEL_TITLES = {"urgent": "BRÅDSKANDE", "concern": "Oro"}
+LEVEL_TITLES = {"urgent": "BRÅDSKANDE", "concern": "Oro", "message": "Meddelande",
+                "note": "Hälsning"}
+# Where an alert came from that is not a question of the questionnaire.
+OUTSIDE_QUESTIONS = {"_after_end": "(efter sista frågan)", "_before_start": "(före första frågan)"}
 # What a safeguarding alert is about, for the caseworker (the topic ids are in the YAML files).
 TOPIC_TITLES = {
     "unsafe_home": "känner sig inte trygg där hen bor",
@@ -65,6 +68,7 @@ TOPIC_TITLES = {
     "deep_sadness": "blir så ledsen att det gör jätteont",
     "unsafe_school_or_outside": "känner sig inte trygg i skolan eller ute",
     "violence_or_abuse": "skriver om våld eller övergrepp",
+    "message_after_end": "har skrivit efter sista frågan",
 }
 # The change words: ids in the JSON, Swedish in what a caseworker reads.
 CHANGE_WORDS = {"better": "bättre", "worse": "sämre", "unchanged": "ingen tydlig förändring"}
@@ -477,7 +481,7 @@ def _alert_question(app: App, data: dict, alert: dict) -> str:
     qn = app.questionnaires.get(qn_id) if qn_id else None
     if qn and qn.has(alert["question_id"]):
         return qn.question(alert["question_id"]).text
-    return alert["question_id"]
+    return OUTSIDE_QUESTIONS.get(alert["question_id"], alert["question_id"])
 
 
 def followup_words(app: App, data: dict, alert: dict) -> list[tuple[str, str]]:
@@ -578,7 +582,7 @@ def render_text(app: App, summary: dict) -> Group:
     if period.get("since") or period.get("until"):
         parts.append(Text(f"Period: {sv_date(period.get('since')) or 'från början'} – "
                           f"{sv_date(period.get('until')) or 'i dag'}", style="dim"))
-    open_alerts = [a for a in summary["alerts"] if not a["acked_at"]]
+    open_alerts = [a for a in summary["alerts"] if not a["acked_at"] and a["level"] != "note"]
     if open_alerts:
         lines = Text()
         for a in open_alerts:
@@ -595,6 +599,10 @@ def render_text(app: App, summary: dict) -> Group:
             lines.append("\n")
         lines.rstrip()
         parts.append(Panel(lines, title="Viktiga svar", border_style="red"))
+    notes = [a for a in summary["alerts"] if a["level"] == "note" and a["text"]]
+    if notes:
+        parts.append(Text("Barnet skrev efter sista frågan: " + ", ".join(
+            f"\"{a['text']}\" ({_local_time(app, a['created_at'])})" for a in notes)))
     if not summary["sessions"] and not summary["open_sessions"]:
         parts.append(Text("Inga svar än."))
     over_time = _over_time_panel(summary)
@@ -841,9 +849,15 @@ def render_html(app: App, data: dict) -> str:
 
     # 2. Safeguarding answers
     out.append('<section><h2>Viktiga svar</h2>')
-    if not data["alerts"]:
+    alerts = [al for al in data["alerts"] if al["level"] != "note"]
+    if not alerts:
         out.append('<p class="none">Inga svar under perioden som larmade.</p>')
-    for al in sorted(data["alerts"], key=lambda x: (x["acked_at"] is not None,
+    notes = [al for al in data["alerts"] if al["level"] == "note" and al["text"]]
+    if notes:
+        out.append('<p>Barnet skrev efter sista frågan: ' + ", ".join(
+            f'<q dir="auto">{_e(al["text"])}</q> ({_e(_local_time(app, al["created_at"]))})'
+            for al in notes) + "</p>")
+    for al in sorted(alerts, key=lambda x: (x["acked_at"] is not None,
                                                     x["level"] != "urgent", x["created_at"])):
         level = al["level"]
         state = (f'<span class="state">Hanterat {_e(_local_time(app, al["acked_at"]))}'
@@ -858,7 +872,7 @@ def render_html(app: App, data: dict) -> str:
             words += (f'<div class="then">{_e(question)}</div>'
                       f'<blockquote dir="auto">”{_e(text)}”</blockquote>')
         out.append(
-            f'<div class="box alert {"concern" if level == "concern" else "urgent"}">'
+            f'<div class="box alert {"urgent" if level == "urgent" else "concern"}">'
             f'<span class="badge">{_e(LEVEL_TITLES.get(level, level))}</span>'
             f'<span class="what">Barnet {_e(TOPIC_TITLES.get(al["topic"], al["topic"]))}</span>'
             f'<div>Fråga: {_e(_alert_question(app, data, al))}'

@@ -48,6 +48,8 @@ ON_CALL = "on-call"  # a notice's recipient when it went to the unit's on-call n
 ALERT_TEXT = "tala: Ärende {case} har ett nytt viktigt svar. Läs det med: tala alerts"
 ON_CALL_TEXT = ("tala: Ärende {case} ({unit}) har ett brådskande svar utanför kontorstid. "
                 "Ansvarig: {caseworker}. Läs det med: tala alerts")
+MESSAGE_TEXT = ("tala: Barnet i ärende {case} har skrivit till dig efter frågorna. Läs det "
+                "med: tala alerts")
 ESCALATION_TEXT = ("tala: Ett viktigt svar i ärende {case} har inte kvitterats på {hours} "
                    "timmar. Se tala alerts.")
 UNDELIVERED_TEXT = ("tala: Ett viktigt svar i ärende {case} kunde inte lämnas till ansvarig. "
@@ -58,6 +60,11 @@ ALERT_MAIL = ("tala: nytt viktigt svar i ärende {case}\n\n"
               "Läs svaren med: tala summary {case}\n"
               "Se och kvittera larmet med: tala alerts\n\n"
               "Svaret står inte i det här mejlet, med avsikt.\n-- \ntala")
+MESSAGE_MAIL = ("tala: barnet i ärende {case} har skrivit till dig\n\n"
+                "Hej!\n\nI ärende {case} har barnet skrivit något efter sista frågan.\n\n"
+                "Läs det med: tala summary {case}\n"
+                "Se och kvittera med: tala alerts\n\n"
+                "Vad barnet skrev står inte i det här mejlet, med avsikt.\n-- \ntala")
 ESCALATION_MAIL = ("tala: viktigt svar i ärende {case} är inte kvitterat\n\n"
                    "Hej!\n\nEtt viktigt svar i ärende {case} har inte kvitterats av någon "
                    "{why}.\n\nSe larmet med: tala alerts\n\n"
@@ -123,6 +130,8 @@ class StaffNotifier:
     def notify(self, alert_id: int, child: Child, level: str) -> int:
         """Tell whoever must hear of this alert now; returns how many were told (a notice
         they already had of this case counts). The alert is marked notified if anyone was."""
+        if level == "note":
+            return 0  # a greeting or thanks after the end: in the summary, nobody is woken
         now = self.clock()
         routes = self.routes()
         unit = self.db.unit(child.unit)
@@ -134,13 +143,15 @@ class StaffNotifier:
         if on_call:
             targets.append((ON_CALL, "sms", on_call, ON_CALL_TEXT.format(
                 case=child.case_ref, unit=child.unit, caseworker=child.caseworker or "ingen")))
+        sms, mail = (MESSAGE_TEXT, MESSAGE_MAIL) if level == "message" else (ALERT_TEXT,
+                                                                              ALERT_MAIL)
         for person in self._responsible(child, routes):
             if person.email and "email" in routes:
                 targets.append((person.name, "email", person.email,
-                                ALERT_MAIL.format(case=child.case_ref)))
+                                mail.format(case=child.case_ref)))
             if person.phone and "sms" in routes and not (on_call and person.email):
                 targets.append((person.name, "sms", person.phone,
-                                ALERT_TEXT.format(case=child.case_ref)))
+                                sms.format(case=child.case_ref)))
         told = self._tell([alert_id], child, "notify", targets, now)
         if told:
             self.db.mark_alert(alert_id, notified_at=now)

@@ -306,13 +306,39 @@ class ConversationService:
             pipe.execute()
             raise CodeError("unknown")
 
+        # Questions still open on this chat (a brother's or sister's, or the child's own
+        # other invitation) wait, paused and keeping their chat, and come back after these.
+        earlier_sid = self.store.lookup(channel, addr)
+        earlier = self.store.get(earlier_sid) if earlier_sid and earlier_sid != sid else None
+        waits = earlier is not None and earlier.status not in engine.FINISHED
+        if waits:
+            def park(s: State) -> tuple[State, None]:
+                if s.status == engine.ACTIVE:
+                    s.status, s.pending = engine.PAUSED, None
+                return s, None
+
+            self.store.transact(earlier_sid, park, ttl=self._ttl)
+
         def bind(s: State) -> tuple[State, None]:
             s.channel, s.contact = channel, address
+            s.then = earlier_sid if waits else None
             return s, None
 
         self.store.transact(sid, bind, ttl=self._ttl)
         self.store.bind(channel, addr, sid, self._ttl(state))
         return sid
+
+    def _hand_back(self, sid: str) -> str | None:
+        """A session has ended: if another was waiting on its chat, the chat opens that one
+        again. Returns the ended session's language if it did."""
+        state = self.store.get(sid)
+        waiting = self.store.get(state.then) if state and state.then and state.contact else None
+        if waiting is None or waiting.status in engine.FINISHED or \
+                waiting.contact != state.contact or waiting.channel != state.channel:
+            return None
+        self.store.bind(state.channel, self.crypto.lookup_hash(state.contact),
+                        waiting.session_id, self._ttl(waiting))
+        return state.lang
 
     # ------------------------------------------------------------------ contacts
     def session_for_contact(self, channel: str, contact: str) -> str | None:
@@ -473,6 +499,8 @@ class ConversationService:
             new, effects = fn(state, qn)
             if state.status == engine.INVITED and new.status != engine.INVITED:
                 effects = [*effects, _Started()]
+                if new.then:  # opened on a chat where other questions wait: say so first
+                    effects.insert(0, Say(self.rt.catalogs.gettext(new.lang, M.OTHER_WAITS)))
             self._queue_for_sql(new, effects)
             return new, effects
 
@@ -496,9 +524,13 @@ class ConversationService:
         if any(isinstance(e, _Started) for e in result):
             self.metrics.sessions_started.inc()
         finished = next((e.status for e in result if isinstance(e, Finish)), None)
+        says = [e for e in result if isinstance(e, Say)]
         if finished:
             self.metrics.sessions_finished.labels(finished).inc()
-        return Reply([e for e in result if isinstance(e, Say)], finished=finished)
+            lang = self._hand_back(sid)
+            if lang:
+                says.append(Say(self.rt.catalogs.gettext(lang, M.MORE_WAITING)))
+        return Reply(says, finished=finished)
 
     def _ttl(self, state: State) -> int:
         """How long Redis keeps a session: a finished one a day (to answer "already done"), a
@@ -551,7 +583,7 @@ class ConversationService:
                     # the alert but was cut off before queueing the text. The text's job id
                     # is the alert's, so queueing it twice still sends it once.
                     alert_id, unnotified = self.db.write_alert(state, child.id, item)
-                    if unnotified:
+                    if unnotified and item["level"] != "note":
                         self.notifier.notify(alert_id, child, item["level"])
                 elif item["kind"] == "flag":
                     self.db.flag_campaign(state.campaign_id)

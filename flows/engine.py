@@ -197,6 +197,9 @@ class State:
     campaign_id: int | None = None  # an anonymous survey: no case, and help is for the child
     trigger: str | None = None  # the keyword that started it: sent again, it is not an answer
     hold: str | None = None  # why the session waits besides the child pausing: "opted_out"
+    # Another session that was open on the same chat when this one was opened there (siblings
+    # on one phone): the chat goes back to it when this one ends.
+    then: str | None = None
     outbox: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -250,8 +253,7 @@ def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tupl
     text = inbound.text.strip()
     norm = normalise(text)
     if s.status in FINISHED:
-        # Still read: a child may tell something serious after the last question.
-        return s, _scan(t, s, "_after_end", text, now) + [Say(t._(M.ALREADY_DONE))]
+        return s, _after_end(t, qn, s, text, norm, now)
     s.last_activity_at = now.isoformat()
     s.reminded = False
 
@@ -441,7 +443,7 @@ def _begin(rt: Runtime, qn: Questionnaire, s: State, now: datetime) -> tuple[Sta
 def _resume(rt: Runtime, qn: Questionnaire, s: State, now: datetime) -> tuple[State, list]:
     t = _Talk(rt, s)
     if s.status in FINISHED:
-        return s, [Say(t._(M.ALREADY_DONE))]
+        return s, [Say(t._(_over(s)))]
     s.status = ACTIVE
     s.pending = None
     s.last_activity_at = now.isoformat()
@@ -747,6 +749,42 @@ def _alert(t: _Talk, s: State, qid: str, level: str, topic: str, text: str | Non
     if tell_child:
         effects.append(Say(_safety_text(t, s, level, [topic])))
     return effects
+
+
+AFTER_END = "_after_end"  # the question id of what a child writes after the questions
+
+
+def _over(s: State) -> str:
+    """The questions are over: "already answered all" only when that is true."""
+    return M.ALREADY_DONE if s.status == COMPLETED else M.QUESTIONS_OVER
+
+
+def _after_end(t: _Talk, qn: Questionnaire, s: State, text: str, norm: str,
+               now: datetime) -> list:
+    """A text after the questions are over (completed, stopped or expired). "mina svar" still
+    shows the answers; anything else is read for harm like every text, and kept for the
+    caseworker: a real message ("Kan du ringa mig?") as an alert they are told of, a greeting
+    or a thank-you as a note in the summary. The child is told honestly who reads it. In an
+    anonymous survey nobody can: the child is told so, and nothing is kept."""
+    command = _command(t, norm, text)
+    if command == "answers":
+        return _my_answers(t, qn, s)
+    if command == "help":
+        return [Say(t._(M.HELP_NOW))]
+    if command:  # back, skip, pause, stop, language: there is nothing left to do them to
+        return [Say(t._(_over(s)))]
+    harm = _scan(t, s, AFTER_END, text, now)
+    if harm:
+        return harm
+    if s.campaign_id is not None:
+        return [Say(t._(M.AFTER_END_ANONYMOUS))]
+    small_talk = {w for phrase in t.words(M.WORDS_SMALL_TALK) for w in phrase.split()}
+    small = all(w in small_talk for w in norm.split())  # emoji alone normalise to nothing
+    level = "note" if small else "message"
+    key = f"{AFTER_END}:{level}:{len(s.alerts)}"
+    s.alerts.append(key)
+    said = t._(_over(s)) if small else t._(M.AFTER_END_MESSAGE)
+    return [RaiseAlert(key, AFTER_END, level, "message_after_end", text or None, now), Say(said)]
 
 
 def about_suicide(topic: str) -> bool:

@@ -98,6 +98,19 @@ MY_ANSWERS = N_("Det här har du svarat:")
 NO_ANSWERS_YET = N_("Du har inte svarat på något än.")
 ANSWER_SKIPPED = N_("(hoppade över)")
 ALREADY_DONE = N_("Du har redan svarat på alla frågor. Tack!")
+# Translators: a text after the questions ended because the child stopped or time ran out.
+QUESTIONS_OVER = N_("Frågorna är slut nu. Tack för det du har berättat.")
+# Translators: a text after the questions are over that the caseworker will be shown.
+AFTER_END_MESSAGE = N_("Tack för att du skriver. Frågorna är slut, men den vuxna du brukar "
+                       "prata med på socialtjänsten får läsa det du skrev.")
+# Translators: the same in an anonymous survey, where nobody can read it or answer.
+AFTER_END_ANONYMOUS = N_("Frågorna är slut. Dina svar är anonyma, så ingen kan läsa det här och "
+                         "svara dig. Vill du prata med någon? Ring eller chatta med BRIS på "
+                         "116 111.")
+# Translators: words that are only a greeting or thanks (comma-separated, lower case): sent
+# after the questions, they are kept as a note, without telling the caseworker at once.
+WORDS_SMALL_TALK = N_("tack, tackar, tusen, så, mycket, ok, okej, hej, hejdå, då, hallå, bra, "
+                      "toppen, fint, ja, nej")
 REMINDER = N_("Hej! Du har några frågor kvar. Skriv något när du vill fortsätta.")
 
 # Translators: the first SMS a child gets. Someone else may read the child's phone, so it
@@ -108,6 +121,13 @@ INVITE_SMS = N_("Hej! {sender} vill gärna veta hur du har det. Du bestämmer sj
 # It must not reveal anything about anyone.
 UNKNOWN_NUMBER = N_("Hej! Det finns inga frågor till det här numret just nu.")
 
+# Translators: a chat opened a new invitation while other questions were still open in it
+# (brothers and sisters may share a phone); those wait until these are done.
+OTHER_WAITS = N_("Det finns andra frågor som inte är klara i den här chatten. De får vänta, "
+                 "och vi tar dem sedan.")
+# Translators: after the last question, when the questions that were waiting come back.
+MORE_WAITING = N_("Det finns fler frågor som väntar här, sedan förut. Skriv något när du vill "
+                  "fortsätta med dem.")
 # Translators: a chat (Telegram, a chat assistant) gave an invitation code tala does not know:
 # wrong, already used or expired (the child is not told which).
 CODE_UNKNOWN = N_("Jag hittar ingen inbjudan med den koden. Titta på koden igen, eller fråga "
@@ -141,3 +161,15 @@ SAFETY_AGAIN = N_("Tack. Kom ihåg: BRIS 116 111, och 112 om det är akut.")
 # for and what answers the phone; 90101 is its number for calls and chat.
 SAFETY_SUICIDE = N_("Har du tankar på att skada dig själv eller att inte vilja leva? Då kan du "
                     "också ringa eller chatta med Självmordslinjen på 90101.")
+# Translators: the child asked for the question to be read aloud (Telegram), but there is no
+# voice for the child's language yet (no Somali or Tigrinya voice). Said in the child's own
+# language; "a grown-up you trust" may read the question instead.
+READ_ALOUD_NO_VOICE = N_("Jag kan inte läsa upp på ditt språk än. Be gärna en vuxen du litar på "
+                         "att läsa för dig.")
+# Translators: the child asked for the question to be read aloud (Telegram), but reading aloud
+# does not work at the moment, in any language.
+READ_ALOUD_OFF = N_("Jag kan inte läsa upp just nu. Be gärna en vuxen du litar på att läsa för "
+                    "dig.")
+# Translators: the child asked for the question to be read aloud (Telegram), but no question
+# is being asked just now.
+READ_ALOUD_NOTHING = N_("Det finns ingen fråga att läsa upp just nu.")

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 # (Twilio's "sent" can arrive after its "delivered").
 NOTICE_ORDER = {"queued": 0, "sent": 1, "delivered": 2, "undelivered": 2, "failed": 2}
 FAILED = ("undelivered", "failed")
+# Alerts that go to the managers when nobody acknowledged them in time; a child's message
+# after the questions ("message") does only when it could not be delivered.
+ESCALATING = ("urgent", "concern")
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,8 @@ class AlertQueries:
     def open_alerts(self, unit: str | None = None) -> list[tuple[Alert, Child]]:
         with self.Session() as db:
             q = (select(Alert, Child).join(Child, Child.id == Alert.child_id)
-                 .where(Alert.acked_at.is_(None)).order_by(Alert.created_at))
+                 .where(Alert.acked_at.is_(None), Alert.level != "note")
+                 .order_by(Alert.created_at))
             if unit is not None:
                 q = q.where(Child.unit == unit)
             return [(a, c) for a, c in db.execute(q).all()]
@@ -92,14 +96,15 @@ class AlertQueries:
                     setattr(row, k, v)
 
     def alerts_to_escalate(self, created_before: datetime) -> list[tuple[Alert, Child]]:
-        """Open alerts not yet escalated that are older than `created_before`, or that a
-        notice failed to reach anyone with (undelivered, failed): those go at once."""
+        """Open safeguarding alerts not yet escalated that are older than `created_before`, and
+        any a notice failed to reach anyone with (undelivered, failed): those go at once."""
         failed = (select(NoticeAlert.alert_id).join(Notice, Notice.id == NoticeAlert.notice_id)
                   .where(Notice.status.in_(FAILED), Notice.kind == "notify"))
         with self.Session() as db:
             q = (select(Alert, Child).join(Child, Child.id == Alert.child_id)
                  .where(Alert.acked_at.is_(None), Alert.escalated_at.is_(None),
-                        (Alert.created_at <= created_before) | Alert.id.in_(failed))
+                        ((Alert.created_at <= created_before)
+                         & Alert.level.in_(ESCALATING)) | Alert.id.in_(failed))
                  .order_by(Alert.created_at))
             return [(a, c) for a, c in db.execute(q).all()]
 

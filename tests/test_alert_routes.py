@@ -303,3 +303,48 @@ def test_an_unreachable_mail_server_is_tried_again_and_bad_settings_are_refused(
                                 ("smtp://mail.example", "nobody")):
         with pytest.raises(MailSettingsError, match="TALA_"):
             EmailSender(Settings(TALA_SMTP_URL=url, TALA_ALERT_FROM=sender_address))
+
+
+def test_a_text_after_the_end_reaches_the_caseworker_and_a_thank_you_is_kept_quietly(
+        staff_app, fake, mailbox, monkeypatch):
+    from admin_cli import summary
+
+    inv = staff_app.service.invite("K-30", 12, channel="sms", contact=CHILD, unit="Nord",
+                                   actor="anna", questionnaire_id="session-feedback")
+    sid = inv.session_id
+    staff_app.service.handle(sid, "Hej", message_id="m0", channel="sms")
+    for i, answer in enumerate(["5", "4", "5", "5"], 1):
+        staff_app.service.handle(sid, answer, message_id=f"m{i}", channel="sms")
+    assert staff_app.service.state(sid).status == "completed"
+    staff_app.service.send_queued("sms", block_ms=0)
+    before = len(fake.messages)
+
+    said = _said(staff_app.service.handle(sid, "Kan du ringa mig?", message_id="m9",
+                                          channel="sms"))
+    assert "får läsa det du skrev" in said
+    _send_all(staff_app)
+    [to_anna] = fake.messages[before:]
+    assert to_anna["to"] == ANNA and "K-30" in to_anna["body"]
+    assert "ringa" not in to_anna["body"] and "ringa" not in mailbox.wait_for(ANNA_MAIL)[0]\
+        .get_content()
+    [alert] = json.loads(_cli(staff_app, monkeypatch, "anna", "alerts", "--json").output)
+    assert (alert["case"], alert["level"], alert["question_id"]) == ("K-30", "message",
+                                                                     "_after_end")
+
+    said = _said(staff_app.service.handle(sid, "Tack!", message_id="m10", channel="sms"))
+    assert "redan svarat på alla frågor" in said
+    _send_all(staff_app)
+    assert len(fake.messages) == before + 1  # a thank-you wakes nobody
+    assert len(json.loads(_cli(staff_app, monkeypatch, "anna", "alerts", "--json").output)) == 1
+    text = summary.render_text(staff_app, summary.build(staff_app, "K-30", "anna"))
+    from io import StringIO
+
+    from rich.console import Console
+
+    console = Console(width=200, record=True, file=StringIO())
+    console.print(text)
+    shown = console.export_text()
+    assert "Kan du ringa mig?" in shown and "Tack!" in shown
+    assert "efter sista frågan" in shown
+    # A message is the caseworker's to read, not the manager's to be woken for.
+    assert staff_app.service.escalate_alerts(DAY + timedelta(hours=5)) == 0

@@ -149,8 +149,8 @@ def test_stop_asks_first_then_stops_and_says_where_to_get_help(talk):
     assert t.state.status == "stopped"
     assert t.of(Finish) == [Finish("stopped")]
     assert "116 111" in t.texts and "112" in t.texts
-    t.say("hallå")
-    assert "redan svarat" in t.texts and t.state.status == "stopped"
+    t.say("hallå")  # a greeting after a stop: honest, not "you answered everything"
+    assert "Frågorna är slut nu" in t.texts and t.state.status == "stopped"
 
 
 def test_my_answers_lists_what_was_said(talk):
@@ -317,3 +317,39 @@ def test_a_repeated_concern_gets_the_short_reminder(talk):
     t.say("tillbaka")
     t.say("1")  # the same concern again
     assert "BRIS 116 111" in t.texts and "Den vuxna du brukar prata med" not in t.texts
+
+
+def test_after_the_end_a_message_is_kept_for_the_caseworker_and_the_child_told_honestly(talk):
+    t = talk("session-feedback")
+    for answer in ["5", "5", "5", "5"]:
+        t.say(answer)
+    assert t.state.status == "completed"
+    [note] = t.say("Kan du ringa mig?") and t.of(RaiseAlert)
+    assert (note.level, note.question_id, note.text) == ("message", "_after_end",
+                                                         "Kan du ringa mig?")
+    assert "får läsa det du skrev" in t.texts
+    [small] = t.say("Tack! 👍") and t.of(RaiseAlert)
+    assert small.level == "note" and "redan svarat på alla" in t.texts
+    t.say("mina svar")
+    assert "Det här har du svarat" in t.texts and not t.of(RaiseAlert)
+    [harm] = t.say("jag vill dö") and t.of(RaiseAlert)
+    assert harm.level == "urgent" and "90101" in t.texts
+
+
+def test_after_a_stop_the_child_is_not_told_they_answered_everything(talk):
+    t = talk("session-feedback")
+    t.say("5")
+    t.say("sluta")
+    t.say("ja")
+    assert t.state.status == "stopped"
+    t.say("hej")
+    assert "Frågorna är slut nu" in t.texts and "redan svarat på alla" not in t.texts
+
+
+def test_after_the_end_of_an_anonymous_survey_nothing_is_kept_and_the_child_is_told(talk):
+    t = talk("session-feedback")
+    t.state.campaign_id = 7
+    for answer in ["5", "5", "5", "5"]:
+        t.say(answer)
+    t.say("Kan du ringa mig?")
+    assert not t.of(RaiseAlert) and "anonyma" in t.texts and "116 111" in t.texts

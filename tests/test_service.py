@@ -171,3 +171,30 @@ def test_a_language_button_answers_the_open_language_menu_and_only_it(app, clock
     assert app.service.state(sid).current == asked  # the same question, now in English
     again = app.service.handle(sid, english, message_id="c2", expect=LANGUAGE_PROMPT)
     assert again.stale and app.service.state(sid).current == asked  # the menu is closed
+
+
+def test_siblings_on_one_chat_each_keep_their_questions(app, clock):
+    """A chat answering one invitation opens another (brothers and sisters share a phone):
+    the first waits, paused and still tied to the chat, and comes back when the second ends."""
+    svc = app.service
+    first = svc.invite("S-1", 9, actor="anna")
+    second = svc.invite("S-2", 12, actor="anna", questionnaire_id="session-feedback")
+    sid1 = svc.claim_code("rasa", "chat-1", first.code)
+    svc.open(sid1)
+    svc.handle(sid1, "4")
+    asked = svc.state(sid1).current
+
+    sid2 = svc.claim_code("rasa", "chat-1", second.code)
+    opened = svc.open(sid2)
+    assert "andra frågor som inte är klara" in _texts(opened)
+    waiting = svc.state(sid1)
+    assert waiting.status == "paused" and waiting.contact == "chat-1"  # never left without it
+    assert svc.session_for_contact("rasa", "chat-1") == sid2
+    for answer in ["5", "5", "5", "5"]:
+        last = svc.handle(svc.session_for_contact("rasa", "chat-1"), answer)
+    assert svc.state(sid2).status == "completed"
+    assert "fler frågor som väntar" in _texts(last)
+
+    assert svc.session_for_contact("rasa", "chat-1") == sid1  # the chat is the first's again
+    back = svc.handle(sid1, "hej")
+    assert "Välkommen tillbaka" in _texts(back) and svc.state(sid1).current == asked
