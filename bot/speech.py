@@ -15,7 +15,9 @@ turns text into those bytes with two local programs and nothing from the network
   process gets there first. Files are written to a temporary name and moved into place with
   `os.replace`, so no process ever reads half a file.
 - A missing engine, or a language espeak-ng has no voice for (Somali, Tigrinya), is not an
-  error: `speak` returns None and the caller sends only the text.
+  error: `speak` returns None. `why_not(lang)` tells the two apart (NO_ENGINE, NO_VOICE), so
+  the caller can offer no read-aloud button where it cannot work and tell a child who asks, in
+  the child's own language, why there is no voice.
 - The programs run with an argument list (no shell), the text goes in on standard input, and
   every run has a timeout. Logs never carry the spoken text.
 - `speak` blocks while it synthesises (well under a second for a question): call it from a
@@ -53,6 +55,10 @@ VOICES: dict[str, tuple[str, ...]] = {
     "ti": ("ti",),
     "uk": ("uk",),
 }
+
+# Why a language cannot be read aloud here (`Speech.why_not`).
+NO_ENGINE = "engine"  # espeak-ng or an Opus encoder is not installed: nothing is spoken
+NO_VOICE = "voice"  # espeak-ng has no voice for the language (Somali, Tigrinya)
 
 RATE = 140  # words per minute; espeak-ng's default of 175 is fast for a 6-year-old
 BITRATE_KBPS = 24  # plenty for one voice in Opus; Telegram's own voice notes are about this
@@ -188,8 +194,18 @@ class Speech:
                 return voice
         return None
 
+    def why_not(self, lang: str) -> str | None:
+        """Why `lang` cannot be read aloud on this machine: NO_ENGINE when espeak-ng or an
+        Opus encoder is missing, NO_VOICE when espeak-ng has no voice for `lang`; None when it
+        can be (synthesis may still fail: `speak` then returns None)."""
+        if not self.available():
+            return NO_ENGINE
+        if self.voice_for(lang) is None:
+            return NO_VOICE
+        return None
+
     def can_speak(self, lang: str) -> bool:
-        return self.available() and self.voice_for(lang) is not None
+        return self.why_not(lang) is None
 
     # ------------------------------------------------------------------ speaking
 

@@ -207,6 +207,7 @@ def test_language_without_a_voice(tmp_path: Path, lang: str) -> None:
     sp = Speech(tmp_path)
     assert sp.voice_for(lang) is None
     assert not sp.can_speak(lang)
+    assert sp.why_not(lang) == speech_mod.NO_VOICE  # the chat tells the child, in its language
     assert sp.speak("ሰላም", lang, f"q:1:mood:{lang}") is None
     assert not list(tmp_path.iterdir())
 
@@ -228,6 +229,7 @@ def test_no_espeak_on_path(tmp_path: Path, fake_bin: Path, caplog) -> None:
     assert not sp.available()
     assert sp.voice_for("sv") is None
     assert not sp.can_speak("sv")
+    assert sp.why_not("sv") == sp.why_not("so") == speech_mod.NO_ENGINE
     assert sp.speak("Hur mår du?", "sv", "q:1:mood:sv") is None
     assert not (tmp_path / "cache").exists()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -237,6 +239,7 @@ def test_espeak_without_an_opus_encoder(tmp_path: Path, fake_bin: Path) -> None:
     fake_program(fake_bin, "espeak-ng", FAKE_VOICES)
     sp = Speech(tmp_path)
     assert not sp.available()
+    assert sp.why_not("sv") == speech_mod.NO_ENGINE  # espeak-ng alone cannot make a voice
     assert sp.speak("Hur mår du?", "sv", "k") is None
 
 
@@ -256,6 +259,8 @@ def test_voice_lookup_ignores_mbrola_and_missing_voices(tmp_path: Path, fake_bin
     assert sp.voice_for("sv") == "sv"
     assert sp.voice_for("ar") is None  # only an MBROLA voice, which needs mbrola installed
     assert sp.voice_for("ti") is None
+    assert sp.why_not("sv") is None and sp.can_speak("sv")
+    assert sp.why_not("ti") == sp.why_not("so") == sp.why_not("ar") == speech_mod.NO_VOICE
     assert sp.speak("ሰላም", "ti", "k") is None
     assert not list(tmp_path.glob("*.ogg"))
 

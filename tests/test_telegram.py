@@ -3,21 +3,28 @@ that records what tala sends, and real Redis and SQL underneath."""
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
 from admin_cli import summary
+from bot.channels import telegram as telegram_mod
 from bot.channels.telegram import deep_link
 from bot.server import build_web_app
 from bot.speech import Speech
+from flows import messages as M
 from tests.conftest import APP_BACKENDS, _build, telegram_env, wait_written
 from tests.conftest import TELEGRAM_SECRET as SECRET
 from tests.fakes.server import RunningServer
 from tests.fakes.telegram_api import FakeTelegram
 
 CHAT = 777001
+ENGINES = Speech(Path(tempfile.gettempdir())).available()
+needs_engines = pytest.mark.skipif(
+    not ENGINES, reason="espeak-ng and opusenc (apt: espeak-ng opus-tools) are not installed")
 
 
 @pytest.fixture
@@ -76,8 +83,8 @@ class Chat:
         return [b["callback_data"] for row in markup["inline_keyboard"] for b in row]
 
 
-def _invite(app, case="T-1", age=9):
-    return app.service.invite(case, age, channel="telegram", actor="anna")
+def _invite(app, case="T-1", age=9, lang="sv"):
+    return app.service.invite(case, age, lang=lang, channel="telegram", actor="anna")
 
 
 def test_setup_registers_the_webhook_with_its_secret_and_the_bot_menu(tg_app, tg, server):
@@ -122,6 +129,8 @@ def test_a_whole_followup_6_11_by_buttons_and_typing(tg_app, tg, server):
     assert "116 111" in chat.last()["text"]
     state = tg_app.service.state(inv.session_id)
     assert state.status == "completed"
+    chat.type("/readaloud")  # nothing left to read: still answered
+    assert chat.last()["text"] == "Du har redan svarat på alla frågor. Tack!"
     wait_written(tg_app, inv.session_id)  # by the server's SQL threads, after the last reply
 
     [session] = summary.build(tg_app, "T-1", "anna")["sessions"]
@@ -153,18 +162,191 @@ def test_forged_button_data_is_answered_and_changes_nothing(tg_app, tg, server):
         "arguing", "lonely"]
 
 
-@pytest.mark.skipif(not Speech(__import__("pathlib").Path("/tmp")).available(),
-                    reason="espeak-ng and opusenc are not installed")
+@needs_engines
 def test_read_aloud_sends_the_question_as_a_voice_message(tg_app, tg, server):
     inv = _invite(tg_app)
     chat = Chat(server, tg)
     chat.type(f"/start {inv.code}")
+    assert "r|home_feel" in chat.buttons()
     chat.press("r|home_feel")
     [voice] = tg.voices
     assert voice["content"][:4] == b"OggS" and b"OpusHead" in voice["content"]
     assert tg_app.service.state(inv.session_id).answers == {}  # reading changes nothing
     chat.press("r|home_feel")  # the second time comes from the cache: same audio
     assert tg.voices[1]["content"] == voice["content"]
+    sent = len(chat.mine())
+    chat.type("/readaloud")  # typed: the same voice message, and no text
+    assert len(tg.voices) == 3 and tg.voices[2]["content"] == voice["content"]
+    assert len(chat.mine()) == sent
+
+
+@needs_engines
+@pytest.mark.parametrize("lang", ["so", "ti"])
+def test_no_voice_with_the_real_espeak_ng_gets_no_button_and_an_honest_answer(
+        tg_app, tg, server, lang):
+    """espeak-ng (1.51 and later as packaged) has no Somali or Tigrinya voice."""
+    if Speech(Path(tempfile.gettempdir())).can_speak(lang):
+        pytest.skip(f"this espeak-ng has a {lang} voice")
+    inv = _invite(tg_app, lang=lang)
+    chat = Chat(server, tg)
+    chat.type(f"/start {inv.code}")
+    assert "a|home_feel|4" in chat.buttons()
+    assert not any(b.startswith("r|") for b in chat.buttons())
+    chat.type("/readaloud")
+    assert chat.last()["text"] == _said(tg_app, lang, M.READ_ALOUD_NO_VOICE)
+    assert tg.voices == []
+
+
+# --------------------------------------------------------------------------- read-aloud, faked
+# Read-aloud as the server has it, without running espeak-ng: these run everywhere, so "every
+# /readaloud is answered" is checked on machines without the engines too.
+
+FAKE_OGG = b"OggS\x00\x02" + b"\x00" * 40 + b"OpusHead fake voice"
+
+
+class FakeSpeech(Speech):
+    """Speaks the languages in `voices` (by default every tala language espeak-ng 1.51 has a
+    voice for: not Somali, not Tigrinya). engine=False: espeak-ng or opusenc is missing, so
+    nothing can be spoken; fail=True: every synthesis fails."""
+
+    def __init__(self, voices=("sv", "en", "fi", "ar", "fa", "uk"), engine: bool = True):
+        super().__init__(Path(tempfile.gettempdir()) / "unused")
+        self.voices, self.engine, self.fail = set(voices), engine, False
+        self.spoken: list[tuple[str, str, str]] = []
+
+    def available(self) -> bool:
+        return self.engine
+
+    def voice_for(self, lang: str) -> str | None:
+        return lang if self.engine and lang in self.voices else None
+
+    def speak(self, text: str, lang: str, key: str) -> bytes | None:
+        self.spoken.append((text, lang, key))
+        return None if self.fail or self.voice_for(lang) is None else FAKE_OGG
+
+
+@pytest.fixture
+def speech(monkeypatch):
+    """The Speech the Telegram channel builds is this fake (set before the server starts)."""
+    fake = FakeSpeech()
+    monkeypatch.setattr(telegram_mod, "Speech", lambda cache_dir: fake)
+    return fake
+
+
+@pytest.fixture
+def faked(tg_app, speech):
+    with RunningServer(build_web_app(tg_app, worker=False)) as running:
+        yield running
+
+
+def _said(app, lang: str, msgid: str) -> str:
+    return app.runtime.catalogs.gettext(lang, msgid)
+
+
+def _read_buttons(chat: Chat) -> list[str]:
+    return [b for b in chat.buttons() if b.startswith("r|")]
+
+
+@pytest.mark.parametrize("lang", ["so", "ti"])
+def test_readaloud_without_a_voice_for_the_language_says_so_in_it(tg_app, tg, speech, faked,
+                                                                   lang):
+    inv = _invite(tg_app, lang=lang)
+    chat = Chat(faked, tg)
+    chat.type(f"/start {inv.code}")
+    assert "a|home_feel|4" in chat.buttons() and _read_buttons(chat) == []  # no dead button
+    before = tg_app.service.state(inv.session_id)
+    chat.type("/readaloud")
+    text = chat.last()["text"]
+    assert text == _said(tg_app, lang, M.READ_ALOUD_NO_VOICE)
+    assert text != M.READ_ALOUD_NO_VOICE  # in the child's language, not Swedish
+    assert chat.last()["reply_markup"] is None
+    assert tg.voices == [] and speech.spoken == []
+    assert tg_app.service.state(inv.session_id) == before  # asking changes nothing
+    chat.type("4")  # the questions go on as before, still without the button
+    assert "home_feel" in tg_app.service.state(inv.session_id).answers
+    assert _read_buttons(chat) == []
+
+
+def test_readaloud_in_swedish_sends_a_voice_and_the_button_is_there(tg_app, tg, speech, faked):
+    inv = _invite(tg_app)
+    chat = Chat(faked, tg)
+    chat.type(f"/start {inv.code}")
+    assert _read_buttons(chat) == ["r|home_feel"]
+    sent = len(chat.mine())
+    chat.type("/readaloud")
+    chat.press("r|home_feel", message_id=chat.last_id())
+    assert [v["content"] for v in tg.voices] == [FAKE_OGG, FAKE_OGG]
+    assert len(chat.mine()) == sent  # a voice, and no text besides
+    [(text, lang, key), _] = speech.spoken
+    assert lang == "sv" and key.endswith(":home_feel:sv") and text.startswith("Hur har du det")
+
+
+def test_readaloud_when_the_server_has_no_speech_at_all(tg_app, tg, speech, faked):
+    speech.engine = False  # espeak-ng or opusenc not installed
+    inv = _invite(tg_app)
+    chat = Chat(faked, tg)
+    chat.type(f"/start {inv.code}")
+    assert _read_buttons(chat) == []
+    chat.type("/readaloud")
+    assert chat.last()["text"] == _said(tg_app, "sv", M.READ_ALOUD_OFF)
+    assert tg.voices == [] and speech.spoken == []
+
+
+def test_readaloud_when_synthesis_fails_says_so(tg_app, tg, speech, faked):
+    inv = _invite(tg_app, lang="en")
+    chat = Chat(faked, tg)
+    chat.type(f"/start {inv.code}")
+    assert _read_buttons(chat) == ["r|home_feel"]
+    speech.fail = True
+    chat.press("r|home_feel")
+    assert tg.callback_answers[-1]["text"] is None
+    assert chat.last()["text"] == _said(tg_app, "en", M.READ_ALOUD_OFF)
+    assert "adult you trust" in chat.last()["text"]
+    assert tg.voices == [] and len(speech.spoken) == 1
+
+
+def test_readaloud_always_answers_without_a_question(tg_app, tg, speech, faked):
+    nobody = Chat(faked, tg, chat_id=777009)
+    nobody.type("/readaloud")  # no invitation
+    assert nobody.last()["text"] == _said(tg_app, "sv", M.NEEDS_INVITATION)
+    inv = _invite(tg_app, lang="so")
+    chat = Chat(faked, tg)
+    chat.type(f"/start {inv.code}")
+    chat.type("/stop")
+    chat.type(_said(tg_app, "so", M.WORDS_YES).split(",")[0])
+    assert tg_app.service.state(inv.session_id).status == "stopped"
+    chat.type("/readaloud")
+    assert chat.last()["text"] == _said(tg_app, "so", M.READ_ALOUD_NOTHING)
+    assert tg.voices == [] and speech.spoken == []
+
+
+def test_a_read_aloud_button_from_before_a_change_to_somali(tg_app, tg, speech, faked):
+    """The button was offered in Swedish; after a change to Somali, pressing it tells why
+    there is no voice, and the question asked again in Somali has no button."""
+    inv = _invite(tg_app)
+    chat = Chat(faked, tg)
+    chat.type(f"/start {inv.code}")
+    old = chat.last_id()
+    assert _read_buttons(chat) == ["r|home_feel"]
+    chat.type(tg_app.runtime.catalogs.own_name("so"))  # the language's own name switches
+    assert tg_app.service.state(inv.session_id).lang == "so"
+    assert _read_buttons(chat) == [] and "a|home_feel|4" in chat.buttons()
+    chat.press("r|home_feel", message_id=old)
+    assert tg.callback_answers[-1]["text"] is None
+    assert chat.last()["text"] == _said(tg_app, "so", M.READ_ALOUD_NO_VOICE)
+    assert tg.voices == [] and speech.spoken == []
+
+
+def test_a_read_aloud_button_of_an_answered_question(tg_app, tg, speech, faked):
+    inv = _invite(tg_app)
+    chat = Chat(faked, tg)
+    chat.type(f"/start {inv.code}")
+    first = chat.last_id()
+    chat.press("a|home_feel|4")
+    sent = len(chat.mine())
+    chat.press("r|home_feel", message_id=first)
+    assert tg.callback_answers[-1]["text"] == "Det har du redan svarat på."
+    assert len(chat.mine()) == sent and tg.voices == []
 
 
 def test_wrong_or_missing_secret_gets_403_and_changes_nothing(tg_app, tg, server):

@@ -5,7 +5,14 @@
     buttons          a choice's answer ("a|question|key"); several choices are ticked on the
                      keyboard itself ("m|question|mask") and sent with Klar ("d|question|mask");
                      "r|question" reads the question aloud as a voice message
+    /readaloud       the question being asked, as a voice message
     /help /back /pause /language /answers /stop   the bot menu, in every language
+
+Read-aloud: the button is offered only where it can work (younger children, a language
+espeak-ng has a voice for, the engines installed). /readaloud, and a read-aloud button left
+over from before, always answer: with the voice message, or with a plain message in the
+child's language that says why not (no voice for Somali or Tigrinya yet, read-aloud off on
+this server, no question being asked) and that a grown-up they trust can read to them.
 
 A button is checked against the question being asked inside the same Redis transaction that
 applies it, so a second press of an old button changes nothing; a repeated update (Telegram
@@ -31,7 +38,7 @@ from bot.app import App
 from bot.channels.console import render
 from bot.service import CodeError, Reply
 from bot.settings import Settings
-from bot.speech import Speech, spoken_text
+from bot.speech import NO_VOICE, Speech, spoken_text
 from flows import engine
 from flows import messages as M
 from flows.engine import Prompt, Say
@@ -150,10 +157,7 @@ class TelegramChannel:
             await self._start(chat, code)
             return
         if text.startswith("/readaloud"):
-            sid = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
-            state = await asyncio.to_thread(svc.state, sid) if sid else None
-            if state and state.current:
-                await self._voice(chat, state.current, state)
+            await self._read_aloud_command(chat)
             return
         sid = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
         if sid is None:
@@ -209,8 +213,11 @@ class TelegramChannel:
             return
         lang = state.lang
         if kind == "r":
+            if state.current != qid:  # an old question's button (or forged data)
+                await query.answer(self._child(state, M.ALREADY_ANSWERED))
+                return
             await query.answer()
-            await self._voice(chat, qid, state)
+            await self._voice(chat, state)
             return
         # The question being asked, for a tick (m) or "done" (d) on it; None for an old one.
         prompt = self._prompt(state) if kind in ("m", "d") and state.current == qid else None
@@ -271,14 +278,42 @@ class TelegramChannel:
         return engine.prompt_for(engine._Talk(self.app.runtime, state),
                                  qn.question(state.current))
 
-    async def _voice(self, chat: str, qid: str, state) -> None:
-        if not self.speech.can_speak(state.lang) or state.current != qid:
-            return
-        prompt = self._prompt(state)
-        key = f"{state.questionnaire_id}:{state.questionnaire_version}:{qid}:{state.lang}"
-        audio = await asyncio.to_thread(self.speech.speak, spoken_text(prompt), state.lang, key)
-        if audio:
-            await self.bot.send_voice(chat, BufferedInputFile(audio, filename=f"{qid}.ogg"))
+    async def _read_aloud_command(self, chat: str) -> None:
+        """/readaloud: always answered, with the question as a voice message or a message that
+        says why not. Reading changes nothing in the session."""
+        svc = self.app.service
+        sid = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
+        state = await asyncio.to_thread(svc.state, sid) if sid else None
+        if state is None:
+            await self.bot.send_message(chat, self._sv(M.NEEDS_INVITATION))
+        elif state.status == engine.COMPLETED:
+            await self.bot.send_message(chat, self._child(state, M.ALREADY_DONE))
+        elif not state.current or state.status in engine.FINISHED:  # stopped, expired
+            await self.bot.send_message(chat, self._child(state, M.READ_ALOUD_NOTHING))
+        else:
+            await self._voice(chat, state)
+
+    async def _voice(self, chat: str, state) -> None:
+        """The question being asked as a voice message; where there is no voice for the
+        child's language, no engine, or synthesis fails, a message in the child's language
+        that says so instead (never silence)."""
+        why = await asyncio.to_thread(self.speech.why_not, state.lang)  # may probe espeak-ng
+        if why is None:
+            qid = state.current
+            prompt = self._prompt(state)
+            key = f"{state.questionnaire_id}:{state.questionnaire_version}:{qid}:{state.lang}"
+            audio = await asyncio.to_thread(self.speech.speak, spoken_text(prompt), state.lang,
+                                            key)
+            if audio:
+                await self.bot.send_voice(chat, BufferedInputFile(audio, filename=f"{qid}.ogg"))
+                return
+        msgid = M.READ_ALOUD_NO_VOICE if why == NO_VOICE else M.READ_ALOUD_OFF
+        await self.bot.send_message(chat, self._child(state, msgid))
+
+    def _child(self, state, msgid: str) -> str:
+        """A system message in the child's language (right-to-left lines marked as the
+        engine marks them)."""
+        return engine._Talk(self.app.runtime, state)._(msgid)
 
     def _sv(self, msgid: str) -> str:
         return self.app.runtime.catalogs.gettext(SOURCE_LANG, msgid)
