@@ -1,13 +1,18 @@
 """Live conversation state in Redis.
 
-Key layout (one session's keys share the `{session id}` hash tag, so they live in one Redis
-Cluster slot and one script can cover them):
+Key layout: every key tala writes besides the send queue's (storage/queue.py). HASH is a keyed
+hash of a number, chat or code, never the thing itself. One session's keys share the
+`{session id}` hash tag, so they live in one Redis Cluster slot and one script can cover them:
 
     tala:{SID}:state              the session state, Fernet-encrypted JSON, with a TTL
     tala:{SID}:seen               hash of the messages already applied (CHANNEL:MSGID, the
                                   channel's own ids; field ">" names the newest)
     tala:{SID}:reply              the reply to the newest of them, Fernet-encrypted
     tala:bind:CHANNEL:HASH        which session a phone number, chat or invitation code opens
+    tala:optout:CHANNEL:HASH      a number or chat that said STOP (until it says START)
+    tala:unknown:HASH             a number with nothing waiting was answered once today
+    tala:codefail:CHANNEL:HASH    wrong invitation codes from one chat (an hour)
+    tala:campaigns:keyword|code   hash: an open survey by its keyword or Telegram code (JSON)
     tala:due                      sorted set: session id -> when the worker should look at it
     tala:units                    hash: unit -> its office hours and whether it has an on-call
                                   number (JSON; no number), what the message path needs to
@@ -202,6 +207,23 @@ class StateStore:
     @property
     def due_key(self) -> str:
         return f"{self.prefix}:due"
+
+    def session_pattern(self, sid: str) -> str:
+        """Every key of one session (SCAN MATCH), for erasure."""
+        return f"{self.prefix}:{{{sid}}}:*"
+
+    def optout_key(self, channel: str, address_hash: str) -> str:
+        return f"{self.prefix}:optout:{channel}:{address_hash}"
+
+    def codefail_key(self, channel: str, address_hash: str) -> str:
+        return f"{self.prefix}:codefail:{channel}:{address_hash}"
+
+    def unknown_key(self, address_hash: str) -> str:
+        return f"{self.prefix}:unknown:{address_hash}"
+
+    def campaigns_key(self, by: str) -> str:
+        """A hash of the campaigns by "keyword" or by "code"."""
+        return f"{self.prefix}:campaigns:{by}"
 
     # -- (de)serialising
     def _encode(self, state: State) -> bytes:

@@ -187,7 +187,7 @@ class SmsInbound:
     def _unknown(self, number: str) -> list[str]:
         """One short reply a day at most to a number with nothing waiting: it says nothing
         about anyone, and cannot be used to make us send many messages."""
-        key = f"{self.service.store.prefix}:unknown:{self.service.crypto.lookup_hash(number)}"
+        key = self.service.store.unknown_key(self.service.crypto.lookup_hash(number))
         if self.service.store.r.set(key, b"1", nx=True, ex=24 * 3600):
             return [self.unknown_reply]
         return []

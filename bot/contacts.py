@@ -1,0 +1,204 @@
+"""Contacts and sending: which session a number or chat opens, STOP and START, messages a
+channel sends first (invitations, reminders, a caseworker's reply), what the provider says
+became of them, and erasing a child. A mixin of `bot.service.ConversationService`."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from bot.invitations import STAFF_ROUTES
+from flows import engine
+from flows.engine import Say, State
+from storage.queue import DEFAULT, Job, SendResult
+from storage.sql import new_id
+
+MAX_REPLY = 459  # three GSM-7 segments
+
+
+class ReplyError(ValueError):
+    """The reply cannot be sent; the message says why and what to do."""
+
+
+class Contacts:
+    def session_for_contact(self, channel: str, contact: str) -> str | None:
+        return self.store.lookup(channel, self.crypto.lookup_hash(contact))
+
+    def lookup_contact(self, channel: str, contact: str) -> tuple[str | None, bool]:
+        """The session a number opens and whether it opted out, in one round trip."""
+        h = self.crypto.lookup_hash(contact)
+        pipe = self.store.r.pipeline(transaction=False)
+        pipe.get(self.store.bind_key(channel, h))
+        pipe.exists(self.store.optout_key(channel, h))
+        sid, opted_out = pipe.execute()
+        return (sid.decode() if sid else None), bool(opted_out)
+
+    def _optout_key(self, channel: str, contact: str) -> str:
+        return self.store.optout_key(channel, self.crypto.lookup_hash(contact))
+
+    def is_opted_out(self, channel: str, contact: str) -> bool:
+        return bool(self.store.r.exists(self._optout_key(channel, contact)))
+
+    def opt_out(self, channel: str, contact: str) -> None:
+        """The child said STOP (or the provider says they did): nothing more is sent, the
+        session waits, and the caseworker sees why."""
+        self.store.r.set(self._optout_key(channel, contact), b"1")
+        sid = self.session_for_contact(channel, contact)
+        if sid is None:
+            return
+
+        def hold(s: State) -> tuple[State, None]:
+            if s.status not in engine.FINISHED:
+                s.hold = "opted_out"
+                if s.status == engine.ACTIVE:
+                    s.status = engine.PAUSED
+            return s, None
+
+        self.store.transact(sid, hold, ttl=self._ttl)
+        self.db.set_delivery(sid, "opted_out", "the child answered STOP")
+
+    def opt_in(self, channel: str, contact: str) -> None:
+        self.store.r.delete(self._optout_key(channel, contact))
+        sid = self.session_for_contact(channel, contact)
+        if sid is not None:
+            self.store.transact(sid, lambda s: (setattr(s, "hold", None) or s, None),
+                                ttl=self._ttl)
+
+    # ------------------------------------------------------------------ sending first
+    def deliver(self, state: State, says: list[Say], job_id: str, kind: str = "message",
+                lane: str = DEFAULT) -> int:
+        """Queue messages to the child on the session's channel (invitations, reminders), in
+        that channel's line: only its own sender takes them. Returns how many text messages
+        were queued; 0 where the channel cannot send first."""
+        out = self.outbound.get(state.channel)
+        if out is None or self.queue is None or not state.contact:
+            return 0
+        if self.is_opted_out(state.channel, state.contact):
+            return 0
+        parts = out.render(says)
+        for i, body in enumerate(parts):
+            self.queue.enqueue(f"{job_id}:{i}", state.contact, body, kind=kind,
+                               channel=state.channel, lane=lane, session_id=state.session_id)
+        return len(parts)
+
+    def send_queued(self, channel: str, block_ms: int = 0, max_jobs: int | None = None,
+                    stop: Callable[[], bool] = lambda: False,
+                    on_result: Callable[[Job, SendResult], None] | None = None) -> int:
+        """Send what is queued for `channel` at its rate; returns how many jobs finished."""
+        out = self.outbound.get(channel)
+        if out is None or self.queue is None:
+            return 0
+
+        def done(job: Job, result: SendResult) -> None:
+            self._sent(job, result)
+            if on_result:
+                on_result(job, result)
+
+        return self.queue.process(out.sender, out.rate, on_result=done, block_ms=block_ms,
+                                  max_jobs=max_jobs, stop=stop)
+
+    def _sent(self, job: Job, result: SendResult) -> None:
+        channel = job.fields.get("channel", "sms")
+        sid = job.fields.get("session_id")
+        self.metrics.messages.labels(channel, "out" if result.ok else "failed").inc()
+        if result.ok:
+            # Leads the provider's delivery report to the job; named by the id's keyed hash
+            # (Telegram's message id holds the chat id).
+            self.store.r.set(self.queue.message_key(result.sid), job.id, ex=7 * 86400)
+            if job.fields.get("kind") == "invite" and sid:
+                self.db.set_delivery(sid, "sent")
+            elif job.fields.get("kind") == "staff":
+                self.notifier.delivered(job.id, "sent")
+            return
+        if job.fields.get("kind") == "staff":
+            self.notifier.delivered(job.id, "failed", result.error)  # escalates at once
+        elif result.opted_out:
+            self.opt_out(channel, job.to)
+        elif job.fields.get("kind") == "invite" and sid:
+            self.db.set_delivery(sid, "failed", result.error)
+
+    def record_delivery(self, message_sid: str, status: str, error_code: str | None,
+                        opted_out: bool = False) -> None:
+        """A provider's delivery report (Twilio's status callback) for a message we sent."""
+        if self.queue is None or not message_sid:
+            return
+        job_id = (self.store.r.get(self.queue.message_key(message_sid))
+                  or self.store.r.get(self.queue.legacy_message_key(message_sid)))
+        if job_id is None:
+            return
+        job_id = job_id.decode()
+        job = self.queue.job(job_id)
+        if job.get("kind") == "staff":
+            if status in ("delivered", "undelivered", "failed"):
+                self.notifier.delivered(job_id, status,
+                                        f"error {error_code}" if error_code else None)
+            return  # a work phone's STOP is not a child's
+        if opted_out:
+            self.opt_out(job.get("channel", "sms"), self.crypto.decrypt(job["to"].encode()))
+            return
+        if job.get("kind") == "invite" and job.get("session_id") and status in (
+                "delivered", "undelivered", "failed"):
+            self.db.set_delivery(job["session_id"], status,
+                                 f"error {error_code}" if error_code else None)
+
+    # ------------------------------------------------------------------ a caseworker's
+    def reply(self, case_ref: str, text: str, actor: str) -> str:
+        """The caseworker's short answer back to the child, on the channel the child used.
+        Returns the queued job's id."""
+        text = " ".join(text.split())
+        if not text:
+            raise ReplyError("Write the message in quotes, for example: tala reply K-17 "
+                             "\"Tack! Vi pratar om skolan på torsdag.\"")
+        if len(text) > MAX_REPLY:
+            raise ReplyError(f"Keep it short: at most {MAX_REPLY} characters (three text "
+                             f"messages); this is {len(text)}.")
+        child = self.db.child(case_ref)
+        if child is None:
+            raise ReplyError(f"There is no case '{case_ref}'.")
+        for inv in reversed(self.db.invitations(child.id)):
+            # Where the child answered: the live session knows (a Telegram chat is learnt when
+            # the child opens the link), and SQL keeps it once the session is written.
+            state = self.store.get(inv.session_id)
+            channel = state.channel if state and state.contact else inv.channel
+            contact = (state.contact if state and state.contact else
+                       self.crypto.decrypt(inv.contact_enc) if inv.contact_enc else None)
+            if channel not in self.outbound or not contact:
+                continue
+            if self.is_opted_out(channel, contact):
+                raise ReplyError("The child has said STOP to our messages, so nothing can be "
+                                 "sent until they write START.")
+            job_id = f"reply:{inv.session_id}:{new_id()[:8]}"
+            self.queue.enqueue(job_id, contact, text, kind="reply", channel=channel,
+                               session_id=inv.session_id)
+            self.db.audit(actor, "reply", case_ref, f"via {channel}")
+            return job_id
+        can = ", ".join(c for c in self.outbound if c not in STAFF_ROUTES) or "none set up"
+        raise ReplyError(f"{case_ref} has not answered on a channel tala can send on ({can}): "
+                         "there is nowhere to send a reply.")
+
+    def erase(self, case_ref: str, actor: str) -> bool:
+        """Remove everything about a child from SQL and Redis. What stays is one audit entry
+        that an erasure happened, naming the case only by a keyed hash (so the municipality can
+        check a given case was erased, but the log itself names nobody)."""
+        erased = self.db.erase_child(case_ref)
+        if erased is None:
+            return False
+        invitations, alert_ids = erased
+        r = self.store.r
+        job_ids = [f"alert:{a}:" for a in alert_ids]
+        for inv in invitations:
+            sid = inv.session_id
+            r.delete(*[k for k in r.scan_iter(match=self.store.session_pattern(sid))] or [b"-"])
+            self.store.unschedule(sid)
+            if inv.code_hash:
+                self.store.unbind("code", inv.code_hash)
+            if inv.contact_hash:
+                self.store.unbind(inv.channel, inv.contact_hash)
+                r.delete(self.store.optout_key(inv.channel, inv.contact_hash),
+                         self.store.unknown_key(inv.contact_hash))
+            job_ids += [f"invite:{sid}:", f"remind:{sid}:", f"reply:{sid}:"]
+        if self.queue is not None:
+            self.queue.forget(lambda job_id: job_id.startswith(tuple(job_ids)))
+        self.db.audit(actor, "erase", None,
+                      f"case #{self.crypto.lookup_hash(case_ref)[:16]}, "
+                      f"{len(invitations)} invitation(s)")
+        return True

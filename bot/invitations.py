@@ -1,0 +1,243 @@
+"""Inviting a child, and the invitation codes a chat (Telegram, Rasa, the console) opens its
+invitation with. A mixin of `bot.service.ConversationService`."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from flows import engine
+from flows import messages as M
+from flows.engine import Say, State
+from flows.model import pick_for_age
+from storage.queue import DEFAULT
+from storage.sql import Invitation, new_id
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
+
+
+CODE_CHANNELS = ("console", "telegram", "rasa")  # opened with an invitation code
+
+
+STAFF_ROUTES = ("email",)  # queued and sent like a channel, but only ever to staff
+
+
+MAX_CODE_TRIES = 5  # wrong invitation codes from one chat before it must wait an hour
+
+
+# A Swedish personal identity number (personnummer / samordningsnummer) in any usual form.
+_PERSONAL_NUMBER = re.compile(r"^(19|20)?\d{6}[-+]?\d{4}$")
+
+
+class CodeError(LookupError):
+    """An invitation code that cannot be used: `kind` is "unknown" or "too_many"."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
+
+
+def _normal_code(code: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "", code.upper())
+
+
+class InviteError(ValueError):
+    """The invitation cannot be made; the message says what to type instead."""
+
+
+@dataclass
+class Invited:
+    session_id: str
+    case_ref: str
+    questionnaire_id: str
+    lang: str
+    channel: str
+    code: str  # shown once, when made ("" for an invitation made before): SQL has its hash
+    expires_at: datetime
+
+
+class Invitations:
+    def invite(self, case_ref: str, age: int, *, lang: str = "sv", channel: str = "console",
+               contact: str | None = None, questionnaire_id: str | None = None,
+               unit: str | None = None, caseworker: str | None = None,
+               actor: str = "unknown", session_id: str | None = None,
+               lane: str = DEFAULT) -> Invited:
+        """Invite a child. With `session_id` given, inviting again is a no-op that returns the
+        first invitation: a bulk run that was cut off can simply be run again. `lane`: BULK
+        for a bulk run's invitations, which then never hold up a conversation's replies."""
+        if session_id:
+            earlier = self.db.invitation(session_id)
+            if earlier is not None:
+                state = self.store.get(session_id)
+                if state is not None and state.status == engine.INVITED:
+                    self._send_invitation(state, lane)  # queued once: a no-op after
+                return self._invited(earlier)
+        case_ref = case_ref.strip()
+        if not case_ref:
+            raise InviteError("Give a case reference, for example: tala invite K-17 --age 9")
+        if _PERSONAL_NUMBER.match(case_ref.replace(" ", "")):
+            raise InviteError("That looks like a personal identity number. tala only stores "
+                              "pseudonymous case references: use your unit's case reference, "
+                              "for example K-17.")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}", case_ref):
+            raise InviteError("A case reference is letters, digits and - _ . : / (at most 64), "
+                              "for example K-17.")
+        if not 4 <= age <= 25:
+            raise InviteError(f"--age {age} looks wrong: give the child's age in years (6-18).")
+        if not self.rt.catalogs.has(lang):
+            known = ", ".join(self.rt.catalogs.languages)
+            raise InviteError(f"There is no '{lang}' translation. Languages: {known}.")
+        if questionnaire_id:
+            qn = self.questionnaires.get(questionnaire_id)
+            if qn is None:
+                known = ", ".join(sorted(self.questionnaires))
+                raise InviteError(f"No questionnaire '{questionnaire_id}'. There are: {known}.")
+        else:
+            qn = pick_for_age(self.questionnaires, age)
+            if qn is None:
+                raise InviteError(f"No follow-up questionnaire is written for age {age}. "
+                                  "Pick one with --questionnaire.")
+        contact = self._check_contact(channel, contact, session_id)
+        now = self.clock()
+        # Who is responsible (alerts go to them): the one named, else whoever invites; a new
+        # invitation changes it, as `tala case assign` does.
+        responsible = caseworker or (actor if actor != "unknown" else None)
+        if caseworker and self.db.has_users() and self.db.user(caseworker) is None:
+            raise InviteError(f"There is no tala user '{caseworker}' to be responsible for "
+                              f"{case_ref}. 'tala users list' shows who there is.")
+        child = self.db.ensure_child(case_ref, unit=unit, caseworker=responsible,
+                                     birth_year=now.year - age, preferred_lang=lang)
+        sid = session_id or new_id()
+        # A deep link's code must not be guessable: 16 characters is 80 bits.
+        code = "".join(secrets.choice(CODE_ALPHABET)
+                       for _ in range(16 if channel == "telegram" else 10))
+        state = engine.new_state(sid, qn, lang, now)
+        state.channel = channel
+        state.case_ref = case_ref
+        state.unit = child.unit
+        state.contact = contact
+        ttl = self._ttl(state)
+        expires = now + self.rt.policy.invitation_open
+        if self.store.get(sid) is None:
+            self.store.create(state, ttl=ttl)
+        code_hash = self.crypto.lookup_hash(code)
+        self.store.bind("code", code_hash, sid, ttl)
+        if contact:
+            self.store.bind(channel, self.crypto.lookup_hash(contact), sid, ttl)
+        self.store.schedule(sid, expires)
+        inv = self.db.add_invitation(Invitation(
+            child_id=child.id, session_id=sid, questionnaire_id=qn.id, channel=channel,
+            lang=lang, code_hash=code_hash, created_by=actor, expires_at=expires,
+            contact_enc=self.crypto.encrypt(contact) if contact else None,
+            contact_hash=self.crypto.lookup_hash(contact) if contact else None,
+            delivery_status="queued" if contact else None))
+        self.db.audit(actor, "invite", case_ref, f"{qn.id} via {channel}")
+        self._send_invitation(state, lane)
+        return self._invited(inv, code)
+
+    def _send_invitation(self, state: State, lane: str = DEFAULT) -> None:
+        if state.contact:
+            text = self.rt.catalogs.gettext(state.lang, M.INVITE_SMS).format(
+                sender=self.sender_name)
+            self.deliver(state, [Say(text)], f"invite:{state.session_id}", kind="invite",
+                         lane=lane)
+
+    def _invited(self, inv: Invitation, code: str = "") -> Invited:
+        """`code` only when the invitation is made: SQL keeps its hash, never the code."""
+        child_ref = self.db.case_ref_of(inv.child_id)
+        return Invited(inv.session_id, child_ref, inv.questionnaire_id, inv.lang, inv.channel,
+                       code, inv.expires_at)
+
+    def _check_contact(self, channel: str, contact: str | None,
+                       session_id: str | None = None) -> str | None:
+        out = self.outbound.get(channel)
+        if channel in STAFF_ROUTES:
+            raise InviteError(f"--channel {channel} is for staff alerts only, not for children.")
+        if channel not in CODE_CHANNELS and out is None:
+            raise InviteError(f"--channel {channel} is not set up on this installation: see "
+                              "the README for the settings it needs.")
+        if channel in CODE_CHANNELS:
+            # The child opens these with the invitation's code; the chat is learnt then.
+            if contact:
+                raise InviteError(f"--to is not used with --channel {channel}.")
+            if channel == "telegram" and out is None:
+                raise InviteError("--channel telegram needs TELEGRAM_BOT_TOKEN and "
+                                  "TELEGRAM_BOT_USERNAME: see the README.")
+            return None
+        if not contact:
+            raise InviteError(f"--channel {channel} needs --to with the child's number.")
+        try:
+            contact = out.normalise(contact)
+        except ValueError as e:
+            raise InviteError(str(e)) from None
+        if self.is_opted_out(channel, contact):
+            raise InviteError("This number has said STOP to our messages, so nothing can be "
+                              "sent to it. The child can text START to our number to allow "
+                              "messages again.")
+        open_sid = self.session_for_contact(channel, contact)
+        open_state = self.store.get(open_sid) if open_sid and open_sid != session_id else None
+        if open_state is not None and open_state.status not in engine.FINISHED:
+            raise InviteError(f"This number already has open questions "
+                              f"({open_state.questionnaire_id}, invited "
+                              f"{open_state.created_at[:10]}). One conversation per number at "
+                              "a time: wait until it is finished or has expired.")
+        return contact
+
+    def session_for_code(self, code: str) -> str | None:
+        return self.store.lookup("code", self.crypto.lookup_hash(_normal_code(code)))
+
+    def claim_code(self, channel: str, address: str, code: str) -> str:
+        """Bind a chat (Telegram, Rasa) to the invitation with this code. A code works once
+        and expires with its invitation; a wrong, used or expired code gets the same answer
+        (so guessing learns nothing), and a chat that keeps guessing is held off for an hour."""
+        r = self.store.r
+        addr = self.crypto.lookup_hash(address)
+        fails_key = self.store.codefail_key(channel, addr)
+        if int(r.get(fails_key) or 0) >= MAX_CODE_TRIES:
+            raise CodeError("too_many")
+        sid_raw = r.getdel(self.store.bind_key("code", self.crypto.lookup_hash(
+            _normal_code(code))))
+        sid = sid_raw.decode() if sid_raw else None
+        state = self.store.get(sid) if sid else None
+        if state is None or state.channel == "sms" or state.status != engine.INVITED:
+            pipe = r.pipeline()
+            pipe.incr(fails_key)
+            pipe.expire(fails_key, 3600)
+            pipe.execute()
+            raise CodeError("unknown")
+
+        # Questions still open on this chat (a brother's or sister's, or the child's own
+        # other invitation) wait, paused and keeping their chat, and come back after these.
+        earlier_sid = self.store.lookup(channel, addr)
+        earlier = self.store.get(earlier_sid) if earlier_sid and earlier_sid != sid else None
+        waits = earlier is not None and earlier.status not in engine.FINISHED
+        if waits:
+            def park(s: State) -> tuple[State, None]:
+                if s.status == engine.ACTIVE:
+                    s.status, s.pending = engine.PAUSED, None
+                return s, None
+
+            self.store.transact(earlier_sid, park, ttl=self._ttl)
+
+        def bind(s: State) -> tuple[State, None]:
+            s.channel, s.contact = channel, address
+            s.then = earlier_sid if waits else None
+            return s, None
+
+        self.store.transact(sid, bind, ttl=self._ttl)
+        self.store.bind(channel, addr, sid, self._ttl(state))
+        return sid
+
+    def _hand_back(self, sid: str) -> str | None:
+        """A session has ended: if another was waiting on its chat, the chat opens that one
+        again. Returns the ended session's language if it did."""
+        state = self.store.get(sid)
+        waiting = self.store.get(state.then) if state and state.then and state.contact else None
+        if waiting is None or waiting.status in engine.FINISHED or \
+                waiting.contact != state.contact or waiting.channel != state.channel:
+            return None
+        self.store.bind(state.channel, self.crypto.lookup_hash(state.contact),
+                        waiting.session_id, self._ttl(waiting))
+        return state.lang
