@@ -10,7 +10,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from bot.conversation import Reply
-from bot.invitations import CODE_ALPHABET, _normal_code
+from bot.invitations import CODE_ALPHABET, normal_code
 from flows import engine
 from flows import messages as M
 from flows.engine import Say, State
@@ -95,7 +95,7 @@ class Campaigns:
         return json.loads(raw) if raw else None
 
     def campaign_by_code(self, code: str) -> dict | None:
-        raw = self.store.r.hget(self.store.campaigns_key("code"), _normal_code(code))
+        raw = self.store.r.hget(self.store.campaigns_key("code"), normal_code(code))
         return json.loads(raw) if raw else None
 
     def start_anonymous(self, channel: str, address: str, campaign: dict,

@@ -16,14 +16,8 @@ from storage.queue import DEFAULT
 from storage.sql import Invitation, new_id
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
-
-
 CODE_CHANNELS = ("console", "telegram", "rasa")  # opened with an invitation code
-
-
 STAFF_ROUTES = ("email",)  # queued and sent like a channel, but only ever to staff
-
-
 MAX_CODE_TRIES = 5  # wrong invitation codes from one chat before it must wait an hour
 
 
@@ -39,7 +33,7 @@ class CodeError(LookupError):
         self.kind = kind
 
 
-def _normal_code(code: str) -> str:
+def normal_code(code: str) -> str:
     return re.sub(r"[^A-Z0-9]", "", code.upper())
 
 
@@ -186,7 +180,7 @@ class Invitations:
         return contact
 
     def session_for_code(self, code: str) -> str | None:
-        return self.store.lookup("code", self.crypto.lookup_hash(_normal_code(code)))
+        return self.store.lookup("code", self.crypto.lookup_hash(normal_code(code)))
 
     def claim_code(self, channel: str, address: str, code: str) -> str:
         """Bind a chat (Telegram, Rasa) to the invitation with this code. A code works once
@@ -198,7 +192,7 @@ class Invitations:
         if int(r.get(fails_key) or 0) >= MAX_CODE_TRIES:
             raise CodeError("too_many")
         sid_raw = r.getdel(self.store.bind_key("code", self.crypto.lookup_hash(
-            _normal_code(code))))
+            normal_code(code))))
         sid = sid_raw.decode() if sid_raw else None
         state = self.store.get(sid) if sid else None
         if state is None or state.channel == "sms" or state.status != engine.INVITED:
