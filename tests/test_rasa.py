@@ -14,6 +14,9 @@ from contextlib import contextmanager
 import pytest
 import requests
 
+from bot.channels.rasa import MAX_LOOKUPS, TalaStep, find_code
+from bot.service import CODE_ALPHABET, MAX_CODE_TRIES
+from flows import messages as M
 from tests.test_bulk import _stop_embedded_redis
 
 SCRIPT_12_18 = ["7", "ja", "8", "1", "3", "1 4", "Det är svårt att orka", "nästan varje dag",
@@ -56,8 +59,8 @@ def _env(tmp_path, **extra: str) -> dict:
     return env
 
 
-def _invite_code(env: dict) -> str:
-    invite = subprocess.run([sys.executable, "-m", "admin_cli.main", "invite", "R-1", "--age",
+def _invite_code(env: dict, case: str = "R-1") -> str:
+    invite = subprocess.run([sys.executable, "-m", "admin_cli.main", "invite", case, "--age",
                              "14", "--json"], env=env, capture_output=True, text=True,
                             timeout=120)
     assert invite.returncode == 0, invite.stderr
@@ -166,6 +169,118 @@ def test_guessing_codes_is_held_off(rasa_server):
         _say(url, "guesser", f"AAAAA-{i:05d}", i)
     held = _say(url, "guesser", code, 9)  # even the right code, once held off
     assert "provat många gånger" in held["responses"][0]["text"]
+
+
+# --------------------------------------------------------------------------- the code in a sentence
+
+def test_the_code_is_found_in_what_a_child_types_through_the_action_server(tmp_path):
+    """The README's own example, in English and in Swedish: each binds the conversation,
+    where the first long word ("services", "socialtj") was taken for the code before. (Lower
+    case and a code typed in two halves: further down, without a server process.)"""
+    env = _env(tmp_path, TALA_RASA_TOKEN=TOKEN)
+    codes = [_invite_code(env, f"R-{n}") for n in range(2)]
+    said = [f"I have a code from social services: {codes[0]}",
+            f"Hej! Jag har en kod från socialtjänsten: {codes[1]}"]
+    with _action_server(tmp_path, env) as (url, _):
+        for n, text in enumerate(said):
+            result = _say(url, f"child-{n}", text, 0)
+            assert _slot(result, "tala_active") is True, text
+            assert "Hur har du det" in result["responses"][-1]["text"], text
+            assert _slot(result, "tala_session")
+
+
+@pytest.mark.parametrize("text, candidates", [
+    ("I have a code from social services: D5A2NKCPSP", ["D5A2NKCPSP"]),
+    ("Jag har en kod från socialtjänsten: D5A2NKCPSP", ["D5A2NKCPSP"]),
+    ("min kod är d5a2nkcpsp!", ["D5A2NKCPSP"]),
+    ("koden:D5A2NKCPSP.", ["D5A2NKCPSP"]),
+    ("D5A2N KCPSP", ["D5A2NKCPSP"]),
+    ("d5a2n-kcpsp", ["D5A2NKCPSP"]),
+    ("ABCDE – FGHJK", ["ABCDEFGHJK"]),
+    ("Ｄ５Ａ２ＮＫＣＰＳＰ", ["D5A2NKCPSP"]),  # typed in full width
+    ("t.me code 23456789ABCDEFGH", ["23456789ABCDEFGH"]),  # a Telegram invitation's length
+    # A digit, then upper case, then a lower-case word: the likeliest first.
+    ("abcdefghjk or ABCDEFGHJK or D5A2NKCPSP", ["D5A2NKCPSP", "ABCDEFGHJK"]),
+    ("understand? MY CODE IS ABCDEFGHJK", ["ABCDEFGHJK", "UNDERSTAND"]),
+])
+def test_a_code_is_found_by_its_alphabet_and_length(text, candidates):
+    found = find_code(text)
+    assert found.candidates == candidates and found.attempt == candidates[0]
+    assert all(set(c) <= set(CODE_ALPHABET) for c in found.candidates)
+
+
+@pytest.mark.parametrize("text", [
+    "I have a code from social services", "Jag har en kod från socialtjänsten", "hello",
+    "Hej!", "please help", "abcde fghjk", "ring mig på 0701234567", "", "Straße straße",
+    "Jag förstår inte vad jag ska skriva", "socialtjänsten socialtjänsten"])
+def test_words_are_no_code_and_no_attempt(text):
+    assert find_code(text).candidates == [] and find_code(text).attempt is None
+
+
+@pytest.mark.parametrize("text", ["I have a code from social services: ABCDE-12345",
+                                  "min kod är GUESS-00000", "AAAAA 00001"])
+def test_a_code_no_invitation_can_have_still_counts_as_a_wrong_code(text):
+    """No code has a 0, 1, I or O: such a guess is looked up under nothing, but it is a guess."""
+    found = find_code(text)
+    assert found.candidates == [] and found.attempt is not None
+
+
+def _invite(app, want=lambda code: True) -> tuple[str, str]:
+    """An invitation for Rasa whose code is as `want`s: codes are random, so invite until."""
+    for n in range(500):
+        inv = app.service.invite(f"R-{n}", 14, channel="rasa", actor="anna")
+        if want(inv.code):
+            return inv.code, inv.session_id
+    raise AssertionError("no such code in 500 invitations")
+
+
+def _texts(step) -> list[str]:
+    return [r["text"] for r in step.responses]
+
+
+def test_a_wrong_code_in_a_sentence_is_unknown_and_counts_once(app):
+    code, _ = _invite(app)
+    action = TalaStep(app)
+    unknown = app.runtime.catalogs.gettext("sv", M.CODE_UNKNOWN)
+    too_many = app.runtime.catalogs.gettext("sv", M.CODE_TOO_MANY)
+    for i in range(MAX_CODE_TRIES):
+        step = action.step("guesser", f"Min kod från socialtjänsten är HJKLM-{i + 2}ABCD", f"g{i}")
+        assert _texts(step) == [unknown] and not step.active and step.session is None
+    step = action.step("guesser", f"Min kod från socialtjänsten är {code}", "g9")
+    assert _texts(step) == [too_many] and not step.active
+
+
+def test_ordinary_words_never_use_up_a_wrong_code_try(app):
+    code, sid = _invite(app)
+    action = TalaStep(app)
+    unknown = app.runtime.catalogs.gettext("sv", M.CODE_UNKNOWN)
+    words = ["Hej!", "I have a code from social services", "Jag har en kod från socialtjänsten",
+             "hello", "please help", "Jag förstår inte", "Vad ska jag skriva?", "kod?",
+             "ring mig på 0701234567"]
+    for n, text in enumerate(words):
+        step = action.step("child", text, f"w{n}")
+        assert _texts(step) == [unknown] and not step.active, text
+    for n in range(MAX_CODE_TRIES - 1):  # the tries are all still there
+        assert _texts(action.step("child", f"koden är {n + 2}BCDEFGHJK", f"c{n}")) == [unknown]
+    # A word beside the code is no try either: of the likeliest candidates, the code that
+    # exists is claimed (the last try would otherwise be gone on "ABCDE23456").
+    assert MAX_LOOKUPS >= 2
+    step = action.step("child", f"inte ABCDE23456 utan {code[:5]} {code[5:]}", "c9")
+    assert step.active and step.session == sid
+    assert "Hur har du det" in step.responses[-1]["text"]
+
+
+def test_a_code_typed_in_lower_case_or_in_two_halves_opens_the_invitation(app):
+    action = TalaStep(app)
+    # Lower case with no digit in it, the case that is most like a word.
+    letters, sid = _invite(app, lambda c: not any(ch.isdigit() for ch in c))
+    step = action.step("child-1", f"min kod är {letters.lower()}", "a0")
+    assert step.active and step.session == sid
+    for n, form in enumerate(["{a}-{b}", "{a} {b}", "{a} - {b}", "{a}–{b}"]):
+        code, sid = _invite(app, lambda c: any(ch.isdigit() for ch in c))
+        text = "koden: " + form.format(a=code[:5].lower(), b=code[5:])
+        step = action.step(f"child-h{n}", text, "h0")
+        assert step.active and step.session == sid, text
 
 
 # --------------------------------------------------------------------------- its own door

@@ -19,6 +19,7 @@ import hmac
 import ipaddress
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 
 from bot.app import App
-from bot.service import CodeError
+from bot.service import CODE_ALPHABET, CodeError
 from flows import engine
 from flows import messages as M
 from flows.engine import Say
@@ -36,7 +37,15 @@ from flows.i18n import SOURCE_LANG
 ACTION_NAME = "action_tala_step"
 CHANNEL = "rasa"
 MIN_TOKEN_LENGTH = 16
-_CODE = re.compile(r"[A-Za-z0-9]{4,6}-?[A-Za-z0-9]{4,12}")
+# As long as the codes `invite()` makes: 10 characters (console, Rasa), 16 (Telegram).
+CODE_LENGTHS = (10, 16)
+# A message is looked up (read only) under at most this many of its candidate codes, and when
+# none exists it counts as one wrong code: a chat held off after MAX_CODE_TRIES wrong codes has
+# tried at most this many times as many codes.
+MAX_LOOKUPS = 3
+_RUN = re.compile(r"[^\W_]+")  # a run of letters and digits
+_JOIN = re.compile(r"\s*[-\u2010-\u2015]?\s*")  # what may stand in a code: "ABCDE FGHJK"
+_ALPHABET = frozenset(CODE_ALPHABET)
 _MAKE_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 log = logging.getLogger("tala.rasa")
@@ -107,6 +116,48 @@ def require_token(server: Any, token: str | None) -> None:
     server.on_request(check, priority=100)  # before rasa-sdk's own middleware
 
 
+@dataclass(frozen=True)
+class Found:
+    """What a child's message holds that may be an invitation code."""
+    candidates: list[str]  # could be a code, the likeliest first
+    attempt: str | None  # what a wrong claim counts as (None: the message holds no code)
+
+
+def find_code(text: str) -> Found:
+    """The invitation code in a message such as "I have a code from social services:
+    D5A2NKCPSP", found by the code's own alphabet and length, not as the first long word: a run
+    of letters and digits, or two runs joined by a space or hyphen ("D5A2N KCPSP"), that is,
+    upper-cased, as long as a code and only CODE_ALPHABET ("services", "socialtjänsten" are
+    not). Likeliest first: with a digit, then typed in upper case, then a lower-case word (a
+    code typed in lower case, or a word such as "understand": they cannot be told apart); two
+    lower-case words together ("please help") are never taken for a code. A code-shaped guess
+    the alphabet rules out ("ABCDE-12345": no code has a 0, 1, I or O) is no candidate, but it
+    is an attempt, and counts as a wrong code as it always did."""
+    text = unicodedata.normalize("NFKC", text)
+    runs = list(_RUN.finditer(text))
+    ranked: list[tuple[tuple[int, int, int], str]] = []
+    impossible: str | None = None
+    for i, run in enumerate(runs):
+        groups = [(run.group(0), False)]
+        if i + 1 < len(runs) and _JOIN.fullmatch(text[run.end():runs[i + 1].start()]):
+            groups.append((run.group(0) + runs[i + 1].group(0), True))
+        for typed, joined in groups:
+            code = typed.upper()
+            if not typed.isascii() or len(code) not in CODE_LENGTHS:
+                continue
+            digit = any(c.isdigit() for c in code)
+            if not _ALPHABET.issuperset(code):
+                if digit and not code.isdigit() and impossible is None:
+                    impossible = code
+                continue
+            tier = 0 if digit else 1 if typed.isupper() else 2
+            if tier == 2 and joined:
+                continue
+            ranked.append(((tier, joined, i), code))
+    candidates = list(dict.fromkeys(code for _, code in sorted(ranked)))
+    return Found(candidates, candidates[0] if candidates else impossible)
+
+
 @dataclass
 class Step:
     responses: list[dict[str, Any]]
@@ -149,9 +200,15 @@ class TalaStep(Action):
         svc = self.app.service
         sid = svc.session_for_contact(CHANNEL, sender)
         if sid is None:
-            found = _CODE.search(text)
+            found = find_code(text)
+            if found.attempt is None:  # no code in it: not a wrong code either
+                return Step([{"text": self._sv(M.CODE_UNKNOWN)}], False, None)
+            # The one of the likeliest few that exists (read only), else the likeliest: the
+            # claim is what counts a wrong code, so a word beside the code never does.
+            claim = next((c for c in found.candidates[:MAX_LOOKUPS]
+                          if svc.session_for_code(c) is not None), found.attempt)
             try:
-                sid = svc.claim_code(CHANNEL, sender, found.group(0) if found else text)
+                sid = svc.claim_code(CHANNEL, sender, claim)
             except CodeError as e:
                 msg = M.CODE_TOO_MANY if e.kind == "too_many" else M.CODE_UNKNOWN
                 return Step([{"text": self._sv(msg)}], False, None)
