@@ -182,7 +182,7 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
     if settings.telegram_bot_token:
         from bot.channels.telegram import TelegramChannel
 
-        telegram = TelegramChannel(app)
+        telegram = TelegramChannel(app.service, settings)
 
     async def telegram_webhook(request: web.Request) -> web.Response:
         secret = settings.telegram_webhook_secret

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.channels.console import render
+from bot.render import render
 from bot.server import Background, build_web_app
 from flows import engine
 from flows import messages as M

@@ -271,7 +271,7 @@ def test_right_to_left_messages_isolate_numbers_and_start_lines_right_to_left(qu
     """The exact strings an Arabic-speaking child is sent, with a catalog made for the test."""
     from flows.engine import FSI, PDI, RLM, Runtime, SafetyLexicon, prompt_for
     from flows.i18n import Catalog, Catalogs
-    from bot.channels.console import render
+    from bot.render import render
     from tests.conftest import Talk
 
     ar = Catalog("ar", {"Svara med en siffra från {low} till {high}.":

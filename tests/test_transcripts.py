@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.channels.console import render
+from bot.render import render
 from flows.engine import Finish, RaiseAlert, SaveAnswer, Say
 from tests.conftest import Talk
 

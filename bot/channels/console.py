@@ -1,8 +1,8 @@
 """The console channel: the terminal is the child's phone.
 
-Renders `Say` effects as plain text (the same layout an SMS gets: numbered choices, then how to
-answer) and reads the child's replies from standard input, line by line when it is not a
-terminal, so a conversation can be scripted.
+Shows `Say` effects as plain text (bot/render.py: the layout an SMS gets too) and reads the
+child's replies from standard input, line by line when it is not a terminal, so a conversation
+can be scripted.
 """
 
 from __future__ import annotations
@@ -13,20 +13,8 @@ from rich.console import Console
 from rich.text import Text
 
 from bot.service import ConversationService
-from flows.engine import RLM, Prompt, Say, rtl_line
-
-
-def render_prompt(p: Prompt) -> str:
-    lines = [p.text]
-    lines += [rtl_line(f"{key}. {label.lstrip(RLM)}") if p.rtl else f"{key}. {label}"
-              for key, label in p.choices]
-    if p.hint:
-        lines.append(p.hint)
-    return "\n".join(lines)
-
-
-def render(say: Say) -> str:
-    return render_prompt(say.prompt) if say.prompt else say.text
+from bot.render import render
+from flows.engine import Say
 
 
 class ConsoleChannel:

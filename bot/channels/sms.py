@@ -18,7 +18,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError
 
-from bot.channels.console import render
+from bot.render import render
 from bot.channels.sms_text import fit_gsm7, is_gsm7, split_message
 from bot.settings import Settings
 from flows.engine import Say

@@ -34,9 +34,8 @@ from aiogram.exceptions import (TelegramBadRequest, TelegramForbiddenError, Tele
 from aiogram.types import (BotCommand, BufferedInputFile, CallbackQuery, InlineKeyboardButton,
                            InlineKeyboardMarkup, Message, Update)
 
-from bot.app import App
-from bot.channels.console import render
-from bot.service import CodeError, Reply
+from bot.render import render
+from bot.service import CodeError, ConversationService, Reply
 from bot.settings import Settings
 from bot.speech import NO_VOICE, Speech, spoken_text
 from flows import engine
@@ -118,11 +117,13 @@ def _mask(value: str, choices: int) -> int | None:
 
 
 class TelegramChannel:
-    def __init__(self, app: App, speech: Speech | None = None):
-        self.app = app
-        self.settings = app.settings
-        self.bot = make_bot(app.settings)
-        self.speech = speech or Speech(app.settings.data_path / "speech")
+    def __init__(self, service: ConversationService, settings: Settings,
+                 speech: Speech | None = None):
+        self.service = service
+        self.rt = service.rt
+        self.settings = settings
+        self.bot = make_bot(settings)
+        self.speech = speech or Speech(settings.data_path / "speech")
         self.dp = Dispatcher()
         router = Router()
         router.message(F.text)(self.on_message)
@@ -151,7 +152,7 @@ class TelegramChannel:
     async def on_message(self, message: Message, event_update: Update) -> None:
         chat = str(message.chat.id)
         text = message.text or ""
-        svc = self.app.service
+        svc = self.service
         if text.startswith("/start"):
             code = text[len("/start"):].strip()
             await self._start(chat, code)
@@ -173,7 +174,7 @@ class TelegramChannel:
             await self._send(chat, sid, reply)
 
     async def _start(self, chat: str, code: str) -> None:
-        svc = self.app.service
+        svc = self.service
         bound = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
         sid = None
         if code.lower().startswith(CAMPAIGN_PREFIX) and bound is None:
@@ -205,7 +206,7 @@ class TelegramChannel:
         chat = str(query.message.chat.id) if query.message else str(query.from_user.id)
         kind, _, rest = (query.data or "").partition("|")
         qid, _, value = rest.partition("|")
-        svc = self.app.service
+        svc = self.service
         sid = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
         state = await asyncio.to_thread(svc.state, sid) if sid else None
         if state is None:
@@ -227,9 +228,9 @@ class TelegramChannel:
             return
         if kind == "m":  # tick or untick one choice: only the keyboard changes
             if prompt is None:
-                await query.answer(self.app.runtime.catalogs.gettext(lang, M.ALREADY_ANSWERED))
+                await query.answer(self.rt.catalogs.gettext(lang, M.ALREADY_ANSWERED))
                 return
-            markup = keyboard(prompt, self.app.runtime.catalogs, lang,
+            markup = keyboard(prompt, self.rt.catalogs, lang,
                               self._reads_aloud(state), chosen=mask)
             await query.answer()
             await self.bot.edit_message_reply_markup(chat_id=chat, message_id=query.message.
@@ -240,7 +241,7 @@ class TelegramChannel:
                 if prompt else ""
         reply = await asyncio.to_thread(svc.handle, sid, value, f"c{query.id}", CHANNEL, qid)
         if reply.stale or reply.duplicate:
-            await query.answer(self.app.runtime.catalogs.gettext(lang, M.ALREADY_ANSWERED))
+            await query.answer(self.rt.catalogs.gettext(lang, M.ALREADY_ANSWERED))
             return
         await query.answer()
         if query.message:
@@ -255,7 +256,7 @@ class TelegramChannel:
 
     # ------------------------------------------------------------------ tala answers
     async def _send(self, chat: str, sid: str, reply: Reply) -> None:
-        state = await asyncio.to_thread(self.app.service.state, sid)
+        state = await asyncio.to_thread(self.service.state, sid)
         lang = state.lang if state else SOURCE_LANG
         aloud = self._reads_aloud(state) if state else False
         for say in reply.says:
@@ -263,7 +264,7 @@ class TelegramChannel:
                 await self.bot.send_message(chat, say.text)
                 continue
             p = say.prompt
-            markup = keyboard(p, self.app.runtime.catalogs, lang, aloud)
+            markup = keyboard(p, self.rt.catalogs, lang, aloud)
             text = p.text + (f"\n\n{p.hint}" if p.hint else "")
             if p.multi or not markup or not p.choices:
                 text = render(say)  # numbered, so typing works as well as the buttons
@@ -274,14 +275,14 @@ class TelegramChannel:
                 and self.speech.can_speak(state.lang))
 
     def _prompt(self, state) -> Prompt:
-        qn = self.app.questionnaires[state.questionnaire_id]
-        return engine.prompt_for(engine._Talk(self.app.runtime, state),
+        qn = self.service.questionnaires[state.questionnaire_id]
+        return engine.prompt_for(engine._Talk(self.rt, state),
                                  qn.question(state.current))
 
     async def _read_aloud_command(self, chat: str) -> None:
         """/readaloud: always answered, with the question as a voice message or a message that
         says why not. Reading changes nothing in the session."""
-        svc = self.app.service
+        svc = self.service
         sid = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
         state = await asyncio.to_thread(svc.state, sid) if sid else None
         if state is None:
@@ -313,10 +314,10 @@ class TelegramChannel:
     def _child(self, state, msgid: str) -> str:
         """A system message in the child's language (right-to-left lines marked as the
         engine marks them)."""
-        return engine._Talk(self.app.runtime, state)._(msgid)
+        return engine._Talk(self.rt, state)._(msgid)
 
     def _sv(self, msgid: str) -> str:
-        return self.app.runtime.catalogs.gettext(SOURCE_LANG, msgid)
+        return self.rt.catalogs.gettext(SOURCE_LANG, msgid)
 
 
 class TelegramSender:
