@@ -42,6 +42,11 @@ log = logging.getLogger("tala.service")
 FINISHED_TTL = 24 * 3600  # a finished session answers "already done" for a day, then goes
 
 
+class SessionGone(KeyError):
+    """The session is no longer in Redis (ended and let go, or erased): the channel answers as
+    to a chat with nothing waiting."""
+
+
 class _Started:
     """Marks, among a step's effects, that the child has just started (for the metrics)."""
 
@@ -164,7 +169,7 @@ class ConversationCore:
                     ] if result.remembered else []
             return Reply(says, duplicate=True)
         if result is None:
-            raise KeyError(sid)
+            raise SessionGone(sid)
         if any(isinstance(e, RaiseAlert) for e in result):
             self.flush(sid)  # the caseworker hears of it now
         elif any(isinstance(e, Finish) for e in result):

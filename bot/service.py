@@ -12,7 +12,7 @@ from __future__ import annotations
 from bot.campaigns import ALWAYS_RESERVED, CampaignError, Campaigns  # noqa: F401
 from bot.contacts import MAX_REPLY, Contacts, ReplyError  # noqa: F401
 from bot.conversation import (FINISHED_TTL, ConversationCore, Outbound, Reply,  # noqa: F401
-                              utcnow)
+                              SessionGone, utcnow)
 from bot.invitations import (CODE_ALPHABET, CODE_CHANNELS, MAX_CODE_TRIES,  # noqa: F401
                              STAFF_ROUTES, CodeError, Invitations, Invited, InviteError)
 

@@ -18,8 +18,9 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError
 
-from bot.render import render
 from bot.channels.sms_text import fit_gsm7, is_gsm7, split_message
+from bot.conversation import SessionGone
+from bot.render import render
 from bot.settings import Settings
 from flows.engine import Say
 from flows.i18n import normalise
@@ -180,7 +181,7 @@ class SmsInbound:
             return self._unknown(number)
         try:
             reply = svc.handle(sid, body, message_id=message_sid, channel="sms")
-        except KeyError:  # the session is gone (expired long ago)
+        except SessionGone:  # the session is gone (expired long ago)
             return self._unknown(number)
         return render_sms(reply.says)
 

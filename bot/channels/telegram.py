@@ -35,7 +35,7 @@ from aiogram.types import (BotCommand, BufferedInputFile, CallbackQuery, InlineK
                            InlineKeyboardMarkup, Message, Update)
 
 from bot.render import render
-from bot.service import CodeError, ConversationService, Reply
+from bot.service import CodeError, ConversationService, Reply, SessionGone
 from bot.settings import Settings
 from bot.speech import NO_VOICE, Speech, spoken_text
 from flows import engine
@@ -167,7 +167,7 @@ class TelegramChannel:
         try:
             reply = await asyncio.to_thread(svc.handle, sid, text, f"u{event_update.update_id}",
                                             CHANNEL)
-        except KeyError:
+        except SessionGone:
             await self.bot.send_message(chat, self._sv(M.NEEDS_INVITATION))
             return
         if not reply.duplicate:
