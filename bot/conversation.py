@@ -59,11 +59,11 @@ def _still_asked(s: State, question_id: str) -> bool:
     """Whether a button for `question_id` answers what the child is being asked now: the
     language menu's ("_language") while it is open, a question's while it is the current one
     and nothing else is pending."""
-    if s.status != engine.ACTIVE:
-        return False
     if question_id == engine.LANGUAGE_PROMPT:
-        return s.pending == "language"
-    return s.current == question_id and not s.pending
+        return s.status == engine.ACTIVE and s.pending == "language"
+    # A paused child pressing the question still on screen wakes the session, as any text does.
+    return s.status in (engine.ACTIVE, engine.PAUSED) and s.current == question_id \
+        and not s.pending
 
 
 @dataclass
