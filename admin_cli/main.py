@@ -366,7 +366,7 @@ def rasa_actions(
     with built() as a:
         a.build_all()
         out.print(f"tala's Rasa actions on http://{host}:{port}/webhook ({rasa.ACTION_NAME})")
-        rasa.run(a, host, port)
+        rasa.run(a.service, a.settings.rasa_token, host, port)
 
 
 @app.command()

@@ -648,7 +648,7 @@ def test_telegram_the_6th_try_is_refused_even_with_the_right_code_other_chats_un
 
 def test_rasa_the_6th_try_is_refused_even_with_the_right_code_other_senders_unaffected(app):
     inv = app.service.invite("R-9", 14, channel="rasa", actor="anna")
-    action = TalaStep(app)
+    action = TalaStep(app.service)
     unknown = app.runtime.catalogs.gettext("sv", M.CODE_UNKNOWN)
     too_many = app.runtime.catalogs.gettext("sv", M.CODE_TOO_MANY)
     for i in range(5):
@@ -906,7 +906,7 @@ def test_an_invitation_code_is_not_readable_in_the_raw_sql_and_redis_data(both_a
     assert "hittar ingen inbjudan" in thief.last()["text"]
     assert svc.session_for_contact("telegram", "424201") == made[0].session_id
     assert svc.session_for_contact("telegram", "424202") is None
-    action = TalaStep(both_app)
+    action = TalaStep(both_app.service)
     step = action.step("rasa-child", f"min kod är {codes[1][:5]}-{codes[1][5:]}", "r0")
     assert step.active and step.session == made[1].session_id
     assert not action.step("rasa-thief", codes[1], "t0").active

@@ -53,7 +53,7 @@ class World:
     def __init__(self, app, twilio, tg, server):
         self.app, self.twilio, self.tg, self.server = app, twilio, tg, server
         self.svc = app.service
-        self.rasa = build_executor(app)
+        self.rasa = build_executor(app.service)
         self.n = 0
 
     def sv(self, msgid: str, lang: str = "sv", **kw) -> str:

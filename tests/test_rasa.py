@@ -240,7 +240,7 @@ def _texts(step) -> list[str]:
 
 def test_a_wrong_code_in_a_sentence_is_unknown_and_counts_once(app):
     code, _ = _invite(app)
-    action = TalaStep(app)
+    action = TalaStep(app.service)
     unknown = app.runtime.catalogs.gettext("sv", M.CODE_UNKNOWN)
     too_many = app.runtime.catalogs.gettext("sv", M.CODE_TOO_MANY)
     for i in range(MAX_CODE_TRIES):
@@ -252,7 +252,7 @@ def test_a_wrong_code_in_a_sentence_is_unknown_and_counts_once(app):
 
 def test_ordinary_words_never_use_up_a_wrong_code_try(app):
     code, sid = _invite(app)
-    action = TalaStep(app)
+    action = TalaStep(app.service)
     unknown = app.runtime.catalogs.gettext("sv", M.CODE_UNKNOWN)
     words = ["Hej!", "I have a code from social services", "Jag har en kod från socialtjänsten",
              "hello", "please help", "Jag förstår inte", "Vad ska jag skriva?", "kod?",
@@ -271,7 +271,7 @@ def test_ordinary_words_never_use_up_a_wrong_code_try(app):
 
 
 def test_a_code_typed_in_lower_case_or_in_two_halves_opens_the_invitation(app):
-    action = TalaStep(app)
+    action = TalaStep(app.service)
     # Lower case with no digit in it, the case that is most like a word.
     letters, sid = _invite(app, lambda c: not any(ch.isdigit() for ch in c))
     step = action.step("child-1", f"min kod är {letters.lower()}", "a0")

@@ -27,8 +27,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 
-from bot.app import App
-from bot.service import CODE_ALPHABET, CodeError
+from bot.service import CODE_ALPHABET, CodeError, ConversationService, SessionGone
 from flows import engine
 from flows import messages as M
 from flows.engine import Say
@@ -181,8 +180,8 @@ def responses(says: list[Say]) -> list[dict[str, Any]]:
 
 
 class TalaStep(Action):
-    def __init__(self, app: App):
-        self.app = app
+    def __init__(self, service: ConversationService):
+        self.service = service
 
     def name(self) -> str:
         return ACTION_NAME
@@ -197,7 +196,7 @@ class TalaStep(Action):
         return [SlotSet("tala_active", step.active), SlotSet("tala_session", step.session)]
 
     def step(self, sender: str, text: str, message_id: str | None) -> Step:
-        svc = self.app.service
+        svc = self.service
         sid = svc.session_for_contact(CHANNEL, sender)
         if sid is None:
             found = find_code(text)
@@ -216,35 +215,35 @@ class TalaStep(Action):
         else:
             try:
                 reply = svc.handle(sid, text, message_id=message_id, channel=CHANNEL)
-            except KeyError:
+            except SessionGone:
                 return Step([{"text": self._sv(M.NEEDS_INVITATION)}], False, None)
         state = svc.state(sid)
         active = state is not None and state.status not in engine.FINISHED
         return Step(responses(reply.says), active, sid if active else None)
 
     def _sv(self, msgid: str) -> str:
-        return self.app.runtime.catalogs.gettext(SOURCE_LANG, msgid)
+        return self.service.rt.catalogs.gettext(SOURCE_LANG, msgid)
 
 
-def build_executor(app: App) -> ActionExecutor:
+def build_executor(service: ConversationService) -> ActionExecutor:
     executor = ActionExecutor()
-    executor.register_action(TalaStep(app))
+    executor.register_action(TalaStep(service))
     return executor
 
 
-def build_server(app: App) -> Any:
+def build_server(service: ConversationService, token: str | None) -> Any:
     """rasa-sdk's own Sanic app with the token check in front. No CORS: Rasa calls from a
     server, never from a browser."""
     from rasa_sdk.endpoint import create_app
 
-    server = create_app(build_executor(app), cors_origins=None)
-    require_token(server, app.settings.rasa_token)
+    server = create_app(build_executor(service), cors_origins=None)
+    require_token(server, token)
     return server
 
 
-def run(app: App, host: str, port: int) -> None:
+def run(service: ConversationService, token: str | None, host: str, port: int) -> None:
     """The server, in this one process (the action holds tala's clients, which cannot be
     handed to forked workers). Refuses to start open to the network (ExposureError); the
     caller shows the warning check_exposure gives for a loopback server without a token."""
-    check_exposure(app.settings.rasa_token, host)
-    build_server(app).run(host=host, port=port, single_process=True, access_log=False)
+    check_exposure(token, host)
+    build_server(service, token).run(host=host, port=port, single_process=True, access_log=False)
