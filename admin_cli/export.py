@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
 
+from admin_cli.safe import json_text, shown
 from admin_cli.summary import _answer_value, _iso, _label
 from bot.app import App
 from flows.model import Question, Questionnaire
@@ -183,7 +184,7 @@ def _to_json(app: App, sessions: list[_Session]) -> str:
             "alerts": [{"question_id": al.question_id, "level": al.level, "topic": al.topic,
                         "created_at": _iso(al.created_at)} for al in s.alerts],
         })
-    return json.dumps(out, ensure_ascii=False, indent=2) + "\n"
+    return json_text(out) + "\n"
 
 
 # --------------------------------------------------------------------------- csv
@@ -198,7 +199,7 @@ def _cell(value: Any) -> str:
     elif isinstance(value, list):
         text = ";".join(str(v) for v in value)
     else:
-        text = str(value)
+        text = shown(str(value))  # a child's words: nothing in them acts on a terminal
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
@@ -344,4 +345,4 @@ def _to_fhir(app: App, sessions: list[_Session]) -> str:
         "resourceType": "Bundle", "type": "collection",
         "timestamp": datetime.now(timezone.utc).isoformat(),
         "entry": [{"resource": r} for r in resources]})
-    return json.dumps(json.loads(_json_of(bundle)), ensure_ascii=False, indent=2) + "\n"
+    return json_text(json.loads(_json_of(bundle))) + "\n"

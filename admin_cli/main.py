@@ -245,8 +245,10 @@ def summary_cmd(
             else:
                 out.print(summary.render_text(a, data))
             return
-        text = (json.dumps(data, ensure_ascii=False, indent=2) + "\n"
-                if fmt is SummaryFormat.json else summary.render_html(a, data))
+        from admin_cli.safe import json_text
+
+        text = (json_text(data) + "\n" if fmt is SummaryFormat.json
+                else summary.render_html(a, data))
         if out_file:
             out_file.write_text(text, encoding="utf-8")
             err.print(f"Wrote {out_file}.")

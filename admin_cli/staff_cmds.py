@@ -3,12 +3,12 @@ case, and alerts. Registered on the `tala` command by admin_cli/main.py."""
 
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 import typer
 
 from admin_cli.common import allowed, built, fail, out
+from admin_cli.safe import json_text
 
 users_app = typer.Typer(help="Who may use tala: roles, units, and where their alerts go.",
                         no_args_is_help=True)
@@ -122,7 +122,7 @@ def alerts_list(
                            "error": n.error} for n in told[al.id]]}
                 for al, c in rows]
         if as_json:
-            typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+            typer.echo(json_text(data))
             return
         if not data:
             out.print("No open alerts.")

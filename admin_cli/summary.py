@@ -28,6 +28,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from admin_cli.safe import shown_all
 from bot.app import App
 from flows import engine
 from flows.model import Questionnaire
@@ -69,6 +70,11 @@ TOPIC_TITLES = {
     "unsafe_school_or_outside": "känner sig inte trygg i skolan eller ute",
     "violence_or_abuse": "skriver om våld eller övergrepp",
     "message_after_end": "har skrivit efter sista frågan",
+    "sexual_abuse": "skriver om sexuella övergrepp",
+    "violence_at_home": "skriver om våld mellan vuxna hemma",
+    "threats_or_control": "skriver om hot eller kontroll, till exempel hedersrelaterad",
+    "afraid_to_go_home": "är rädd för att gå hem",
+    "neglect": "skriver om att inte få mat eller att lämnas ensam",
 }
 # The change words: ids in the JSON, Swedish in what a caseworker reads.
 CHANGE_WORDS = {"better": "bättre", "worse": "sämre", "unchanged": "ingen tydlig förändring"}
@@ -576,7 +582,9 @@ def _over_time_panel(data: dict) -> Panel | None:
 
 def render_text(app: App, summary: dict) -> Group:
     """The summary for the terminal: alerts first, the answers over time, then each session
-    (newest first) by life area."""
+    (newest first) by life area. Every text in it is made terminal-safe first (admin_cli/safe.py):
+    a child's words cannot act on the caseworker's terminal."""
+    summary = shown_all(summary)
     parts: list[Any] = [Text(f"Sammanfattning: {summary['case']}", style="bold")]
     period = summary.get("period") or {}
     if period.get("since") or period.get("until"):
