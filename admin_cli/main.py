@@ -312,6 +312,52 @@ def flows_cost() -> None:
     out.print(table)
 
 
+@flows_app.command("safety-check")
+def flows_safety_check(
+    corpus: Optional[list[Path]] = typer.Argument(
+        None, help="Corpus files (default: tests/safety_corpus/dev.yaml and heldout.yaml)."),
+    show: bool = typer.Option(False, "--show", help="List the sentences missed and the "
+                              "harmless ones that alerted."),
+) -> None:
+    """How the safeguarding phrases do on a corpus: recall and false alarms per language, and
+    recall per topic. Fails (exit 1) below the targets (recall 95 % for sv and en, 85 % for
+    the others; at most 5 % false alarms)."""
+    from rich.table import Table
+
+    from flows.safeguarding import CORPUS_DIR, SafetyLexicon, evaluate
+
+    lex = SafetyLexicon.load()
+    review = {lang.lang: lang.review for lang in lex.languages}
+    failed = False
+    for path in corpus or [CORPUS_DIR / "dev.yaml", CORPUS_DIR / "heldout.yaml"]:
+        scores = evaluate(lex, path)
+        table = Table("lang", "review", "recall", "target", "right topic", "false alarms",
+                      title=f"{path.name}: alerts on harm sentences / on harmless ones")
+        for sc in scores:
+            failed |= not sc.ok
+            table.add_row(sc.lang, review.get(sc.lang, "none"),
+                          f"{sc.recall:.0%} ({sc.found}/{sc.harm})", f"{sc.target:.0%}",
+                          f"{sc.right_topic}/{sc.harm}",
+                          f"{sc.false_alarm_rate:.0%} ({sc.false_alarms}/{sc.harmless})",
+                          style=None if sc.ok else "red")
+        out.print(table)
+        by_topic = Table("topic", *(sc.lang for sc in scores),
+                         title=f"{path.name}: harm sentences alerted on, per topic")
+        for topic, _ in lex.topics:
+            by_topic.add_row(topic, *(f"{sc.by_topic[topic][0]}/{sc.by_topic[topic][1]}"
+                                      if topic in sc.by_topic else "-" for sc in scores))
+        out.print(by_topic)
+        if show:
+            for sc in scores:
+                for text in sc.missed:
+                    out.print(f"  {sc.lang} missed: {text}")
+                for text in sc.alarmed:
+                    out.print(f"  {sc.lang} false alarm: {text}")
+    if failed:
+        err.print("[red]✗[/red] below target")
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", "--host"),

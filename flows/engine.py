@@ -17,13 +17,13 @@ import re
 import unicodedata
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Union
 from zoneinfo import ZoneInfo
 
 from flows import messages as M
 from flows.i18n import SOURCE_LANG, Catalogs, normalise
-from flows.model import END, Question, Questionnaire, safe_load
+from flows.model import END, Question, Questionnaire
+from flows.safeguarding import SafetyLexicon
 
 ACTIVE, PAUSED, INVITED = "active", "paused", "invited"
 COMPLETED, STOPPED, EXPIRED = "completed", "stopped", "expired"
@@ -127,32 +127,6 @@ class Policy:
         if local.hour >= self.day_ends:
             morning += timedelta(days=1)
         return morning
-
-
-@dataclass(frozen=True)
-class SafetyLexicon:
-    """Phrases that may mean a child is telling about harm, in any language. Every text a child
-    writes is checked against all of them, whatever language the session is in."""
-
-    phrases: tuple[tuple[str, str, str], ...]  # (normalised phrase, level, topic)
-
-    @classmethod
-    def load(cls, path: Path | None = None) -> "SafetyLexicon":
-        path = path or Path(__file__).with_name("safeguarding.yaml")
-        data = safe_load(path.read_text(encoding="utf-8"))
-        out = []
-        for group in data["groups"]:
-            for lang_phrases in group["phrases"].values():
-                for ph in lang_phrases:
-                    out.append((normalise(ph), group["level"], group["topic"]))
-        return cls(tuple(out))
-
-    def scan(self, text: str) -> tuple[str, str] | None:
-        padded = f" {normalise(text)} "
-        for phrase, level, topic in self.phrases:
-            if f" {phrase} " in padded:
-                return level, topic
-        return None
 
 
 @dataclass(frozen=True)

@@ -1,141 +1,45 @@
-"""The safeguarding phrases in every language a child can write in: what a child really types
-about harm must raise an alert with the right topic, and everyday sentences, idioms ("I'm dying
-to ...") and sport ("we beat them") must not. The phrases beyond Swedish and English are a
-draft to be reviewed by native speakers; these sentences are the first check of that draft."""
+"""The safeguarding lexicon and matcher (flows/safeguarding.py, flows/safeguarding.yaml): what a
+child really types about harm must raise an alert with the right topic, however it is typed
+(invisible characters, typos, stretched letters, words run together, look-alike letters,
+leetspeak, colloquial forms), and everyday sentences, idioms ("jag dog av skratt") and near
+misses ("slår in paketet", "en film om mord") must not.
+
+tests/safety_corpus/dev.yaml is what the matcher is tuned on: every sentence there must come
+out right. heldout.yaml was written before the tuning and is held to the issue's targets only
+(recall >= 95 % sv/en, >= 85 % the others, at most 5 % false alarms), as `tala flows
+safety-check` prints them. The phrases and sentences beyond Swedish and English are drafts to
+be reviewed by native speakers."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from flows import engine
 from flows.engine import SafetyLexicon
 from flows.i18n import normalise
+from flows.safeguarding import CORPUS_DIR, MAX_FALSE_ALARMS, evaluate
 
 YAML = Path(__file__).parent.parent / "flows" / "safeguarding.yaml"
 LANGS = ("sv", "en", "fi", "so", "uk", "ar", "fa", "ti")
-SELF, ABUSE = "self_harm", "violence_or_abuse"
+TOPICS = ["self_harm", "sexual_abuse", "violence_or_abuse", "violence_at_home",
+          "threats_or_control", "afraid_to_go_home", "neglect"]
 
-MUST_FIND = {
-    "fi": [
-        ("En jaksa enää, haluan kuolla.", SELF),
-        ("Joskus mietin että TAPAN ITSENI", SELF),
-        ("mä viiltelen käsiä kun on paha olla", SELF),
-        ("En halua elää enää tällaista elämää", SELF),
-        ("Isä lyö minua kun se on humalassa", ABUSE),
-        ("äiti löi mua eilen illalla", ABUSE),
-        ("Pelkään mennä kotiin.", ABUSE),
-        ("Se pakotti minut tekemään juttuja joita en halunnut", ABUSE),
-        ("Setä kosketteli minua saunassa", ABUSE),
-    ],
-    "so": [
-        ("Waxaan rabaa inaan dhinto", SELF),
-        ("mararka qaar waxaan doonayaa inaan is dilo", SELF),
-        ("Waan is jarjaraa markaan murugaysanahay", SELF),
-        ("Ma rabo inaan noolaado mar dambe", SELF),
-        ("Aabbahay wuu i garaacaa", ABUSE),
-        ("Hooyo way i garaacday shalay", ABUSE),
-        ("WAAN KA BAQAYAA INAAN GURIGA TAGO", ABUSE),
-        ("Adeerkay ayaa i kufsaday", ABUSE),
-    ],
-    "uk": [
-        ("Я більше не хочу жити", SELF),
-        ("іноді хочу вмерти...", SELF),
-        ("Я ріжу руки, коли мені погано", SELF),
-        ("Я хочу умереть", SELF),
-        ("думаю покончить с собой", SELF),
-        ("ya ne hochu zhyty", SELF),
-        ("Тато б'є мене кожного вечора", ABUSE),
-        ("Вітчим б’є мене", ABUSE),
-        ("Мама била мене ременем", ABUSE),
-        ("Мене б'ють вдома", ABUSE),
-        ("Отчим бьёт меня", ABUSE),
-        ("Боюся йти додому.", ABUSE),
-        ("batko b'ye mene", ABUSE),
-    ],
-    "ar": [
-        ("والله بدي موت", SELF),
-        ("ما بدي عيش هيك", SELF),
-        ("أحياناً بفكر إنو بدي أقتل نفسي", SELF),
-        ("أُرِيدُ أَنْ أَمُوتَ", SELF),
-        ("wallah bedi mot", SELF),
-        ("أبوي يضربني كل يوم", ABUSE),
-        ("أَبِي يَضْرِبُنِي", ABUSE),
-        ("ماما بتضربني بالشحاطة", ABUSE),
-        ("عمي اغتصبني", ABUSE),
-        ("أنا خايفة ارجع عالبيت", ABUSE),
-        ("baba byedrobni", ABUSE),
-    ],
-    "fa": [
-        ("دیگه نمی\u200cخوام زنده باشم", SELF),
-        ("میخوام بمیرم", SELF),
-        ("دلم می\u200cخواد بمیرم", SELF),
-        ("گاهی به خودم آسیب می\u200cزنم", SELF),
-        ("ميخوام بميرم", SELF),  # Arabic keyboard: ي
-        ("Mikham bemiram", SELF),
-        ("بابام منو میزنه", ABUSE),
-        ("مامانم کتکم می\u200cزنه", ABUSE),
-        ("ناپدریم بهم تجاوز کرد", ABUSE),
-        ("می\u200cترسم برم خونه", ABUSE),
-        ("babam mano mizane", ABUSE),
-    ],
-    "ti": [
-        ("ሓደ ሓደ ግዜ ክመውት ደልየ።", SELF),
-        ("ርእሰይ ክቐትል እየ ዝሓስብ", SELF),
-        ("ክነብር ኣይደልን፣ ደኺመ", SELF),
-        ("ኣቦይ ይወቕዓኒ።", ABUSE),
-        ("ኣደይ ትማሊ ወቒዓትኒ", ABUSE),
-        ("ናብ ገዛ ክኸይድ እፈርህ", ABUSE),
-    ],
-}
 
-MUST_NOT_FIND = {
-    "fi": [
-        "Kuolen nälkään, milloin syödään?",
-        "Isä auttaa minua läksyissä",
-        "Me hakattiin toinen joukkue 5-1!",
-        "Tapan aikaa pelaamalla",
-        "Haluan mennä kotiin",
-    ],
-    "so": [
-        "Aabbe wuu i caawiyaa casharrada",
-        "Gaajo ayaan u dhimanayaa",
-        "Kooxda kale waan ka badinnay ciyaarta",
-        "Waxaan rabaa inaan noolaado meel nabad ah",
-        "Hooyo way i jeceshahay",
-    ],
-    "uk": [
-        "Тато допомагає мені з уроками",
-        "Ми побили їх у футболі 3:0",
-        "Я помираю зі сміху",
-        "Боюся йти до стоматолога",
-        "Хочу жити в Стокгольмі",
-        "Мы победили их команду",
-    ],
-    "ar": [
-        "بابا بيساعدني بالواجبات",
-        "متت من الضحك",
-        "رح موت من الجوع",
-        "غلبنا الفريق التاني ٣-٠",
-        "بحب ماما كتير",
-        "بدي روح عالبيت",
-    ],
-    "fa": [
-        "الهی بمیرم برات",
-        "میمیرم برای پیتزا",
-        "بابام کمکم میکنه",
-        "ما تیم دیگه رو بردیم",
-        "مجبورم برم مدرسه",
-        "میخوام برم خونه",
-    ],
-    "ti": [
-        "ኣቦይ ይሕግዘኒ",
-        "ብጥምየት ክመውት እየ",
-        "ነታ ካልእ ጋንታ ስዒርናያ",
-        "ናብ ገዛ ክኸይድ እደሊ",
-    ],
-}
+def _corpus(name: str) -> dict:
+    return yaml.safe_load((CORPUS_DIR / name).read_text(encoding="utf-8"))
+
+
+def _harm(name: str) -> list[tuple[str, str, str]]:
+    return [(lang, ", ".join(str(x) for x in item[:-1]), item[-1])
+            for lang, cases in _corpus(name).items() for item in cases["harm"]]
+
+
+def _harmless(name: str) -> list[tuple[str, str]]:
+    return [(lang, text) for lang, cases in _corpus(name).items() for text in cases["harmless"]]
 
 
 @pytest.fixture(scope="module")
@@ -143,35 +47,97 @@ def lexicon() -> SafetyLexicon:
     return SafetyLexicon.load()
 
 
-@pytest.mark.parametrize(("lang", "text", "topic"),
-                         [(lang, text, topic) for lang, cases in MUST_FIND.items()
-                          for text, topic in cases])
+@pytest.mark.parametrize(("lang", "text", "topic"), _harm("dev.yaml"))
 def test_a_disclosure_is_found_with_its_topic(lexicon, lang, text, topic):
     assert lexicon.scan(text) == ("urgent", topic)
 
 
-@pytest.mark.parametrize(("lang", "text"),
-                         [(lang, text) for lang, texts in MUST_NOT_FIND.items()
-                          for text in texts])
+@pytest.mark.parametrize(("lang", "text"), _harmless("dev.yaml"))
 def test_an_everyday_sentence_raises_no_alarm(lexicon, lang, text):
-    assert lexicon.scan(text) is None
+    assert lexicon.scan(text) is None, lexicon.matches(text)
 
 
-def test_every_phrase_survives_normalise_and_belongs_to_one_group():
+@pytest.mark.parametrize("corpus", ["dev.yaml", "heldout.yaml"])
+def test_recall_and_false_alarms_meet_the_targets_in_every_language(lexicon, corpus):
+    scores = evaluate(lexicon, CORPUS_DIR / corpus)
+    assert sorted(sc.lang for sc in scores) == sorted(LANGS)
+    for sc in scores:
+        assert sc.recall >= sc.target, (sc.lang, sc.recall, sc.missed)
+        assert sc.false_alarm_rate <= MAX_FALSE_ALARMS, (sc.lang, sc.alarmed)
+        assert set(sc.by_topic) == set(TOPICS), (sc.lang, "a topic with no sentence")
+
+
+@pytest.mark.parametrize("text", [
+    "jag vill dö", "vill d\u200bö", "vill d\u00adö", "vi\u200ell dö", "vil dö", "villl dööö",
+    "jagvilldö", "själv-mord", "s j ä l v m o r d", "v\u0456ll dö", "\u0455jälvmord",
+    "vιll dö", "v1ll d0", "ta livet av mej", "ja vill ta livet av mej", "VILL DÖ!!!",
+    "självmordstankar", "jag vill bara dö", "ibland vill jag dö",
+])
+def test_the_ways_children_write_i_want_to_die_all_alert(lexicon, text):
+    assert lexicon.scan(text) == ("urgent", "self_harm")
+
+
+@pytest.mark.parametrize("text", [
+    "slår in paketet", "jag dog av skratt", "en film om mord", "vi läste en bok om självmord",
+    "ingen slår mig", "han slår mig aldrig", "min bror slog mig i schack", "vill döda zombies",
+    "I don't want to die", "we watched a movie about suicide",
+])
+def test_context_keeps_near_misses_quiet(lexicon, text):
+    assert lexicon.scan(text) is None, lexicon.matches(text)
+
+
+def test_a_harmless_sentence_does_not_hide_a_disclosure_beside_it(lexicon):
+    assert lexicon.scan("vi såg en film om självmord. jag vill också dö") == ("urgent",
+                                                                          "self_harm")
+    assert lexicon.scan("jag slår in paketet, pappa slår mig") == ("urgent",
+                                                                 "violence_or_abuse")
+
+
+def test_the_first_topic_in_the_file_names_the_alert(lexicon):
+    assert lexicon.scan("pappa slår mig och jag vill dö") == ("urgent", "self_harm")
+
+
+def test_the_file_has_every_language_with_a_review_state_and_known_topics(lexicon):
     data = yaml.safe_load(YAML.read_text(encoding="utf-8"))
-    assert [g["topic"] for g in data["groups"]] == [SELF, ABUSE]
-    seen: dict[str, str] = {}
-    for group in data["groups"]:
-        assert tuple(group["phrases"]) == LANGS
-        for lang, phrases in group["phrases"].items():
+    assert [t["id"] for t in data["topics"]] == TOPICS
+    assert tuple(data["languages"]) == LANGS
+    for lang, block in data["languages"].items():
+        assert block["review"] in ("reviewed", "draft"), lang
+        assert set(block["phrases"]) == set(TOPICS), lang
+        for phrases in block["phrases"].values():
             for phrase in phrases:
                 assert isinstance(phrase, str) and normalise(phrase), (lang, phrase)
-                other = seen.setdefault(normalise(phrase), group["topic"])
-                assert other == group["topic"], f"{phrase!r} ({lang}) is in {other} too"
+                assert lexicon.scan(phrase) is not None, (lang, phrase, "matches nothing")
+    assert {x.lang: x.review for x in lexicon.languages}["sv"] == "reviewed"
+    assert {x.lang for x in lexicon.languages if x.review == "draft"} == {
+        "fi", "so", "uk", "ar", "fa", "ti"}
+
+
+def test_topics_keep_working_with_the_engine_and_the_old_ids():
+    lex = SafetyLexicon.load()
+    assert lex.scan("pappa slår mig") == ("urgent", "violence_or_abuse")
+    assert lex.scan("jag vill dö") == ("urgent", "self_harm")
+    assert engine.about_suicide("self_harm")
+    assert not any(engine.about_suicide(t) for t in TOPICS if t != "self_harm")
+    assert engine.Runtime.__dataclass_fields__["safety"].type in (SafetyLexicon,
+                                                                   "SafetyLexicon")
 
 
 def test_keyboard_variants_of_arabic_and_persian_letters_match_alike():
-    from flows.i18n import normalise
     assert normalise("يضربني") == normalise("یضربنی")
     assert normalise("كتك") == normalise("کتک")
     assert normalise("\u0431\u02bc\u0454 мене") == normalise("\u0431'\u0454 мене")  # бʼє, б'є
+
+
+def test_the_check_is_fast(lexicon):
+    """bench/safety.py measures it properly (budget 0.1 ms a message); this only catches a
+    matcher that became many times slower."""
+    texts = [t for _, t, _ in _harm("dev.yaml")] + [t for _, t in _harmless("dev.yaml")]
+    for t in texts:
+        lexicon.scan(t)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        for t in texts:
+            lexicon.scan(t)
+    mean_ms = (time.perf_counter() - t0) * 1000 / (5 * len(texts))
+    assert mean_ms < 1.0
