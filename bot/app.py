@@ -81,10 +81,11 @@ class App:
 
     @_part
     def runtime(self) -> Runtime:
-        from flows.engine import Runtime, SafetyLexicon
+        from flows.engine import Runtime
         from flows.i18n import Catalogs
+        from flows.safeguarding import LazyLexicon
 
-        return Runtime(Catalogs.load(lazy=True), SafetyLexicon.load(), self.policy)
+        return Runtime(Catalogs.load(lazy=True), LazyLexicon(), self.policy)
 
     @_part
     def db(self) -> Database:
@@ -139,6 +140,7 @@ class App:
         that cannot be upgraded, stop it at start and not in a child's conversation."""
         self.service  # noqa: B018 -- builds the store, db, queue, runtime ... it uses
         self.runtime.catalogs.read_all()
+        self.runtime.safety.get()  # the lexicon read and compiled: a broken one stops it here
         self.service.notifier.publish_units()  # Redis may have lost them: SQL has them
 
     def close(self) -> None:

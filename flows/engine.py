@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from flows import messages as M
 from flows.i18n import SOURCE_LANG, Catalogs, normalise
 from flows.model import END, Question, Questionnaire
-from flows.safeguarding import SafetyLexicon
+from flows.safeguarding import LazyLexicon, SafetyLexicon
 
 ACTIVE, PAUSED, INVITED = "active", "paused", "invited"
 COMPLETED, STOPPED, EXPIRED = "completed", "stopped", "expired"
@@ -134,7 +134,7 @@ class Runtime:
     """Everything the engine reads besides the state: loaded once, shared by all sessions."""
 
     catalogs: Catalogs
-    safety: SafetyLexicon
+    safety: SafetyLexicon | LazyLexicon
     policy: Policy = Policy()
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -352,6 +353,27 @@ CORPUS_DIR = Path(__file__).resolve().parent.parent / "tests" / "safety_corpus"
 TARGETS = {"sv": 0.95, "en": 0.95}  # recall; every other language 0.85
 OTHER_TARGET = 0.85
 MAX_FALSE_ALARMS = 0.05
+
+
+class LazyLexicon:
+    """The lexicon, read and compiled the first time a text is scanned (about 0.2 s): a command
+    that never reads a child's text, such as `tala summary`, does not pay for it. A server
+    loads it before its first message (App.build_all)."""
+
+    def __init__(self, path: Path | None = None):
+        self._path = path
+        self._lexicon: SafetyLexicon | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> SafetyLexicon:
+        if self._lexicon is None:
+            with self._lock:
+                if self._lexicon is None:
+                    self._lexicon = SafetyLexicon.load(self._path)
+        return self._lexicon
+
+    def scan(self, text: str) -> tuple[str, str] | None:
+        return self.get().scan(text)
 
 
 @dataclass

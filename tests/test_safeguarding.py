@@ -119,8 +119,7 @@ def test_topics_keep_working_with_the_engine_and_the_old_ids():
     assert lex.scan("jag vill dö") == ("urgent", "self_harm")
     assert engine.about_suicide("self_harm")
     assert not any(engine.about_suicide(t) for t in TOPICS if t != "self_harm")
-    assert engine.Runtime.__dataclass_fields__["safety"].type in (SafetyLexicon,
-                                                                   "SafetyLexicon")
+    assert "SafetyLexicon" in str(engine.Runtime.__dataclass_fields__["safety"].type)
 
 
 def test_keyboard_variants_of_arabic_and_persian_letters_match_alike():
