@@ -64,6 +64,8 @@ class LanguageStatus:
     fuzzy: int
     review_state: str
     longest_sms: int  # segments of the dearest way through the longest questionnaire
+    safety_review: str = "none"  # the safeguarding phrases' review state (flows/safeguarding.yaml)
+    safety_phrases: int = 0
 
     @property
     def share(self) -> float:
@@ -72,7 +74,8 @@ class LanguageStatus:
 
 def status(locales_dir: Path = LOCALES, pot: Path = POT) -> list[LanguageStatus]:
     """Per language: how much is translated (against the template), what is fuzzy, whether a
-    translator has reviewed it, and what the longest questionnaire costs by SMS in it."""
+    translator has reviewed it, what the longest questionnaire costs by SMS in it, and the
+    review state of its safeguarding phrases."""
     from admin_cli.cost import cost
     from flows.engine import Runtime, SafetyLexicon
     from flows.i18n import Catalogs, review_state
@@ -81,7 +84,9 @@ def status(locales_dir: Path = LOCALES, pot: Path = POT) -> list[LanguageStatus]
     with pot.open("rb") as fh:
         wanted = {m.id for m in read_po(fh) if m.id}
     catalogs = Catalogs.load(locales_dir)
-    rt = Runtime(catalogs, SafetyLexicon.load())
+    lexicon = SafetyLexicon.load()
+    rt = Runtime(catalogs, lexicon)
+    safety = {lang.lang: lang for lang in lexicon.languages}
     questionnaires = list(load_dir().values())
     out = []
     for lang in catalogs.languages:
@@ -95,8 +100,11 @@ def status(locales_dir: Path = LOCALES, pot: Path = POT) -> list[LanguageStatus]
             fuzzy = sum(1 for m in cat if m.id and m.fuzzy)
             review = review_state(cat.header_comment)
         longest = max(cost(rt, qn, lang).longest.segments for qn in questionnaires)
+        phrases = safety.get(lang)
         out.append(LanguageStatus(lang, catalogs.own_name(lang), translated, len(wanted),
-                                  fuzzy, review, longest))
+                                  fuzzy, review, longest,
+                                  phrases.review if phrases else "none",
+                                  phrases.phrases if phrases else 0))
     return out
 
 

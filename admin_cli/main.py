@@ -623,10 +623,12 @@ def locales_status() -> None:
 
     from admin_cli.locales import status
 
-    table = Table("lang", "name", "translated", "fuzzy", "review", "longest path (SMS)")
+    table = Table("lang", "name", "translated", "fuzzy", "review", "longest path (SMS)",
+                  "safeguarding phrases")
     for st in status():
         table.add_row(st.lang, st.name, f"{st.share:.0%} ({st.translated}/{st.total})",
                       str(st.fuzzy), st.review_state, f"{st.longest_sms} segments",
+                      f"{st.safety_phrases} ({st.safety_review})",
                       style=None if st.share == 1 else "yellow")
     out.print(table)
 

@@ -126,6 +126,9 @@ def test_locales_status_counts_untranslated_and_fuzzy_and_compile_writes_working
     assert (sv.lang, sv.share, sv.review_state) == ("sv", 1.0, "source")
     assert en.total == sv.total and en.translated == en.total - 2 and en.fuzzy == 1
     assert en.review_state == "draft" and en.longest_sms > 10
+    # The safeguarding phrases' own review state, per language, beside the catalog's.
+    assert en.safety_phrases > 10 and en.safety_review in ("draft", "reviewed")
+    assert sv.safety_phrases > 10
     [mo] = compile_all(tmp_path)
     with mo.open("rb") as fh:
         tr = gettext.GNUTranslations(fh)
