@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -34,6 +33,7 @@ from flows import engine
 from flows import messages as M
 from tests.conftest import _build, sms_env, telegram_env, wait_written
 from tests.fakes.server import RunningServer
+from tests.test_rasa import webhook_payload as rasa_payload
 from tests.test_sms import Phone
 from tests.test_telegram import Chat
 
@@ -218,22 +218,8 @@ class RasaChild(Child):
 
     def say(self, text: str) -> list[str]:
         self.n += 1
-        call = {
-            "next_action": "action_tala_step", "sender_id": self.address, "version": "3.6.0",
-            "tracker": {
-                "sender_id": self.address, "slots": {"tala_active": self.n > 1},
-                "paused": False,
-                "latest_message": {"text": text, "message_id": f"{self.address}-{self.n}",
-                                   "intent": {"name": "nlu_fallback", "confidence": 1.0},
-                                   "entities": []},
-                "latest_event_time": time.time(), "followup_action": None, "events": [],
-                "latest_input_channel": "rest", "active_loop": {},
-                "latest_action": {"action_name": "action_listen"},
-                "latest_action_name": "action_listen",
-            },
-            "domain": {"version": "3.1", "slots": {}, "responses": {}, "intents": [],
-                       "actions": ["action_tala_step"]},
-        }
+        call = rasa_payload(self.address, text, self.n)
+        call["tracker"]["slots"]["tala_active"] = self.n > 1
         result = asyncio.run(self.w.rasa.run(call))
         self.result = json.loads(json.dumps(result.model_dump()))  # as /webhook answers it
         with_buttons = [r["buttons"] for r in self.result["responses"] if r.get("buttons")]

@@ -24,7 +24,7 @@ SCRIPT_12_18 = ["7", "ja", "8", "1", "3", "1 4", "Det är svårt att orka", "nä
                 "8", "8", "1", "3, 7", "hoppa över", "Inget mer"]
 
 
-def _payload(sender: str, text: str, n: int) -> dict:
+def webhook_payload(sender: str, text: str, n: int) -> dict:
     return {
         "next_action": "action_tala_step", "sender_id": sender, "version": "3.6.0",
         "tracker": {
@@ -107,7 +107,7 @@ def _post(url: str, payload: dict, **kw) -> requests.Response:
 
 
 def _say(url: str, sender: str, text: str, n: int) -> dict:
-    resp = _post(url, _payload(sender, text, n), headers=AUTH)
+    resp = _post(url, webhook_payload(sender, text, n), headers=AUTH)
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -287,7 +287,7 @@ def test_a_code_typed_in_lower_case_or_in_two_halves_opens_the_invitation(app):
 
 def test_a_call_without_the_right_token_is_refused_and_changes_nothing(rasa_server):
     url, code, _ = rasa_server
-    claim = _payload("intruder", f"Min kod är {code}", 0)  # would bind the child's session
+    claim = webhook_payload("intruder", f"Min kod är {code}", 0)  # would bind the child's session
     wrong = [{}, {"Authorization": f"Bearer {TOKEN[:-1]}X"}, {"Authorization": f"Bearer {TOKEN}x"},
              {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"},
              {"X-Rasa-Token": TOKEN}, {"Authorization": "Bearer åäö"}]
@@ -301,7 +301,7 @@ def test_a_call_without_the_right_token_is_refused_and_changes_nothing(rasa_serv
     assert _slot(child, "tala_active") is True and "Hur har du det" in json.dumps(
         child, ensure_ascii=False)
     # Rasa's own `token:` setting sends it as ?token=... instead: that is accepted too.
-    via_query = _post(url, _payload("child", "7", 1), params={"token": TOKEN})
+    via_query = _post(url, webhook_payload("child", "7", 1), params={"token": TOKEN})
     assert via_query.status_code == 200 and _slot(via_query.json(), "tala_active") is True
 
 
@@ -329,11 +329,11 @@ def test_without_a_token_on_localhost_it_warns_and_takes_only_json(tmp_path):
     code = _invite_code(env)
     with _action_server(tmp_path, env) as (url, proc):
         # A web page in a browser here can POST text/plain to localhost without asking first.
-        page = requests.post(url + "/webhook", data=json.dumps(_payload("page", code, 0)),
+        page = requests.post(url + "/webhook", data=json.dumps(webhook_payload("page", code, 0)),
                              headers={"Content-Type": "text/plain"}, timeout=30)
         assert page.status_code == 415
         assert "access-control-allow-origin" not in {k.lower() for k in page.headers}
-        result = _post(url, _payload("child", code, 0))  # Rasa on this machine, no token
+        result = _post(url, webhook_payload("child", code, 0))  # Rasa on this machine, no token
         assert result.status_code == 200 and _slot(result.json(), "tala_active") is True
         proc.terminate()
         output = proc.communicate(timeout=30)[0]
