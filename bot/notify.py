@@ -81,6 +81,20 @@ def _hours(text: str | None) -> OfficeHours:
         return _parsed(None)
 
 
+def _each(people: list, routes: set[str], sms: str, mail: str,
+          phone_too: bool = True) -> list[tuple[str, str, str, str]]:
+    """(who, route, address, text) for each person's e-mail and work phone, where the route
+    can send. `phone_too=False`: the phone only for someone without e-mail (at night, when
+    the on-call number is told, a caseworker hears of it by e-mail)."""
+    out = []
+    for p in people:
+        if p.email and "email" in routes:
+            out.append((p.name, "email", p.email, mail))
+        if p.phone and "sms" in routes and (phone_too or not p.email):
+            out.append((p.name, "sms", p.phone, sms))
+    return out
+
+
 class StaffNotifier:
     def __init__(self, db: Database, store: StateStore, queue: SendQueue | None,
                  routes: Callable[[], set[str]], timezone: str,
@@ -135,23 +149,16 @@ class StaffNotifier:
         now = self.clock()
         routes = self.routes()
         unit = self.db.unit(child.unit)
-        office = _hours(unit.office_hours if unit else None).open_at(
-            now, self.timezone)
-        on_call = (self.db.on_call(unit) if level == "urgent" and not office and "sms" in routes
-                   else None)
+        on_call = (self.db.on_call(unit) if level == "urgent" and "sms" in routes
+                   and not self._office_open(unit, now) else None)
         targets: list[tuple[str, str, str, str]] = []
         if on_call:
             targets.append((ON_CALL, "sms", on_call, ON_CALL_TEXT.format(
                 case=child.case_ref, unit=child.unit, caseworker=child.caseworker or "ingen")))
         sms, mail = (MESSAGE_TEXT, MESSAGE_MAIL) if level == "message" else (ALERT_TEXT,
                                                                               ALERT_MAIL)
-        for person in self._responsible(child, routes):
-            if person.email and "email" in routes:
-                targets.append((person.name, "email", person.email,
-                                mail.format(case=child.case_ref)))
-            if person.phone and "sms" in routes and not (on_call and person.email):
-                targets.append((person.name, "sms", person.phone,
-                                sms.format(case=child.case_ref)))
+        targets += _each(self._responsible(child, routes), routes, sms.format(
+            case=child.case_ref), mail.format(case=child.case_ref), phone_too=not on_call)
         told = self._tell([alert_id], child, "notify", targets, now)
         if told:
             self.db.mark_alert(alert_id, notified_at=now)
@@ -159,6 +166,9 @@ class StaffNotifier:
             log.warning("alert %s: nobody with a work phone or e-mail to tell; it waits in "
                         "'tala alerts'", alert_id)
         return told
+
+    def _office_open(self, unit, now: datetime) -> bool:
+        return _hours(unit.office_hours if unit else None).open_at(now, self.timezone)
 
     def _responsible(self, child: Child, routes: set[str]) -> list:
         def reachable(c) -> bool:
@@ -208,21 +218,15 @@ class StaffNotifier:
         for child, alerts in by_child.values():
             failed = [a for a in alerts if any(n.status in ("undelivered", "failed")
                                                for n in notices[a.id] if n.kind == "notify")]
-            unit = self.db.unit(child.unit)
-            if not failed and not _hours(unit.office_hours if unit else None).open_at(
-                    now, self.timezone):
+            if not failed and not self._office_open(self.db.unit(child.unit), now):
                 continue  # not at night: the managers read it when the office opens
             hours = max(1, round(self.escalate_after.total_seconds() / 3600))
             sms = (UNDELIVERED_TEXT if failed else ESCALATION_TEXT).format(
                 case=child.case_ref, hours=hours)
             why = "eftersom meddelandet inte kunde lämnas" if failed else f"på {hours} timmar"
             mail = ESCALATION_MAIL.format(case=child.case_ref, why=why)
-            targets = []
-            for m in self.db.contacts(role="manager", unit=child.unit):
-                if m.email and "email" in routes:
-                    targets.append((m.name, "email", m.email, mail))
-                if m.phone and "sms" in routes:
-                    targets.append((m.name, "sms", m.phone, sms))
+            targets = _each(self.db.contacts(role="manager", unit=child.unit), routes, sms,
+                            mail)
             if not self._tell([a.id for a in alerts], child, "escalate", targets, now):
                 log.warning("alerts of a case in unit %s: no manager to escalate to", child.unit)
             for alert in alerts:

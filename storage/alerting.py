@@ -180,11 +180,6 @@ class AlertQueries:
                             self.crypto.decrypt(u.email_enc) if u.email_enc else None)
                     for u in db.scalars(q)]
 
-    def phones(self, names: list[str] | None = None, role: str | None = None,
-               unit: str | None = None) -> list[str]:
-        """Work phones of users, by name or by role and unit."""
-        return [c.phone for c in self.contacts(names, role, unit) if c.phone]
-
     def add_user(self, name: str, role: str, unit: str | None, phone: str | None,
                  email: str | None = None) -> User:
         """Add or change a user; a phone or e-mail of None keeps what was there, "" removes

@@ -88,7 +88,7 @@ def keyboard(prompt: Prompt, catalogs, lang: str, read_aloud: bool,
     elif prompt.choices:
         scale_1_5 = [k for k, _ in prompt.choices] == ["1", "2", "3", "4", "5"]
         for key, label in prompt.choices:
-            face = SMILEYS.get(int(key)) if scale_1_5 and qid != "_language" else None
+            face = SMILEYS.get(int(key)) if scale_1_5 and qid != engine.LANGUAGE_PROMPT else None
             rows.append([InlineKeyboardButton(text=f"{face} {label}" if face else label,
                                               callback_data=f"a|{qid}|{key}")])
     elif prompt.scale_range:
@@ -98,7 +98,7 @@ def keyboard(prompt: Prompt, catalogs, lang: str, read_aloud: bool,
         for part in (keys[:half], keys[half:]):
             rows.append([InlineKeyboardButton(text=k, callback_data=f"a|{qid}|{k}")
                          for k in part])
-    if read_aloud and qid != "_language":
+    if read_aloud and qid != engine.LANGUAGE_PROMPT:
         rows.append([InlineKeyboardButton(text="🔊 " + catalogs.gettext(lang, M.READ_ALOUD),
                                           callback_data=f"r|{qid}")])
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
