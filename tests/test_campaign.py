@@ -4,7 +4,8 @@ in aggregate, and nothing links an answer back to a phone or a chat once a sessi
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -21,7 +22,9 @@ from tests.test_staff import _everything
 from tests.test_telegram import Chat
 
 QUESTIONNAIRE = "school-survey"
-TODAY = date.today()
+# The campaign's days are Stockholm's days (as the service counts them), not the machine's:
+# between midnight in Sweden and midnight UTC, the two differ.
+TODAY = datetime.now(ZoneInfo("Europe/Stockholm")).date()
 
 
 @pytest.fixture
