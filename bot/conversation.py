@@ -72,6 +72,9 @@ class Reply:
     duplicate: bool = False
     finished: str | None = None
     stale: bool = False  # a button for a question already answered: nothing was changed
+    # The session as the step left it (its language, question, status), so a channel lays the
+    # reply out without reading it again; None for a duplicate.
+    state: State | None = None
 
 
 def utcnow() -> datetime:
@@ -149,9 +152,12 @@ class ConversationCore:
 
     def _apply(self, sid: str, fn: Callable, now: datetime,
                seen: tuple[str, str] | None = None) -> Reply:
+        after: list[State] = []
+
         def change(state: State) -> tuple[State, list]:
             qn = self.questionnaires[state.questionnaire_id]
             new, effects = fn(state, qn)
+            after[:] = [new]
             if state.status == engine.INVITED and new.status != engine.INVITED:
                 effects = [*effects, _Started()]
                 if new.then:  # opened on a chat where other questions wait: say so first
@@ -174,8 +180,9 @@ class ConversationCore:
             self.flush(sid)  # the caseworker hears of it now
         elif any(isinstance(e, Finish) for e in result):
             self.write_later(sid)  # the outbox keeps it until written, whatever happens
+        state = after[-1] if after else None
         if any(isinstance(e, _Stale) for e in result):
-            return Reply(stale=True)
+            return Reply(stale=True, state=state)
         if any(isinstance(e, _Started) for e in result):
             self.metrics.sessions_started.inc()
         finished = next((e.status for e in result if isinstance(e, Finish)), None)
@@ -185,7 +192,7 @@ class ConversationCore:
             lang = self._hand_back(sid)
             if lang:
                 says.append(Say(self.rt.catalogs.gettext(lang, M.MORE_WAITING)))
-        return Reply(says, finished=finished)
+        return Reply(says, finished=finished, state=state)
 
     def _ttl(self, state: State) -> int:
         """How long Redis keeps a session: a finished one a day (to answer "already done"), a

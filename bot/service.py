@@ -1,6 +1,8 @@
 """The conversation service every channel and the CLI use: one class made of its jobs.
 
-    bot/conversation.py  a child's message or the clock -> the engine -> Redis, SQL, replies
+    bot/receive.py       a child's message on any channel -> its session (found, bound or
+                         started) -> the conversation
+    bot/conversation.py  a session's message or the clock -> the engine -> Redis, SQL, replies
     bot/invitations.py   inviting, and the codes a chat opens an invitation with
     bot/contacts.py      numbers and chats, STOP/START, sending first, replies, erasure
     bot/campaigns.py     anonymous group surveys
@@ -15,7 +17,8 @@ from bot.conversation import (FINISHED_TTL, ConversationCore, Outbound, Reply,  
                               SessionGone, utcnow)
 from bot.invitations import (CODE_ALPHABET, CODE_CHANNELS, MAX_CODE_TRIES,  # noqa: F401
                              STAFF_ROUTES, CodeError, Invitations, Invited, InviteError)
+from bot.receive import Received, Receiving  # noqa: F401
 
 
-class ConversationService(Invitations, Contacts, Campaigns, ConversationCore):
+class ConversationService(Receiving, Invitations, Contacts, Campaigns, ConversationCore):
     """Everything a channel or a staff command asks of a conversation (see the modules)."""

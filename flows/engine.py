@@ -398,6 +398,16 @@ class _Talk:
         return self.rt.catalogs.words(self.s.lang, msgid)
 
 
+def child_text(rt: Runtime, s: State, msgid: str) -> str:
+    """A fixed text in the session's language, laid out as the engine lays out its own."""
+    return _Talk(rt, s)._(msgid)
+
+
+def question_prompt(rt: Runtime, qn: Questionnaire, s: State) -> Prompt:
+    """The question being asked now, as the engine would ask it (for a channel's buttons)."""
+    return prompt_for(_Talk(rt, s), qn.question(s.current))
+
+
 def _wake(rt: Runtime, now: datetime) -> Wake:
     return Wake(now + rt.policy.remind_after)
 

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 import pytest
 import requests
 
-from bot.channels.rasa import MAX_LOOKUPS, TalaStep, find_code
+from bot.channels.rasa import TalaStep, find_code
+from bot.receive import MAX_LOOKUPS
 from bot.service import CODE_ALPHABET, MAX_CODE_TRIES
 from flows import messages as M
 from tests.test_bulk import _stop_embedded_redis

@@ -27,8 +27,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 
-from bot.service import CODE_ALPHABET, CodeError, ConversationService, SessionGone
-from flows import engine
+from bot.receive import ANSWERED, DUPLICATE, GONE, STALE, TOO_MANY
+from bot.service import CODE_ALPHABET, ConversationService
 from flows import messages as M
 from flows.engine import Say
 from flows.i18n import SOURCE_LANG
@@ -38,10 +38,6 @@ CHANNEL = "rasa"
 MIN_TOKEN_LENGTH = 16
 # As long as the codes `invite()` makes: 10 characters (console, Rasa), 16 (Telegram).
 CODE_LENGTHS = (10, 16)
-# A message is looked up (read only) under at most this many of its candidate codes, and when
-# none exists it counts as one wrong code: a chat held off after MAX_CODE_TRIES wrong codes has
-# tried at most this many times as many codes.
-MAX_LOOKUPS = 3
 _RUN = re.compile(r"[^\W_]+")  # a run of letters and digits
 _JOIN = re.compile(r"\s*[-\u2010-\u2015]?\s*")  # what may stand in a code: "ABCDE FGHJK"
 _ALPHABET = frozenset(CODE_ALPHABET)
@@ -164,9 +160,13 @@ class Step:
     session: str | None
 
 
+def _points(scale: tuple[int, int] | None) -> tuple[int, int]:
+    return (scale[0], scale[1] + 1) if scale else (0, 0)
+
+
 def responses(says: list[Say]) -> list[dict[str, Any]]:
-    """Rasa responses: a question's text with its hint, and its choices as buttons whose
-    payload is what the child would type."""
+    """Rasa responses: a question's text with its hint, and its choices (or a number scale's
+    points, as on Telegram) as buttons whose payload is what the child would type."""
     out = []
     for say in says:
         if say.prompt is None:
@@ -174,8 +174,9 @@ def responses(says: list[Say]) -> list[dict[str, Any]]:
             continue
         p = say.prompt
         text = p.text + (f"\n{p.hint}" if p.hint else "")
+        choices = p.choices or [(str(n), str(n)) for n in range(*_points(p.scale_range))]
         out.append({"text": text, "buttons": [{"title": label, "payload": key}
-                                                for key, label in p.choices]})
+                                                for key, label in choices]})
     return out
 
 
@@ -196,30 +197,17 @@ class TalaStep(Action):
         return [SlotSet("tala_active", step.active), SlotSet("tala_session", step.session)]
 
     def step(self, sender: str, text: str, message_id: str | None) -> Step:
-        svc = self.service
-        sid = svc.session_for_contact(CHANNEL, sender)
-        if sid is None:
-            found = find_code(text)
-            if found.attempt is None:  # no code in it: not a wrong code either
-                return Step([{"text": self._sv(M.CODE_UNKNOWN)}], False, None)
-            # The one of the likeliest few that exists (read only), else the likeliest: the
-            # claim is what counts a wrong code, so a word beside the code never does.
-            claim = next((c for c in found.candidates[:MAX_LOOKUPS]
-                          if svc.session_for_code(c) is not None), found.attempt)
-            try:
-                sid = svc.claim_code(CHANNEL, sender, claim)
-            except CodeError as e:
-                msg = M.CODE_TOO_MANY if e.kind == "too_many" else M.CODE_UNKNOWN
-                return Step([{"text": self._sv(msg)}], False, None)
-            reply = svc.open(sid)
-        else:
-            try:
-                reply = svc.handle(sid, text, message_id=message_id, channel=CHANNEL)
-            except SessionGone:
-                return Step([{"text": self._sv(M.NEEDS_INVITATION)}], False, None)
-        state = svc.state(sid)
-        active = state is not None and state.status not in engine.FINISHED
-        return Step(responses(reply.says), active, sid if active else None)
+        """One message: the code in it opens the invitation when the conversation is not bound
+        yet (an unknown code is answered as one); after that, the conversation."""
+        found = find_code(text)
+        got = self.service.receive(CHANNEL, sender, text, message_id,
+                                   codes=found.candidates or ([found.attempt] if found.attempt
+                                                              else []))
+        if got.outcome in (ANSWERED, DUPLICATE, STALE):
+            return Step(responses(got.says), got.active, got.sid if got.active else None)
+        msg = {TOO_MANY: M.CODE_TOO_MANY, GONE: M.NEEDS_INVITATION}.get(got.outcome,
+                                                                         M.CODE_UNKNOWN)
+        return Step([{"text": self._sv(msg)}], False, None)
 
     def _sv(self, msgid: str) -> str:
         return self.service.rt.catalogs.gettext(SOURCE_LANG, msgid)

@@ -19,7 +19,7 @@ from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError
 
 from bot.channels.sms_text import fit_gsm7, is_gsm7, split_message
-from bot.conversation import SessionGone
+from bot.receive import GONE, NO_SESSION, OPTED_OUT
 from bot.render import render
 from bot.settings import Settings
 from flows.engine import Say
@@ -166,29 +166,12 @@ class SmsInbound:
         if kind == "STOP" or (not kind and word in OPT_OUT_WORDS):
             svc.opt_out("sms", number)  # Twilio confirms to the child itself
             return []
-        sid, opted_out = svc.lookup_contact("sms", number)
-        if opted_out:
-            if kind == "START" or (not kind and word in OPT_IN_WORDS):
-                svc.opt_in("sms", number)
-            else:
+        got = svc.receive("sms", number, body, message_sid, keyword=True)
+        if got.outcome == OPTED_OUT:
+            if not (kind == "START" or (not kind and word in OPT_IN_WORDS)):
                 return []  # Twilio would not deliver a reply anyway
-        if sid is None:
-            campaign = svc.campaign_by_keyword(body)
-            if campaign is not None:
-                started = svc.start_anonymous("sms", number, campaign, message_id=message_sid,
-                                              trigger=normalise(body).split()[0])
-                return render_sms(started.says)
-            return self._unknown(number)
-        try:
-            reply = svc.handle(sid, body, message_id=message_sid, channel="sms")
-        except SessionGone:  # the session is gone (expired long ago)
-            return self._unknown(number)
-        return render_sms(reply.says)
-
-    def _unknown(self, number: str) -> list[str]:
-        """One short reply a day at most to a number with nothing waiting: it says nothing
-        about anyone, and cannot be used to make us send many messages."""
-        key = self.service.store.unknown_key(self.service.crypto.lookup_hash(number))
-        if self.service.store.r.set(key, b"1", nx=True, ex=24 * 3600):
-            return [self.unknown_reply]
-        return []
+            svc.opt_in("sms", number)
+            got = svc.receive("sms", number, body, message_sid, keyword=True)
+        if got.outcome in (NO_SESSION, GONE):
+            return [self.unknown_reply] if svc.first_today("sms", number) else []
+        return render_sms(got.says)

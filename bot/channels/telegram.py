@@ -35,7 +35,9 @@ from aiogram.types import (BotCommand, BufferedInputFile, CallbackQuery, InlineK
                            InlineKeyboardMarkup, Message, Update)
 
 from bot.render import render
-from bot.service import CodeError, ConversationService, Reply, SessionGone
+from bot.receive import (ANSWERED, CODE_UNKNOWN, DUPLICATE, GONE, NO_SESSION, STALE, TOO_MANY,
+                         Received)
+from bot.service import ConversationService
 from bot.settings import Settings
 from bot.speech import NO_VOICE, Speech, spoken_text
 from flows import engine
@@ -152,96 +154,61 @@ class TelegramChannel:
     async def on_message(self, message: Message, event_update: Update) -> None:
         chat = str(message.chat.id)
         text = message.text or ""
-        svc = self.service
-        if text.startswith("/start"):
-            code = text[len("/start"):].strip()
-            await self._start(chat, code)
-            return
         if text.startswith("/readaloud"):
             await self._read_aloud_command(chat)
             return
-        sid = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
-        if sid is None:
-            await self.bot.send_message(chat, self._sv(M.NEEDS_INVITATION))
-            return
-        try:
-            reply = await asyncio.to_thread(svc.handle, sid, text, f"u{event_update.update_id}",
-                                            CHANNEL)
-        except SessionGone:
-            await self.bot.send_message(chat, self._sv(M.NEEDS_INVITATION))
-            return
-        if not reply.duplicate:
-            await self._send(chat, sid, reply)
-
-    async def _start(self, chat: str, code: str) -> None:
-        svc = self.service
-        bound = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
-        sid = None
-        if code.lower().startswith(CAMPAIGN_PREFIX) and bound is None:
-            campaign = await asyncio.to_thread(svc.campaign_by_code,
-                                               code[len(CAMPAIGN_PREFIX):])
-            if campaign is not None:
-                reply = await asyncio.to_thread(svc.start_anonymous, CHANNEL, chat, campaign)
-                sid = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
-                await self._send(chat, sid, reply)
-                return
-        if code:
-            try:
-                sid = await asyncio.to_thread(svc.claim_code, CHANNEL, chat, code)
-            except CodeError as e:
-                if e.kind == "too_many":
-                    await self.bot.send_message(chat, self._sv(M.CODE_TOO_MANY))
-                    return
-                if bound is None:  # a retried /start finds its chat already bound: go on
-                    await self.bot.send_message(chat, self._sv(M.CODE_UNKNOWN))
-                    return
-        sid = sid or bound
-        if sid is None:
-            await self.bot.send_message(chat, self._sv(M.NEEDS_INVITATION))
-            return
-        reply = await asyncio.to_thread(svc.open, sid)
-        await self._send(chat, sid, reply)
+        if text.startswith("/start"):
+            code = text[len("/start"):].strip()
+            survey = code[len(CAMPAIGN_PREFIX):] if code.lower().startswith(CAMPAIGN_PREFIX) \
+                else None
+            got = await self._receive(chat, text, f"u{event_update.update_id}", start=True,
+                                      codes=[code] if code and not survey else (),
+                                      survey=survey)
+        else:
+            got = await self._receive(chat, text, f"u{event_update.update_id}")
+        await self._answer(chat, got)
 
     async def on_button(self, query: CallbackQuery) -> None:
         chat = str(query.message.chat.id) if query.message else str(query.from_user.id)
         kind, _, rest = (query.data or "").partition("|")
         qid, _, value = rest.partition("|")
         svc = self.service
-        sid = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
-        state = await asyncio.to_thread(svc.state, sid) if sid else None
-        if state is None:
-            await query.answer(self._sv(M.NEEDS_INVITATION))
-            return
-        lang = state.lang
-        if kind == "r":
-            if state.current != qid:  # an old question's button (or forged data)
-                await query.answer(self._child(state, M.ALREADY_ANSWERED))
+        if kind in ("r", "m", "d"):  # these need the question being asked: read it first
+            state = await asyncio.to_thread(svc.asking, CHANNEL, chat)
+            if state is None:
+                await query.answer(self._sv(M.NEEDS_INVITATION))
                 return
-            await query.answer()
-            await self._voice(chat, state)
-            return
-        # The question being asked, for a tick (m) or "done" (d) on it; None for an old one.
-        prompt = self._prompt(state) if kind in ("m", "d") and state.current == qid else None
-        mask = _mask(value, len(prompt.choices)) if prompt else 0
-        if mask is None:  # not data tala made: forged or garbled; nothing changes
-            await query.answer()
-            return
-        if kind == "m":  # tick or untick one choice: only the keyboard changes
-            if prompt is None:
-                await query.answer(self.rt.catalogs.gettext(lang, M.ALREADY_ANSWERED))
+            if kind == "r":
+                if state.current != qid:  # an old question's button (or forged data)
+                    await query.answer(svc.text_for(state, M.ALREADY_ANSWERED))
+                    return
+                await query.answer()
+                await self._voice(chat, state)
                 return
-            markup = keyboard(prompt, self.rt.catalogs, lang,
-                              self._reads_aloud(state), chosen=mask)
-            await query.answer()
-            await self.bot.edit_message_reply_markup(chat_id=chat, message_id=query.message.
-                                                     message_id, reply_markup=markup)
-            return
-        if kind == "d":
+            # The question being asked, for a tick (m) or "done" (d) on it; None for an old one.
+            prompt = svc.prompt(state) if state.current == qid else None
+            mask = _mask(value, len(prompt.choices)) if prompt else 0
+            if mask is None:  # not data tala made: forged or garbled; nothing changes
+                await query.answer()
+                return
+            if prompt is None and kind == "m":
+                await query.answer(svc.text_for(state, M.ALREADY_ANSWERED))
+                return
+            if kind == "m":  # tick or untick one choice: only the keyboard changes
+                markup = keyboard(prompt, self.rt.catalogs, state.lang,
+                                  self._reads_aloud(state), chosen=mask)
+                await query.answer()
+                await self.bot.edit_message_reply_markup(
+                    chat_id=chat, message_id=query.message.message_id, reply_markup=markup)
+                return
             value = " ".join(k for i, (k, _) in enumerate(prompt.choices) if mask & (1 << i)) \
                 if prompt else ""
-        reply = await asyncio.to_thread(svc.handle, sid, value, f"c{query.id}", CHANNEL, qid)
-        if reply.stale or reply.duplicate:
-            await query.answer(self.rt.catalogs.gettext(lang, M.ALREADY_ANSWERED))
+        got = await self._receive(chat, value, f"c{query.id}", answers=qid)
+        if got.outcome in (STALE, DUPLICATE):
+            await query.answer(svc.text_for(got.state, M.ALREADY_ANSWERED))
+            return
+        if got.outcome != ANSWERED:
+            await query.answer(self._sv(M.NEEDS_INVITATION))
             return
         await query.answer()
         if query.message:
@@ -252,14 +219,29 @@ class TelegramChannel:
                                                          reply_markup=None)
             except TelegramBadRequest:
                 pass  # too old to edit: harmless
-        await self._send(chat, sid, reply)
+        await self._send(chat, got)
+
+    async def _receive(self, chat: str, text: str, message_id: str, **how) -> Received:
+        return await asyncio.to_thread(self.service.receive, CHANNEL, chat, text, message_id,
+                                       **how)
 
     # ------------------------------------------------------------------ tala answers
-    async def _send(self, chat: str, sid: str, reply: Reply) -> None:
-        state = await asyncio.to_thread(self.service.state, sid)
+    async def _answer(self, chat: str, got: Received) -> None:
+        """A message's reply; where nothing was said, what the chat needs to hear."""
+        if got.outcome == ANSWERED:
+            await self._send(chat, got)
+        elif got.outcome in (NO_SESSION, GONE):
+            await self.bot.send_message(chat, self._sv(M.NEEDS_INVITATION))
+        elif got.outcome in (CODE_UNKNOWN, TOO_MANY):
+            await self.bot.send_message(chat, self._sv(
+                M.CODE_TOO_MANY if got.outcome == TOO_MANY else M.CODE_UNKNOWN))
+        # a duplicate was answered the first time
+
+    async def _send(self, chat: str, got: Received) -> None:
+        state = got.state
         lang = state.lang if state else SOURCE_LANG
         aloud = self._reads_aloud(state) if state else False
-        for say in reply.says:
+        for say in got.says:
             if say.prompt is None:
                 await self.bot.send_message(chat, say.text)
                 continue
@@ -274,23 +256,14 @@ class TelegramChannel:
         return (state.questionnaire_id in READ_ALOUD_FOR
                 and self.speech.can_speak(state.lang))
 
-    def _prompt(self, state) -> Prompt:
-        qn = self.service.questionnaires[state.questionnaire_id]
-        return engine.prompt_for(engine._Talk(self.rt, state),
-                                 qn.question(state.current))
-
     async def _read_aloud_command(self, chat: str) -> None:
         """/readaloud: always answered, with the question as a voice message or a message that
         says why not. Reading changes nothing in the session."""
         svc = self.service
-        sid = await asyncio.to_thread(svc.session_for_contact, CHANNEL, chat)
-        state = await asyncio.to_thread(svc.state, sid) if sid else None
-        if state is None:
-            await self.bot.send_message(chat, self._sv(M.NEEDS_INVITATION))
-        elif state.status == engine.COMPLETED:
-            await self.bot.send_message(chat, self._child(state, M.ALREADY_DONE))
-        elif not state.current or state.status in engine.FINISHED:  # stopped, expired
-            await self.bot.send_message(chat, self._child(state, M.READ_ALOUD_NOTHING))
+        state = await asyncio.to_thread(svc.asking, CHANNEL, chat)
+        instead = svc.read_aloud_instead(state)
+        if instead:
+            await self.bot.send_message(chat, svc.text_for(state, instead))
         else:
             await self._voice(chat, state)
 
@@ -301,7 +274,7 @@ class TelegramChannel:
         why = await asyncio.to_thread(self.speech.why_not, state.lang)  # may probe espeak-ng
         if why is None:
             qid = state.current
-            prompt = self._prompt(state)
+            prompt = self.service.prompt(state)
             key = f"{state.questionnaire_id}:{state.questionnaire_version}:{qid}:{state.lang}"
             audio = await asyncio.to_thread(self.speech.speak, spoken_text(prompt), state.lang,
                                             key)
@@ -309,12 +282,7 @@ class TelegramChannel:
                 await self.bot.send_voice(chat, BufferedInputFile(audio, filename=f"{qid}.ogg"))
                 return
         msgid = M.READ_ALOUD_NO_VOICE if why == NO_VOICE else M.READ_ALOUD_OFF
-        await self.bot.send_message(chat, self._child(state, msgid))
-
-    def _child(self, state, msgid: str) -> str:
-        """A system message in the child's language (right-to-left lines marked as the
-        engine marks them)."""
-        return engine._Talk(self.rt, state)._(msgid)
+        await self.bot.send_message(chat, self.service.text_for(state, msgid))
 
     def _sv(self, msgid: str) -> str:
         return self.rt.catalogs.gettext(SOURCE_LANG, msgid)
