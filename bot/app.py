@@ -144,6 +144,11 @@ class App:
         self.service.notifier.publish_units()  # Redis may have lost them: SQL has them
 
     def close(self) -> None:
+        if self.built("service"):
+            for out in self.service.outbound.values():
+                close = getattr(out.sender, "close", None)
+                if close:
+                    close()  # Telegram's keeps a connection pool and an event loop
         if self.built("db"):
             self.db.engine.dispose()
         if self.built("store"):
@@ -179,7 +184,7 @@ def _outbound(settings: Settings) -> dict[str, Outbound]:
         out["sms"] = Outbound(render_sms, TwilioSender(settings), settings.sms_rate,
                               lambda n: normalise_number(n, settings.sms_default_region))
     if settings.telegram_bot_token:
-        from bot.channels.telegram import TelegramSender, render_telegram
+        from bot.channels.telegram_send import TelegramSender, render_telegram
 
         out["telegram"] = Outbound(render_telegram, TelegramSender(settings),
                                    settings.telegram_rate, str)

@@ -80,6 +80,21 @@ class Contacts:
                                channel=state.channel, lane=lane, session_id=state.session_id)
         return len(parts)
 
+    def send_to(self, channel: str, address: str, body: str, message_id: str,
+                state: State | None = None) -> bool:
+        """Queue the answer to a child's message (Telegram's, laid out by the channel): the
+        channel's own sender sends it. The job is named by the session and the message it
+        answers, so a retried update queues nothing twice (False) and erasing the child takes
+        it too. An answer in an anonymous survey, or to a chat with no session, keeps no chat
+        id once it is sent."""
+        if self.queue is None:
+            raise RuntimeError("replies go through the send queue, and this service has none")
+        sid = state.session_id if state else "-"
+        anonymous = state is None or state.campaign_id is not None
+        return self.queue.enqueue(f"chat:{sid}:{message_id}", address, body, kind="message",
+                                  channel=channel, lane=DEFAULT, session_id=sid,
+                                  **({"anonymous": "1"} if anonymous else {}))
+
     def send_queued(self, channel: str, block_ms: int = 0, max_jobs: int | None = None,
                     stop: Callable[[], bool] = lambda: False,
                     on_result: Callable[[Job, SendResult], None] | None = None) -> int:
@@ -195,7 +210,7 @@ class Contacts:
                 self.store.unbind(inv.channel, inv.contact_hash)
                 r.delete(self.store.optout_key(inv.channel, inv.contact_hash),
                          self.store.unknown_key(inv.contact_hash))
-            job_ids += [f"invite:{sid}:", f"remind:{sid}:", f"reply:{sid}:"]
+            job_ids += [f"invite:{sid}:", f"remind:{sid}:", f"reply:{sid}:", f"chat:{sid}:"]
         if self.queue is not None:
             self.queue.forget(lambda job_id: job_id.startswith(tuple(job_ids)))
         self.db.audit(actor, "erase", None,

@@ -624,6 +624,8 @@ class SendQueue:
                 return "finished"
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(key, mapping={**mapping, "recorded": "1"})
+        if job.fields.get("anonymous") == "1":
+            pipe.hdel(key, "to", "body")  # an anonymous survey's: nothing left says to whom
         pipe.expire(key, self.keep)
         _let_go(pipe, job.stream, job.entry)
         pipe.execute()

@@ -12,14 +12,16 @@ import requests
 
 from admin_cli import summary
 from bot.channels import telegram as telegram_mod
+from bot.channels import telegram_send
 from bot.channels.telegram import deep_link
-from bot.server import build_web_app
+from bot.server import APP_KEY, build_web_app
 from bot.speech import Speech
 from flows import messages as M
 from tests.conftest import APP_BACKENDS, _build, telegram_env, wait_written
 from tests.conftest import TELEGRAM_SECRET as SECRET
 from tests.fakes.server import RunningServer
 from tests.fakes.telegram_api import FakeTelegram
+from tests.test_queue import QueueClock
 
 CHAT = 777001
 ENGINES = Speech(Path(tempfile.gettempdir())).available()
@@ -49,15 +51,20 @@ def server(tg_app):
 
 
 class Chat:
-    """A child's Telegram chat: what they type or press becomes an Update posted to tala."""
+    """A child's Telegram chat: what they type or press becomes an Update posted to tala.
+    tala's replies go through the send queue; the servers here run without their worker, so
+    after each update the chat has the queue's Telegram sender send what is queued, as the
+    worker would (to the fake Bot API), and the replies are there to read."""
 
     def __init__(self, server, fake: FakeTelegram, chat_id: int = CHAT):
         self.server, self.fake, self.chat_id = server, fake, chat_id
 
     def post(self, update: dict, secret: str | None = SECRET) -> requests.Response:
         headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
-        return requests.post(self.server.url + "/telegram/webhook", json=update,
-                             headers=headers, timeout=30)
+        answer = requests.post(self.server.url + "/telegram/webhook", json=update,
+                               headers=headers, timeout=30)
+        drain(self.server)
+        return answer
 
     def type(self, text: str) -> dict:
         update = self.fake.message_update(self.chat_id, text)
@@ -83,6 +90,11 @@ class Chat:
         return [b["callback_data"] for row in markup["inline_keyboard"] for b in row]
 
 
+def drain(server) -> int:
+    """Send what the send queue holds for Telegram now (the worker's job, done here)."""
+    return server.web_app[APP_KEY].service.send_queued("telegram", block_ms=0)
+
+
 def _invite(app, case="T-1", age=9, lang="sv"):
     return app.service.invite(case, age, lang=lang, channel="telegram", actor="anna")
 
@@ -93,6 +105,30 @@ def test_setup_registers_the_webhook_with_its_secret_and_the_bot_menu(tg_app, tg
     [menu] = tg.calls_to("setMyCommands")
     names = [c["command"] for c in menu["params"]["commands"]]
     assert {"help", "pause", "back", "language", "answers", "stop"} <= set(names)
+
+
+def test_an_answer_telegram_cannot_take_now_is_sent_later_and_never_twice(tg_app, tg, server):
+    """A child's answer is queued, not sent from the webhook: when Telegram refuses it for a
+    moment (502), the update is still taken (200, so Telegram does not resend it), and the
+    queue's Telegram sender sends the answer on its next try; a repeated update (Telegram
+    retrying its webhook) is neither applied nor answered twice."""
+    clock = QueueClock()  # the queue's backoff passes on its clock, not in real time
+    tg_app.queue.now, tg_app.queue.sleep = clock.now, clock.sleep
+    inv = _invite(tg_app)
+    chat = Chat(server, tg)
+    chat.type(f"/start {inv.code}")
+    before = len(chat.mine())
+    tg.fail_next("sendMessage", 1, error_code=502)
+    update = chat.type("3")  # drains the queue: the first try fails, the next one sends
+    assert [c["error_code"] for c in tg.calls_to("sendMessage")][-2:] == [502, None]
+    assert clock.slept > 0  # it waited for its retry, on the queue's clock
+    [answer] = chat.mine()[before:]
+    assert "Finns det en vuxen som du kan prata med" in answer["text"]  # the next question
+    assert answer["reply_markup"]["inline_keyboard"]  # with its buttons
+    assert tg_app.service.state(inv.session_id).answers["home_feel"]["value"] == 3
+
+    assert chat.post(update).status_code == 200  # the same update again
+    assert len(chat.mine()) == before + 1 and tg_app.queue.in_line("telegram") == 0
 
 
 def test_a_whole_followup_6_11_by_buttons_and_typing(tg_app, tg, server):
@@ -227,9 +263,11 @@ class FakeSpeech(Speech):
 
 @pytest.fixture
 def speech(monkeypatch):
-    """The Speech the Telegram channel builds is this fake (set before the server starts)."""
+    """The Speech the Telegram channel and its sender build is this fake (set before the
+    server starts)."""
     fake = FakeSpeech()
     monkeypatch.setattr(telegram_mod, "Speech", lambda cache_dir: fake)
+    monkeypatch.setattr(telegram_send, "Speech", lambda cache_dir: fake)
     return fake
 
 
@@ -411,7 +449,8 @@ def test_two_channels_never_mix_sessions(tg_app, tg, server):
 
 def test_polling_mode_works_against_the_fake(tg_app, tg):
     inv = _invite(tg_app)
-    with RunningServer(build_web_app(tg_app, worker=False, telegram_polling=True)):
+    # As `tala serve` runs it: polling, and the worker's sender sending the replies.
+    with RunningServer(build_web_app(tg_app, worker=True, telegram_polling=True)):
         assert tg.webhook is None  # polling: no webhook
         tg.push_update(tg.message_update(CHAT, f"/start {inv.code}"))
         tg.wait_for("sendMessage", 3, timeout=20)

@@ -17,23 +17,24 @@ this server, no question being asked) and that a grown-up they trust can read to
 A button is checked against the question being asked inside the same Redis transaction that
 applies it, so a second press of an old button changes nothing; a repeated update (Telegram
 retries a webhook) is applied once and not answered twice.
+
+What a chat is sent (replies, voice messages, and what tala sends first) goes through the send
+queue, sent by bot/channels/telegram_send.py; only a button's own small answer (the "toast")
+and taking the buttons off an answered question are done here, as Telegram asks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 from typing import Any
 
-from aiogram import Bot, Dispatcher, F, Router
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import (TelegramBadRequest, TelegramForbiddenError, TelegramNetworkError,
-                                TelegramRetryAfter, TelegramServerError)
-from aiogram.types import (BotCommand, BufferedInputFile, CallbackQuery, InlineKeyboardButton,
+from aiogram import Dispatcher, F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import (BotCommand, CallbackQuery, InlineKeyboardButton,
                            InlineKeyboardMarkup, Message, Update)
 
+from bot.channels.telegram_send import CHANNEL, body, make_bot, text_message, voice_message
 from bot.render import render
 from bot.receive import (ANSWERED, CODE_UNKNOWN, DUPLICATE, GONE, NO_SESSION, STALE, TOO_MANY,
                          Received)
@@ -42,24 +43,15 @@ from bot.settings import Settings
 from bot.speech import NO_VOICE, Speech, spoken_text
 from flows import engine
 from flows import messages as M
-from flows.engine import Prompt, Say
+from flows.engine import Prompt
 from flows.i18n import SOURCE_LANG
-from storage.queue import SendResult
 
 log = logging.getLogger("tala.telegram")
-CHANNEL = "telegram"
 SMILEYS = {1: "😢", 2: "🙁", 3: "😐", 4: "🙂", 5: "😄"}  # 1-5 scales: fine on Telegram
 READ_ALOUD_FOR = ("followup-6-11",)  # younger children get the button on every question
 MENU = [("help", "Hjälp"), ("back", "Ändra förra svaret"), ("pause", "Pausa"),
         ("language", "Byt språk"), ("answers", "Mina svar"), ("readaloud", "Läs upp frågan"),
         ("stop", "Sluta svara")]
-
-
-def make_bot(settings: Settings) -> Bot:
-    if settings.telegram_api_base_url:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base_url))
-        return Bot(settings.telegram_bot_token, session=session)
-    return Bot(settings.telegram_bot_token)
 
 
 CAMPAIGN_PREFIX = "c_"
@@ -154,25 +146,27 @@ class TelegramChannel:
     async def on_message(self, message: Message, event_update: Update) -> None:
         chat = str(message.chat.id)
         text = message.text or ""
+        mid = f"u{event_update.update_id}"
         if text.startswith("/readaloud"):
-            await self._read_aloud_command(chat)
+            await self._read_aloud_command(chat, mid)
             return
         if text.startswith("/start"):
             code = text[len("/start"):].strip()
             survey = code[len(CAMPAIGN_PREFIX):] if code.lower().startswith(CAMPAIGN_PREFIX) \
                 else None
-            got = await self._receive(chat, text, f"u{event_update.update_id}", start=True,
+            got = await self._receive(chat, text, mid, start=True,
                                       codes=[code] if code and not survey else (),
                                       survey=survey)
         else:
-            got = await self._receive(chat, text, f"u{event_update.update_id}")
-        await self._answer(chat, got)
+            got = await self._receive(chat, text, mid)
+        await self._answer(chat, got, mid)
 
     async def on_button(self, query: CallbackQuery) -> None:
         chat = str(query.message.chat.id) if query.message else str(query.from_user.id)
         kind, _, rest = (query.data or "").partition("|")
         qid, _, value = rest.partition("|")
         svc = self.service
+        mid = f"c{query.id}"
         if kind in ("r", "m", "d"):  # these need the question being asked: read it first
             state = await asyncio.to_thread(svc.asking, CHANNEL, chat)
             if state is None:
@@ -183,7 +177,7 @@ class TelegramChannel:
                     await query.answer(svc.text_for(state, M.ALREADY_ANSWERED))
                     return
                 await query.answer()
-                await self._voice(chat, state)
+                await self._voice(chat, state, mid)
                 return
             # The question being asked, for a tick (m) or "done" (d) on it; None for an old one.
             prompt = svc.prompt(state) if state.current == qid else None
@@ -203,9 +197,13 @@ class TelegramChannel:
                 return
             value = " ".join(k for i, (k, _) in enumerate(prompt.choices) if mask & (1 << i)) \
                 if prompt else ""
-        got = await self._receive(chat, value, f"c{query.id}", answers=qid)
-        if got.outcome in (STALE, DUPLICATE):
+        got = await self._receive(chat, value, mid, answers=qid)
+        if got.outcome == STALE:
             await query.answer(svc.text_for(got.state, M.ALREADY_ANSWERED))
+            return
+        if got.outcome == DUPLICATE:  # Telegram sent this press again: its answer, once
+            await query.answer()
+            await self._send(chat, got, mid)
             return
         if got.outcome != ANSWERED:
             await query.answer(self._sv(M.NEEDS_INVITATION))
@@ -219,110 +217,79 @@ class TelegramChannel:
                                                          reply_markup=None)
             except TelegramBadRequest:
                 pass  # too old to edit: harmless
-        await self._send(chat, got)
+        await self._send(chat, got, mid)
 
     async def _receive(self, chat: str, text: str, message_id: str, **how) -> Received:
         return await asyncio.to_thread(self.service.receive, CHANNEL, chat, text, message_id,
                                        **how)
 
     # ------------------------------------------------------------------ tala answers
-    async def _answer(self, chat: str, got: Received) -> None:
-        """A message's reply; where nothing was said, what the chat needs to hear."""
-        if got.outcome == ANSWERED:
-            await self._send(chat, got)
-        elif got.outcome in (NO_SESSION, GONE):
-            await self.bot.send_message(chat, self._sv(M.NEEDS_INVITATION))
-        elif got.outcome in (CODE_UNKNOWN, TOO_MANY):
-            await self.bot.send_message(chat, self._sv(
-                M.CODE_TOO_MANY if got.outcome == TOO_MANY else M.CODE_UNKNOWN))
-        # a duplicate was answered the first time
+    # Every message goes through the send queue (bot/channels/telegram_send.py), as one job
+    # named by the update it answers: a retried update queues nothing twice.
+    async def _queue(self, chat: str, messages: list[dict], mid: str, state=None) -> None:
+        if messages:
+            await asyncio.to_thread(self.service.send_to, CHANNEL, chat, body(messages), mid,
+                                    state)
 
-    async def _send(self, chat: str, got: Received) -> None:
+    async def _answer(self, chat: str, got: Received, mid: str) -> None:
+        """A message's reply; where nothing was said, what the chat needs to hear."""
+        if got.outcome in (ANSWERED, DUPLICATE):
+            # A repeated update queues its answer again under the same job id: sent once,
+            # also when the first time stopped before its answer was queued.
+            await self._send(chat, got, mid)
+        elif got.outcome in (NO_SESSION, GONE, CODE_UNKNOWN, TOO_MANY):
+            msgid = {CODE_UNKNOWN: M.CODE_UNKNOWN, TOO_MANY: M.CODE_TOO_MANY}.get(
+                got.outcome, M.NEEDS_INVITATION)
+            await self._queue(chat, [text_message(self._sv(msgid))], mid)
+
+    async def _send(self, chat: str, got: Received, mid: str) -> None:
         state = got.state
         lang = state.lang if state else SOURCE_LANG
         aloud = self._reads_aloud(state) if state else False
+        messages = []
         for say in got.says:
             if say.prompt is None:
-                await self.bot.send_message(chat, say.text)
+                messages.append(text_message(say.text))
                 continue
             p = say.prompt
             markup = keyboard(p, self.rt.catalogs, lang, aloud)
             text = p.text + (f"\n\n{p.hint}" if p.hint else "")
             if p.multi or not markup or not p.choices:
                 text = render(say)  # numbered, so typing works as well as the buttons
-            await self.bot.send_message(chat, text, reply_markup=markup)
+            messages.append(text_message(text, markup))
+        await self._queue(chat, messages, mid, state)
 
     def _reads_aloud(self, state) -> bool:
         return (state.questionnaire_id in READ_ALOUD_FOR
                 and self.speech.can_speak(state.lang))
 
-    async def _read_aloud_command(self, chat: str) -> None:
+    async def _read_aloud_command(self, chat: str, mid: str) -> None:
         """/readaloud: always answered, with the question as a voice message or a message that
         says why not. Reading changes nothing in the session."""
         svc = self.service
         state = await asyncio.to_thread(svc.asking, CHANNEL, chat)
         instead = svc.read_aloud_instead(state)
         if instead:
-            await self.bot.send_message(chat, svc.text_for(state, instead))
+            await self._queue(chat, [text_message(svc.text_for(state, instead))], mid, state)
         else:
-            await self._voice(chat, state)
+            await self._voice(chat, state, mid)
 
-    async def _voice(self, chat: str, state) -> None:
+    async def _voice(self, chat: str, state, mid: str) -> None:
         """The question being asked as a voice message; where there is no voice for the
-        child's language, no engine, or synthesis fails, a message in the child's language
-        that says so instead (never silence)."""
+        child's language or no engine (or synthesis fails when it is sent), a message in the
+        child's language that says so instead (never silence)."""
+        svc = self.service
         why = await asyncio.to_thread(self.speech.why_not, state.lang)  # may probe espeak-ng
-        if why is None:
-            qid = state.current
-            prompt = self.service.prompt(state)
-            key = f"{state.questionnaire_id}:{state.questionnaire_version}:{qid}:{state.lang}"
-            audio = await asyncio.to_thread(self.speech.speak, spoken_text(prompt), state.lang,
-                                            key)
-            if audio:
-                await self.bot.send_voice(chat, BufferedInputFile(audio, filename=f"{qid}.ogg"))
-                return
-        msgid = M.READ_ALOUD_NO_VOICE if why == NO_VOICE else M.READ_ALOUD_OFF
-        await self.bot.send_message(chat, self.service.text_for(state, msgid))
+        if why is not None:
+            msgid = M.READ_ALOUD_NO_VOICE if why == NO_VOICE else M.READ_ALOUD_OFF
+            await self._queue(chat, [text_message(svc.text_for(state, msgid))], mid, state)
+            return
+        qid = state.current
+        key = f"{state.questionnaire_id}:{state.questionnaire_version}:{qid}:{state.lang}"
+        await self._queue(chat, [voice_message(spoken_text(svc.prompt(state)), state.lang, key,
+                                               f"{qid}.ogg",
+                                               svc.text_for(state, M.READ_ALOUD_OFF))],
+                          mid, state)
 
     def _sv(self, msgid: str) -> str:
         return self.rt.catalogs.gettext(SOURCE_LANG, msgid)
-
-
-class TelegramSender:
-    """The send queue's way to Telegram (reminders, replies, staff alerts). The queue runs in
-    a thread of its own, so each message gets a short-lived event loop and session."""
-
-    channel = CHANNEL
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-
-    def send(self, to: str, body: str) -> SendResult:
-        return asyncio.run(self._send(to, body))
-
-    async def _send(self, to: str, body: str) -> SendResult:
-        bot = make_bot(self.settings)
-        try:
-            msg = await bot.send_message(to, body)
-            # Not the chat id: the sid is kept in clear (the job's hash), the chat only
-            # encrypted.
-            return SendResult(sid=f"tg:{msg.message_id}")
-        except TelegramForbiddenError:
-            return SendResult(error="the child has blocked the bot", opted_out=True)
-        except (TelegramRetryAfter, TelegramServerError, TelegramNetworkError) as e:
-            return SendResult(error=type(e).__name__, permanent=False)
-        except TelegramBadRequest as e:
-            return SendResult(error=f"Telegram: {e.message}"[:300])
-        finally:
-            await bot.session.close()
-
-    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
-        # Telegram cannot list what a bot sent: a message a killed sender may have sent is
-        # sent again (a rare repeated reminder beats a lost one).
-        return None
-
-
-def render_telegram(says: list[Say]) -> list[str]:
-    """Outbound text (reminders, replies): one message, laid out as in the terminal."""
-    text = "\n\n".join(render(s) for s in says if render(s))
-    return [text] if text else []
