@@ -202,6 +202,11 @@ class Contacts:
         job_ids = [f"alert:{a}:" for a in alert_ids]
         for inv in invitations:
             sid = inv.session_id
+            live = self.store.get(sid)  # a chat bound since the invitation: not in SQL yet
+            if live is not None and live.contact:
+                h = self.crypto.lookup_hash(live.contact)
+                if self.store.lookup(live.channel, h) == sid:  # not a sibling's on this chat
+                    self.store.unbind(live.channel, h)
             r.delete(*[k for k in r.scan_iter(match=self.store.session_pattern(sid))] or [b"-"])
             self.store.unschedule(sid)
             if inv.code_hash:

@@ -462,3 +462,18 @@ def test_polling_mode_works_against_the_fake(tg_app, tg):
                 break
             time.sleep(0.1)
     assert state.answers["home_feel"]["value"] == 3
+
+
+def test_erasing_a_telegram_child_takes_the_answers_queued_and_sent_to_the_chat(tg_app, tg,
+                                                                                 server):
+    from tests.test_staff import _everything
+
+    inv = _invite(tg_app, case="T-ERASE")
+    chat = Chat(server, tg, chat_id=CHAT + 7)
+    chat.type(f"/start {inv.code}")
+    chat.type("3")
+    before = _everything(tg_app)
+    assert f"chat:{inv.session_id}:" in before and str(CHAT + 7) in before  # the sent answers
+    assert tg_app.service.erase("T-ERASE", "admin")
+    after = _everything(tg_app)
+    assert inv.session_id not in after and str(CHAT + 7) not in after
