@@ -211,7 +211,10 @@ class Contacts:
             self.store.unschedule(sid)
             if inv.code_hash:
                 self.store.unbind("code", inv.code_hash)
-            if inv.contact_hash:
+            # A number or chat a brother's or sister's session is on now stays theirs: its
+            # binding and its STOP are theirs too.
+            if inv.contact_hash and self.store.lookup(inv.channel, inv.contact_hash) in (
+                    sid, None):
                 self.store.unbind(inv.channel, inv.contact_hash)
                 r.delete(self.store.optout_key(inv.channel, inv.contact_hash),
                          self.store.unknown_key(inv.contact_hash))

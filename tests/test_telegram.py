@@ -477,3 +477,15 @@ def test_erasing_a_telegram_child_takes_the_answers_queued_and_sent_to_the_chat(
     assert tg_app.service.erase("T-ERASE", "admin")
     after = _everything(tg_app)
     assert inv.session_id not in after and str(CHAT + 7) not in after
+
+
+def test_erasing_one_child_leaves_a_brothers_session_on_the_same_chat(tg_app, tg, server):
+    first = _invite(tg_app, case="T-SIB1")
+    second = _invite(tg_app, case="T-SIB2")
+    chat = Chat(server, tg, chat_id=CHAT + 8)
+    chat.type(f"/start {first.code}")
+    chat.type(f"/start {second.code}")  # the first waits; the chat answers for the second now
+    assert tg_app.service.erase("T-SIB1", "admin")
+    assert tg_app.service.session_for_contact("telegram", str(CHAT + 8)) == second.session_id
+    chat.type("3")
+    assert tg_app.service.state(second.session_id).answers["home_feel"]["value"] == 3
