@@ -45,6 +45,7 @@ class Channel(str, Enum):
     console = "console"
     sms = "sms"
     telegram = "telegram"
+    rasa = "rasa"
 
 
 @app.command()
@@ -175,6 +176,9 @@ def invite(
             out.print(f"The text message: {sent or 'queued'}.")
         elif link:
             out.print(f"Give the child this link (it works once): [bold]{link}[/bold]")
+        elif channel is Channel.rasa:
+            out.print(f"Give the child this code to write in the chat assistant (it works "
+                      f"once), for example 'Jag har en kod: {inv.code}': [bold]{inv.code}[/bold]")
         else:
             out.print(f"To answer in this terminal: [bold]tala demo --code {inv.code}[/bold]")
 

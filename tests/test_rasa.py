@@ -339,3 +339,19 @@ def test_without_a_token_on_localhost_it_warns_and_takes_only_json(tmp_path):
         proc.terminate()
         output = proc.communicate(timeout=30)[0]
     assert "TALA_RASA_TOKEN is not set" in output
+
+
+def test_tala_invite_for_rasa_prints_a_code_that_opens_the_conversation(app, monkeypatch):
+    from tests.test_staff import _cli
+
+    done = _cli(app, monkeypatch, "anna", "invite", "R-CLI", "--age", "14", "--channel",
+                "rasa", "--json")
+    assert done.exit_code == 0, done.output
+    shown = json.loads(done.output)
+    assert shown["channel"] == "rasa" and shown["link"] is None and len(shown["code"]) == 10
+    said = _cli(app, monkeypatch, "anna", "invite", "R-CLI2", "--age", "14", "--channel",
+                "rasa")
+    assert said.exit_code == 0 and "Jag har en kod:" in said.output, said.output
+    step = TalaStep(app.service).step("web-chat-1", f"Jag har en kod: {shown['code']}", "w1")
+    assert step.active and step.session == shown["session_id"]
+    assert "Hur har du det" in " ".join(_texts(step))
