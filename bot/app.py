@@ -5,10 +5,13 @@ read."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
+
+from storage.files import exposed, private_dir
 
 if TYPE_CHECKING:
     from bot.metrics import Metrics
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from storage.state import StateStore
 
 T = TypeVar("T")
+log = logging.getLogger("tala.app")
 
 
 class _part(Generic[T]):
@@ -166,7 +170,13 @@ def create_app(settings: Settings, *, migrate: bool | None = None) -> App:
     by default only the embedded SQLite is upgraded on start (a shared PostgreSQL is upgraded
     with `tala db upgrade`). Settings that cannot work (a channel half configured) are refused
     here, before anything is built."""
-    settings.data_path.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_path)
+    others = exposed(settings.data_path)
+    if others:
+        shown = ", ".join(str(p.relative_to(settings.data_path)) for p in others[:5])
+        log.warning("Other accounts on this machine can read %d file(s) in the data directory "
+                    "(%s%s). Make them owner-only: chmod -R go= %s", len(others), shown,
+                    ", ..." if len(others) > 5 else "", settings.data_path)
     settings.check_channels()
     app = App(settings, migrate=migrate if migrate is not None else not settings.database_url)
     app.crypto  # noqa: B018 -- the key now: made on first run, or a clear error if unusable

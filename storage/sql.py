@@ -25,9 +25,11 @@ from sqlalchemy.orm import sessionmaker
 from flows.engine import State
 from storage.alerting import AlertQueries
 from storage.crypto import Crypto
+from storage.files import private_dir, private_file
 # The tables, also by this module's name (as every caller has always imported them).
 from storage.models import (Alert, AnswerRow, AuditLog, Base, Campaign, Child,  # noqa: F401
                             Invitation, SessionRow, User, as_utc, new_id, utcnow)
+
 
 log = logging.getLogger("tala.sql")
 
@@ -38,8 +40,9 @@ def _dt(iso: str | None) -> datetime | None:
 
 def make_engine(url: str | None, data_dir: Path) -> Engine:
     if not url:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{data_dir / 'tala.db'}"
+        # Owner-only, and SQLite gives its WAL and shared-memory files the database's mode.
+        path = private_file(private_dir(data_dir) / "tala.db")
+        url = f"sqlite:///{path}"
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")

