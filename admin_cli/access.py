@@ -37,7 +37,17 @@ class AccessError(PermissionError):
 def require(app: App, actor: str, action: str, *, case_ref: str | None = None,
             unit: str | None = None) -> User | None:
     """The acting user if they may do `action` (on this case or unit); None while tala runs
-    open. Raises AccessError otherwise."""
+    open. Raises AccessError otherwise, and the refusal is in the audit log (by the name
+    given, with what was asked)."""
+    try:
+        return _check(app, actor, action, case_ref, unit)
+    except AccessError as e:
+        app.db.audit(actor, "refused", case_ref, f"{action}: unit {unit}" if unit else action)
+        raise
+
+
+def _check(app: App, actor: str, action: str, case_ref: str | None,
+           unit: str | None) -> User | None:
     if not app.db.has_users():
         return None
     user = app.db.user(actor)
@@ -50,9 +60,11 @@ def require(app: App, actor: str, action: str, *, case_ref: str | None = None,
         return user
     if case_ref is not None:
         child = app.db.child(case_ref)
-        if child is not None and child.unit != user.unit:
-            # Said the same way as an unknown case: a caseworker learns nothing about other
-            # units' cases, not even that they exist.
+        # Another unit's case and a case that does not exist read the same (a new case is
+        # made by inviting): a caseworker learns nothing of other units' cases, not even that
+        # they exist.
+        if (child is None and action != "invite") or (child is not None
+                                                      and child.unit != user.unit):
             raise AccessError(f"There is no case '{case_ref}' in your unit ({user.unit}).")
     if unit is not None and unit != user.unit:
         raise AccessError(f"{actor} works in {user.unit}, not {unit}.")

@@ -315,7 +315,15 @@ class Database(AlertQueries):
 
     # -- reading (every read of a child's answers is audited by the caller)
     def audit(self, actor: str, action: str, case_ref: str | None, detail: str = "") -> None:
+        """One entry. A case reference is kept in clear only while the case exists: one that
+        was erased (or never made, such as a typo) is kept by its keyed hash, as the erasure
+        itself is, so looking an erased case up never writes it back."""
         with self.Session.begin() as db:
+            if case_ref is not None and db.scalar(
+                    select(Child.id).where(Child.case_ref == case_ref)) is None:
+                detail = "; ".join(filter(None, [
+                    detail, f"case #{self.crypto.lookup_hash(case_ref)[:16]}"]))
+                case_ref = None
             db.add(AuditLog(actor=actor, action=action, case_ref=case_ref, detail=detail[:500]))
 
     def sessions_for(self, child_id: int) -> list[tuple[SessionRow, list[AnswerRow]]]:

@@ -219,3 +219,35 @@ def test_erase_removes_everything_about_a_child_from_sql_and_redis(sms_app, fake
         assert sms_app.crypto.lookup_hash("K-ERASE")[:16] in entry.detail
         assert s.scalars(select(Alert)).all() == []
     assert sms_app.service.erase("K-ERASE", "admin") is False
+
+
+def test_another_units_case_and_no_case_read_the_same_and_refusals_are_audited(app,
+                                                                              monkeypatch):
+    app.service.invite("S-7", 9, unit="Syd", actor="bo")
+    app.db.add_user("admin", "admin", None, None)
+    app.db.add_user("anna", "caseworker", "Nord", None)
+    theirs = _cli(app, monkeypatch, "anna", "summary", "S-7")
+    nothing = _cli(app, monkeypatch, "anna", "summary", "S-8")
+    assert theirs.exit_code == nothing.exit_code == 3
+    assert theirs.output.replace("S-7", "S-8") == nothing.output, (theirs.output, nothing.output)
+    also = _cli(app, monkeypatch, "anna", "export", "--format", "csv")  # not her role's
+    assert also.exit_code == 3
+
+    trail = json.loads(_cli(app, monkeypatch, "admin", "audit", "--json").output)
+    refused = [e for e in trail if e["action"] == "refused"]
+    assert [e["user"] for e in refused] == ["anna"] * 3
+    assert {e["detail"].split(";")[0] for e in refused} == {"summary", "export"}
+    # The existing case by name; the one that does not exist only by its keyed hash.
+    assert [e["case"] for e in refused if e["detail"].startswith("summary")].count("S-7") == 1
+    assert not any(e["case"] == "S-8" or "S-8" in (e["detail"] or "") for e in trail)
+
+
+def test_looking_an_erased_case_up_never_writes_it_back(app, monkeypatch):
+    app.db.add_user("admin", "admin", None, None)
+    sid = app.service.invite("K-303", 9, unit="Nord", actor="admin").session_id
+    app.service.open(sid)
+    assert _cli(app, monkeypatch, "admin", "erase", "K-303", "--yes").exit_code == 0
+    for args in (["audit", "--case", "K-303"], ["summary", "K-303"], ["audit", "--json"]):
+        shown = _cli(app, monkeypatch, "admin", *args)
+        assert "K-303" not in shown.output or args[0] == "summary", (args, shown.output)
+    assert "K-303" not in _everything(app)

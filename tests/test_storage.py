@@ -208,13 +208,17 @@ def test_an_alert_is_stored_once_and_encrypted(db, questionnaires):
 
 
 def test_audit_log_and_schema_are_real(db):
+    db.ensure_child("K-3")
     db.audit("anna", "summary", "K-3")
+    db.audit("anna", "summary", "K-4")  # no such case: kept only by its keyed hash
     with db.Session() as s:
-        row = s.scalars(select(AuditLog)).one()
-        assert (row.actor, row.action, row.case_ref) == ("anna", "summary", "K-3")
+        first, second = s.scalars(select(AuditLog).order_by(AuditLog.id)).all()
+        assert (first.actor, first.action, first.case_ref) == ("anna", "summary", "K-3")
+        assert second.case_ref is None
+        assert second.detail == f"case #{db.crypto.lookup_hash('K-4')[:16]}"
         version = s.execute(text("SELECT version_num FROM alembic_version")).scalar()
         assert version == head_revision()  # the newest migration
-    assert db.count(Child) == 0 and db.count(Invitation) == 0
+    assert db.count(Child) == 1 and db.count(Invitation) == 0
 
 
 def test_the_migrations_build_exactly_the_models_schema(db):
