@@ -16,7 +16,9 @@ finished and the background threads are stopped and joined.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
+import ipaddress
 import json
 import logging
 import threading
@@ -50,17 +52,32 @@ def _twiml(bodies: list[str]) -> web.Response:
     return web.Response(text=str(resp), content_type="application/xml")
 
 
-def _candidate_urls(request: web.Request, public_url: str | None) -> list[str]:
-    """The URL Twilio signed. With TALA_PUBLIC_URL set, that and nothing else: forwarded
-    headers come from whoever sends the request, so trusting them would accept a request
-    Twilio signed for another host. Without it (behind a proxy, no fixed name), the forwarded
-    URL as the proxy last wrote it."""
+@functools.lru_cache(maxsize=8)
+def _networks(trusted: str | None) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(p.strip(), strict=False)
+                 for p in (trusted or "").split(",") if p.strip())
+
+
+def _from_proxy(request: web.Request, trusted: str | None) -> bool:
+    try:
+        remote = ipaddress.ip_address(request.remote or "")
+    except ValueError:
+        return False  # a Unix socket: no address to trust
+    return any(remote in net for net in _networks(trusted))
+
+
+def _candidate_urls(request: web.Request, public_url: str | None,
+                    trusted_proxies: str | None = None) -> list[str]:
+    """The URL Twilio signed. With TALA_PUBLIC_URL set, that and nothing else. Without it,
+    the forwarded URL as the proxy last wrote it, but only from a proxy named in
+    TALA_TRUSTED_PROXIES: forwarded headers come from whoever sends the request, so believing
+    anyone's would accept a request Twilio signed for another host."""
     path = request.rel_url.path_qs
     if public_url:
         return [public_url.rstrip("/") + path]
     proto = request.headers.get("X-Forwarded-Proto")
     host = request.headers.get("X-Forwarded-Host")
-    if proto and host:
+    if proto and host and _from_proxy(request, trusted_proxies):
         return [f"{proto.split(',')[-1].strip()}://{host.split(',')[-1].strip()}{path}"]
     return [str(request.url)]
 
@@ -119,7 +136,7 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
         except (ValueError, LookupError, web.RequestPayloadError) as e:
             raise web.HTTPBadRequest(text=f"unreadable form ({type(e).__name__})") from None
         form = {k: v for k, v in raw.items() if isinstance(v, str)}
-        for url in _candidate_urls(request, settings.public_url):
+        for url in _candidate_urls(request, settings.public_url, settings.trusted_proxies):
             if validator.validate(url, form, signature):
                 return form
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field
@@ -32,6 +33,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     secret_key: str | None = Field(default=None, alias="TALA_SECRET_KEY")
     public_url: str | None = Field(default=None, alias="TALA_PUBLIC_URL")
+    # The reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-Proto and
+    # X-Forwarded-Host are believed, when TALA_PUBLIC_URL is not set; nobody else's are.
+    trusted_proxies: str | None = Field(default=None, alias="TALA_TRUSTED_PROXIES")
     user: str = Field(default_factory=_default_user, alias="TALA_USER")
     # How long a quiet session waits before one reminder, and before it expires (hours).
     remind_after_hours: float = Field(default=24, alias="TALA_REMIND_AFTER_HOURS")
@@ -94,6 +98,14 @@ class Settings(BaseSettings):
         if self.smtp_url and not self.alert_from:
             raise SettingsError("E-mail alerts need TALA_ALERT_FROM too (the address they come "
                                "from), e.g. TALA_ALERT_FROM=tala@kommun.se.")
+        for part in (self.trusted_proxies or "").split(","):
+            try:
+                if part.strip():
+                    ipaddress.ip_network(part.strip(), strict=False)
+            except ValueError:
+                raise SettingsError(f"TALA_TRUSTED_PROXIES: '{part.strip()}' is not an address "
+                                    "or network, e.g. TALA_TRUSTED_PROXIES=10.0.0.5,"
+                                    "192.168.1.0/24.") from None
         if self.telegram_bot_token and not self.telegram_bot_username:
             raise SettingsError("Telegram needs TELEGRAM_BOT_USERNAME too (for the invitation "
                                "links), e.g. TELEGRAM_BOT_USERNAME=nacka_tala_bot.")

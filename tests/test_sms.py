@@ -135,15 +135,24 @@ def test_a_forged_or_missing_signature_gets_403_and_touches_nothing(sms_app, fak
 
 
 def test_behind_a_proxy_the_forwarded_url_is_what_twilio_signed(sms_app, fake, server):
-    """Only without TALA_PUBLIC_URL: with it set, forwarded headers are not trusted."""
+    """Only without TALA_PUBLIC_URL (with it set, forwarded headers are not believed), and
+    only from a proxy named in TALA_TRUSTED_PROXIES: from anyone else they change nothing."""
     sms_app.settings.public_url = None
     _invite(sms_app, fake)
     params = {"MessageSid": "SMproxy1", "From": CHILD, "To": "+46700000000", "Body": "Hej"}
     sig = RequestValidator(fake.auth_token).compute_signature(
         "https://sms.kommun.se/sms/twilio", params)
-    resp = requests.post(server.url + "/sms/twilio", data=params, timeout=30, headers={
-        "X-Twilio-Signature": sig, "X-Forwarded-Proto": "https",
-        "X-Forwarded-Host": "sms.kommun.se"})
+
+    def post():
+        return requests.post(server.url + "/sms/twilio", data=params, timeout=30, headers={
+            "X-Twilio-Signature": sig, "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "sms.kommun.se"})
+
+    assert post().status_code == 403  # no proxy trusted: the headers are anyone's
+    sms_app.settings.trusted_proxies = "10.1.2.3, 192.168.0.0/16"  # not this test's address
+    assert post().status_code == 403
+    sms_app.settings.trusted_proxies = "10.1.2.3, 127.0.0.0/8"  # the proxy on this machine
+    resp = post()
     assert resp.status_code == 200 and "Hur har du det" in resp.text
 
 
@@ -288,3 +297,11 @@ def test_invitations_are_in_sql_with_the_number_encrypted(sms_app, fake):
     assert sms_app.crypto.decrypt(row.contact_enc) == CHILD
     assert row.contact_hash == sms_app.crypto.lookup_hash(CHILD)
     assert row.session_id == inv.session_id
+
+
+def test_a_trusted_proxy_that_is_no_address_is_refused_at_start(tmp_path):
+    from bot.settings import Settings, SettingsError
+
+    bad = Settings(TALA_DATA_DIR=str(tmp_path), TALA_TRUSTED_PROXIES="10.0.0.5, proxy.kommun")
+    with pytest.raises(SettingsError, match="'proxy.kommun' is not an address"):
+        bad.check_channels()
