@@ -24,12 +24,17 @@ class Contacts:
         return self.store.lookup(channel, self.crypto.lookup_hash(contact))
 
     def lookup_contact(self, channel: str, contact: str) -> tuple[str | None, bool]:
-        """The session a number opens and whether it opted out, in one round trip."""
+        """The session a number opens and whether it opted out, in one round trip; in the
+        same trip the binding is renewed for as long as a live session is kept, so a child
+        who answers now and then never loses the conversation (a binding whose session is
+        gone is removed when it is next used: see `receive`)."""
         h = self.crypto.lookup_hash(contact)
+        key = self.store.bind_key(channel, h)
         pipe = self.store.r.pipeline(transaction=False)
-        pipe.get(self.store.bind_key(channel, h))
+        pipe.get(key)
         pipe.exists(self.store.optout_key(channel, h))
-        sid, opted_out = pipe.execute()
+        pipe.expire(key, self._live_ttl())
+        sid, opted_out, _ = pipe.execute()
         return (sid.decode() if sid else None), bool(opted_out)
 
     def _optout_key(self, channel: str, contact: str) -> str:

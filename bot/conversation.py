@@ -199,6 +199,9 @@ class ConversationCore:
         live one a week past its expiry, so the worker always gets to write it to SQL."""
         if state.status in engine.FINISHED and not state.outbox:
             return FINISHED_TTL
+        return self._live_ttl()
+
+    def _live_ttl(self) -> int:
         p = self.rt.policy
         longest = max(p.expire_after, p.invitation_open)
         return int((longest + timedelta(days=7)).total_seconds())

@@ -96,6 +96,9 @@ class Receiving:
             reply = self.open(sid, seen=seen) if start else \
                 self.handle(sid, text, message_id=message_id, channel=channel, expect=answers)
         except SessionGone:
+            # Its session ended and was let go, or erased: the binding goes with it.
+            if self.store.lookup(channel, self.crypto.lookup_hash(address)) == sid:
+                self.store.unbind(channel, self.crypto.lookup_hash(address))
             return Received(GONE)
         if reply.duplicate:  # rare (a provider's retry): read the session for its language
             return Received(DUPLICATE, reply.says, sid, self.state(sid))

@@ -949,3 +949,32 @@ def test_telegram_codes_chat_ids_and_texts_are_not_in_any_log(both_app, tg, both
     found = [s for s in (inv.code, "WRONGCODE000000", "987654321", "Sockerkringlor")
              if s in text]
     assert found == []
+
+
+def test_a_number_stays_bound_for_as_long_as_its_session_takes_answers(sms_app, fake,
+                                                                      sms_server):
+    """A child who answers every ten days keeps one conversation for over a month: each
+    message renews the number's binding in the same round trip that looks it up (it was set
+    once, for three weeks, when the child was invited)."""
+    sms_app.service.clock = clock = Clock()
+    inv = _invite_sms(sms_app, "K-SLOWSMS", CHILD)
+    phone = Phone(sms_server, fake.auth_token)
+    phone.text("Hej")
+    for n, answer in enumerate(SCRIPT_12_18[:4], start=1):
+        clock.now += timedelta(days=10)
+        _redis_time_passes(sms_app.store.r, 10 * 86400)
+        reply = phone.text(answer)
+        assert "?" in reply, (n, reply)  # the next question, not "nothing waits here"
+        assert len(sms_app.service.state(inv.session_id).answers) == n, n
+    assert sms_app.service.session_for_contact("sms", CHILD) == inv.session_id
+
+
+def test_a_binding_whose_session_is_gone_goes_when_it_is_next_used(sms_app, fake, sms_server):
+    inv = _invite_sms(sms_app, "K-GONE", CHILD)
+    phone = Phone(sms_server, fake.auth_token)
+    phone.text("Hej")
+    r = sms_app.store.r
+    r.delete(*r.scan_iter(match=sms_app.store.session_pattern(inv.session_id)))  # let go
+    assert sms_app.service.session_for_contact("sms", CHILD) == inv.session_id
+    phone.text("7")  # answered as a number with nothing waiting
+    assert sms_app.service.session_for_contact("sms", CHILD) is None
