@@ -23,19 +23,24 @@ class Contacts:
     def session_for_contact(self, channel: str, contact: str) -> str | None:
         return self.store.lookup(channel, self.crypto.lookup_hash(contact))
 
-    def lookup_contact(self, channel: str, contact: str) -> tuple[str | None, bool]:
-        """The session a number opens and whether it opted out, in one round trip; in the
-        same trip the binding is renewed for as long as a live session is kept, so a child
-        who answers now and then never loses the conversation (a binding whose session is
-        gone is removed when it is next used: see `receive`)."""
+    def lookup_contact(self, channel: str, contact: str, message_id: str | None = None
+                       ) -> tuple[str | None, bool, str | None]:
+        """The session a number opens, whether it opted out, and which of its ended sessions
+        applied this message id already (None: none), in one round trip; in the same trip the
+        binding is renewed for as long as a live session is kept, so a child who answers now
+        and then never loses the conversation (a binding whose session is gone is removed
+        when it is next used: see `receive`)."""
         h = self.crypto.lookup_hash(contact)
         key = self.store.bind_key(channel, h)
         pipe = self.store.r.pipeline(transaction=False)
         pipe.get(key)
         pipe.exists(self.store.optout_key(channel, h))
         pipe.expire(key, self._live_ttl())
-        sid, opted_out, _ = pipe.execute()
-        return (sid.decode() if sid else None), bool(opted_out)
+        if message_id:
+            pipe.hget(self.store.contact_seen_key(channel, h), f"{channel}:{message_id}")
+        sid, opted_out, _, *seen = pipe.execute()
+        by = seen[0].decode() if seen and seen[0] else None
+        return (sid.decode() if sid else None), bool(opted_out), by
 
     def _optout_key(self, channel: str, contact: str) -> str:
         return self.store.optout_key(channel, self.crypto.lookup_hash(contact))
@@ -212,17 +217,19 @@ class Contacts:
                 h = self.crypto.lookup_hash(live.contact)
                 if self.store.lookup(live.channel, h) == sid:  # not a sibling's on this chat
                     self.store.unbind(live.channel, h)
+                    r.delete(self.store.contact_seen_key(live.channel, h))
             r.delete(*[k for k in r.scan_iter(match=self.store.session_pattern(sid))] or [b"-"])
             self.store.unschedule(sid)
             if inv.code_hash:
                 self.store.unbind("code", inv.code_hash)
             # A number or chat a brother's or sister's session is on now stays theirs: its
-            # binding and its STOP are theirs too.
+            # binding, its STOP and its message ids are theirs too.
             if inv.contact_hash and self.store.lookup(inv.channel, inv.contact_hash) in (
                     sid, None):
                 self.store.unbind(inv.channel, inv.contact_hash)
                 r.delete(self.store.optout_key(inv.channel, inv.contact_hash),
-                         self.store.unknown_key(inv.contact_hash))
+                         self.store.unknown_key(inv.contact_hash),
+                         self.store.contact_seen_key(inv.channel, inv.contact_hash))
             job_ids += [f"invite:{sid}:", f"remind:{sid}:", f"reply:{sid}:", f"chat:{sid}:"]
         if self.queue is not None:
             self.queue.forget(lambda job_id: job_id.startswith(tuple(job_ids)))

@@ -181,6 +181,12 @@ class ConversationCore:
         elif any(isinstance(e, Finish) for e in result):
             self.write_later(sid)  # the outbox keeps it until written, whatever happens
         state = after[-1] if after else None
+        if state is not None and state.status in engine.FINISHED and state.contact \
+                and state.campaign_id is None:
+            # Ended: its message ids outlive it under its number or chat (a survey's, whose
+            # number is forgotten, keep nothing).
+            self.store.remember_for_contact(sid, state.channel,
+                                            self.crypto.lookup_hash(state.contact))
         if any(isinstance(e, _Stale) for e in result):
             return Reply(stale=True, state=state)
         if any(isinstance(e, _Started) for e in result):

@@ -65,9 +65,13 @@ class Receiving:
         survey:  a survey's code (a shared link) that starts an anonymous session when nothing
                  is bound yet; on a chat already answering, the conversation goes on.
         keyword: the text may be a survey's keyword (SMS) when nothing is bound yet."""
-        sid, opted_out = self.lookup_contact(channel, address)
+        sid, opted_out, applied_by = self.lookup_contact(channel, address, message_id)
         if opted_out:
             return Received(OPTED_OUT, sid=sid)
+        if applied_by is not None and applied_by != sid:
+            # Applied in an earlier session of this number: a replay, not an answer here.
+            # (The session it is bound to answers a retry of its own messages itself.)
+            return Received(DUPLICATE, sid=sid)
         seen = (channel, message_id) if message_id else None
         if sid is None or (start and codes):
             campaign = None if sid is not None else self.campaign_by_code(survey) if survey \

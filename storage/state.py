@@ -9,6 +9,9 @@ hash of a number, chat or code, never the thing itself. One session's keys share
                                   channel's own ids; field ">" names the newest)
     tala:{SID}:reply              the reply to the newest of them, Fernet-encrypted
     tala:bind:CHANNEL:HASH        which session a phone number, chat or invitation code opens
+    tala:seenby:CHANNEL:HASH      hash: the message ids a number's or chat's ended sessions
+                                  applied -> that session (a year): a captured message
+                                  replayed into a later session of the number is no answer
     tala:optout:CHANNEL:HASH      a number or chat that said STOP (until it says START)
     tala:unknown:HASH             a number with nothing waiting was answered once today
     tala:codefail:CHANNEL:HASH    wrong invitation codes from one chat (an hour)
@@ -65,6 +68,8 @@ from storage.crypto import Crypto
 # Why not WATCH/MULTI: redis-py's cluster pipeline, on a connection error after WATCH, goes
 # on over a fresh connection that watches nothing, so a conflicting write would be lost in a
 # failover; one script is atomic on its own, the same on one server and on a Cluster.
+CONTACT_SEEN_TTL = 366 * 24 * 3600  # a number's ended sessions' message ids: a year
+
 _CAS = """
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[2] then return 1 end
@@ -205,6 +210,19 @@ class StateStore:
 
     def bind_key(self, channel: str, address_hash: str) -> str:
         return f"{self.prefix}:bind:{channel}:{address_hash}"
+
+    def contact_seen_key(self, channel: str, address_hash: str) -> str:
+        return f"{self.prefix}:seenby:{channel}:{address_hash}"
+
+    def remember_for_contact(self, sid: str, channel: str, address_hash: str) -> None:
+        """Keep the message ids an ended session applied under its number or chat."""
+        fields = [f for f in self.r.hkeys(self.seen_key(sid)) if f != b">"]
+        if fields:
+            key = self.contact_seen_key(channel, address_hash)
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hset(key, mapping={f: sid for f in fields})  # which session applied it
+            pipe.expire(key, CONTACT_SEEN_TTL)
+            pipe.execute()
 
     @property
     def due_key(self) -> str:

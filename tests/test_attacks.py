@@ -978,3 +978,31 @@ def test_a_binding_whose_session_is_gone_goes_when_it_is_next_used(sms_app, fake
     assert sms_app.service.session_for_contact("sms", CHILD) == inv.session_id
     phone.text("7")  # answered as a number with nothing waiting
     assert sms_app.service.session_for_contact("sms", CHILD) is None
+
+
+def test_a_message_captured_in_one_session_is_no_answer_in_the_numbers_next(sms_app, fake,
+                                                                            sms_server):
+    """Message ids are remembered per number, not only per session: a validly signed webhook
+    captured during one invitation and replayed into the next one for the same number is
+    answered as a duplicate and changes nothing; the child's own messages go on as usual, and
+    a retry of the finished session's last message still gets its reply."""
+    first = _invite_sms(sms_app, "K-AGAIN", CHILD)
+    phone = Phone(sms_server, fake.auth_token)
+    phone.text("Hej")
+    captured = _child_message("7", sid="SMcaptured00000000000000000001")
+    assert phone.post("/sms/twilio", captured).status_code == 200
+    assert "home_feel" in sms_app.service.state(first.session_id).answers
+    phone.text("sluta")
+    last = _child_message("ja", sid="SMlastword00000000000000000001")
+    ended = phone.post("/sms/twilio", last).text
+    assert sms_app.service.state(first.session_id).status == engine.STOPPED
+    assert phone.post("/sms/twilio", last).text == ended  # Twilio's retry: the same reply
+
+    second = _invite_sms(sms_app, "K-AGAIN", CHILD)
+    phone.text("Hej")
+    before = sms_app.service.state(second.session_id)
+    replayed = phone.post("/sms/twilio", captured)
+    assert replayed.status_code == 200 and "<Message>" not in replayed.text
+    assert sms_app.service.state(second.session_id) == before  # not taken as an answer
+    phone.text("5")
+    assert sms_app.service.state(second.session_id).answers["home_feel"]["value"] == 5
