@@ -81,6 +81,24 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class WriteHealth:
+    """Whether SQL takes tala's writes now: the last write failed (and none has got through
+    since), by what. `/healthz` reports it, so a database that answers but cannot write (a
+    full disk, a read-only replica after a failover) is seen, not only one that is away."""
+
+    def __init__(self) -> None:
+        self.failing: str | None = None
+        self.since: datetime | None = None
+
+    def failed(self, error: Exception) -> None:
+        if self.failing is None:
+            self.since = utcnow()
+        self.failing = type(error).__name__
+
+    def ok(self) -> None:
+        self.failing = self.since = None
+
+
 @dataclass
 class Outbound:
     """How to reach a child on a channel that can send first (SMS): lay the messages out, and
@@ -109,6 +127,7 @@ class ConversationCore:
         self.sender_name = sender_name
         self.metrics = metrics or Metrics()
         self.clock = clock
+        self.sql_writes = WriteHealth()
         # Who hears of an alert, how and when (bot/notify.py); its clock is the service's.
         self.notifier = StaffNotifier(
             db, store, queue, routes=lambda: {r for r in ("sms", "email") if r in self.outbound},
@@ -242,6 +261,7 @@ class ConversationCore:
             child = self.db.child(state.case_ref) if state.campaign_id is None else None
         except SQLAlchemyError as e:
             log.warning("SQL unreachable for session %s (%s); outbox kept", sid, type(e).__name__)
+            self.sql_writes.failed(e)
             return
         if child is None and state.campaign_id is None:
             log.error("session %s has no child row; outbox kept", sid)
@@ -261,10 +281,12 @@ class ConversationCore:
                 elif item["kind"] == "finish":
                     self.db.write_session(state, child.id if child else None)
                 done.append(item["key"])
+            self.sql_writes.ok()
         except SQLAlchemyError as e:
             # The child still gets the reply; the outbox stays and the worker writes it later.
             log.warning("SQL write for session %s failed (%s); kept for the worker", sid,
                         type(e).__name__)
+            self.sql_writes.failed(e)
             if not done:
                 return
 

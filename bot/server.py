@@ -3,7 +3,7 @@
     POST /sms/twilio          Twilio's inbound message (signature checked), answered in TwiML
     POST /sms/twilio/status   Twilio's delivery reports for what we sent
     POST /telegram/webhook    Telegram updates (X-Telegram-Bot-Api-Secret-Token checked)
-    GET  /healthz             Redis and SQL reachable
+    GET  /healthz             Redis and SQL reachable, and SQL taking tala's writes
     GET  /metrics             Prometheus text format
 
 Handlers run the (blocking) conversation service in a thread pool, so one slow message never
@@ -187,6 +187,10 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
                 checks[name] = "ok"
             except (redis.RedisError, SQLAlchemyError, OSError) as e:
                 checks[name] = f"unreachable: {type(e).__name__}"
+        failing = app.service.sql_writes
+        if checks["sql"] == "ok" and failing.failing:
+            checks["sql"] = (f"writes failing since {failing.since:%Y-%m-%d %H:%M:%S} UTC: "
+                             f"{failing.failing} (answers wait in Redis)")
         ok = all(v == "ok" for v in checks.values())
         return web.Response(status=200 if ok else 503, text=json.dumps(checks),
                             content_type="application/json")

@@ -280,6 +280,43 @@ def test_healthz_and_metrics(sms_app, fake, server):
     assert 'tala_handle_seconds_count{channel="sms"} 1.0' in metrics
 
 
+def test_healthz_says_when_sql_answers_but_takes_no_writes(sms_app, fake, server):
+    """A database that answers but cannot write (a full disk, a read-only replica after a
+    failover) is unhealthy until a write gets through again; the child is answered all the
+    same and nothing is lost: the worker writes it once SQL takes writes."""
+    from sqlalchemy import event
+
+    engine = sms_app.db.engine
+    read_only = ("PRAGMA query_only = ON" if engine.dialect.name == "sqlite" else
+                 "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+
+    def no_writes(dbapi_conn, _):
+        cur = dbapi_conn.cursor()
+        cur.execute(read_only)
+        cur.close()
+
+    inv = _invite(sms_app, fake)
+    phone = Phone(server, fake.auth_token)
+    phone.text("Hej")
+    event.listen(engine, "connect", no_writes)
+    engine.dispose()  # every connection from now on is read-only
+    try:
+        for answer in SCRIPT_12_18[:6]:  # answers, then a disclosure: its alert must reach SQL
+            phone.text(answer)
+        reply = phone.text("Pappa slår mig när han är full")
+        assert "116 111" in reply  # the child is told where to get help now, SQL or not
+        health = requests.get(server.url + "/healthz", timeout=10)
+        assert health.status_code == 503, health.text
+        assert health.json()["redis"] == "ok" and "writes failing" in health.json()["sql"]
+    finally:
+        event.remove(engine, "connect", no_writes)
+        engine.dispose()
+    sms_app.service.run_due()  # the worker's round: what waited is written now
+    health = requests.get(server.url + "/healthz", timeout=10)
+    assert health.status_code == 200 and health.json() == {"redis": "ok", "sql": "ok"}
+    assert sms_app.db.alerts_for(sms_app.db.child(inv.case_ref).id)
+
+
 def test_sms_settings_errors_are_clear(tmp_path, embedded_redis_url, monkeypatch):
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "1" * 32)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "t")
