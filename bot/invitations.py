@@ -19,6 +19,11 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud an
 CODE_CHANNELS = ("console", "telegram", "rasa")  # opened with an invitation code
 STAFF_ROUTES = ("email",)  # queued and sent like a channel, but only ever to staff
 MAX_CODE_TRIES = 5  # wrong invitation codes from one chat before it must wait an hour
+# Wrong codes on one channel from all chats together in ten minutes before every chat waits
+# for the rest of them: guessing from a new chat (or Rasa sender id) each time is slowed too.
+# Far above what children mistyping make, and it costs a guesser who holds everyone off at
+# most ten minutes at a time (the codes have 50 to 80 random bits).
+MAX_CODE_FAILS_OVERALL, OVERALL_WINDOW = 300, 600
 
 
 # A Swedish personal identity number (personnummer / samordningsnummer) in any usual form.
@@ -189,16 +194,23 @@ class Invitations:
         r = self.store.r
         addr = self.crypto.lookup_hash(address)
         fails_key = self.store.codefail_key(channel, addr)
-        if int(r.get(fails_key) or 0) >= MAX_CODE_TRIES:
+        overall_key = self.store.codefail_key(channel, "all")
+        pipe = r.pipeline(transaction=False)  # two slots on a Cluster: not one MGET
+        pipe.get(fails_key)
+        pipe.get(overall_key)
+        mine, everyone = pipe.execute()
+        if int(mine or 0) >= MAX_CODE_TRIES or int(everyone or 0) >= MAX_CODE_FAILS_OVERALL:
             raise CodeError("too_many")
         sid_raw = r.getdel(self.store.bind_key("code", self.crypto.lookup_hash(
             normal_code(code))))
         sid = sid_raw.decode() if sid_raw else None
         state = self.store.get(sid) if sid else None
         if state is None or state.channel == "sms" or state.status != engine.INVITED:
-            pipe = r.pipeline()
+            pipe = r.pipeline(transaction=False)
             pipe.incr(fails_key)
             pipe.expire(fails_key, 3600)
+            pipe.set(overall_key, 0, nx=True, ex=OVERALL_WINDOW)  # the window opens once
+            pipe.incr(overall_key)
             pipe.execute()
             raise CodeError("unknown")
 

@@ -355,3 +355,24 @@ def test_tala_invite_for_rasa_prints_a_code_that_opens_the_conversation(app, mon
     step = TalaStep(app.service).step("web-chat-1", f"Jag har en kod: {shown['code']}", "w1")
     assert step.active and step.session == shown["session_id"]
     assert "Hur har du det" in " ".join(_texts(step))
+
+
+def test_guessing_from_a_new_sender_each_time_is_held_off_too(app, monkeypatch):
+    """The per-chat limit alone would let a guesser who takes a new Rasa sender id for every
+    try go on for ever: wrong codes on a channel from everyone together are limited as well
+    (here 8, to keep the test short), and only on that channel."""
+    import bot.invitations
+
+    monkeypatch.setattr(bot.invitations, "MAX_CODE_FAILS_OVERALL", 8)
+    code, sid = _invite(app)
+    action = TalaStep(app.service)
+    unknown = app.runtime.catalogs.gettext("sv", M.CODE_UNKNOWN)
+    too_many = app.runtime.catalogs.gettext("sv", M.CODE_TOO_MANY)
+    for i in range(8):
+        step = action.step(f"guesser-{i}", f"Min kod är HJKLM{i + 2}ABCD", f"g{i}")
+        assert _texts(step) == [unknown], i
+    held = action.step("a-real-child", f"Jag har en kod: {code}", "c1")
+    assert _texts(held) == [too_many] and not held.active
+    assert app.service.state(sid).status == "invited"  # the code is still good for later
+    other = app.service.invite("C-OK", 9, channel="console", actor="anna")
+    assert app.service.claim_code("console", "terminal", other.code) == other.session_id
