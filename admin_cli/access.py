@@ -41,7 +41,7 @@ def require(app: App, actor: str, action: str, *, case_ref: str | None = None,
     given, with what was asked)."""
     try:
         return _check(app, actor, action, case_ref, unit)
-    except AccessError as e:
+    except AccessError:
         app.db.audit(actor, "refused", case_ref, f"{action}: unit {unit}" if unit else action)
         raise
 

@@ -30,12 +30,13 @@ MAX_LOOKUPS = 3
 
 # What became of a message, for the channel to answer in its own way where nothing was said.
 ANSWERED = "answered"  # stepped (or opened): `says` is the reply
-DUPLICATE = "duplicate"  # seen before: `says` is what was said then; send nothing again
+DUPLICATE = "duplicate"  # seen before: `says` is what was said then (empty for a replay
+#                          into a later session); the channel answers it as the first time
 STALE = "stale"  # a button for a question no longer asked: nothing changed
 NO_SESSION = "no_session"  # nothing bound to this contact, and no code or keyword in it
 GONE = "gone"  # bound, but the session is gone (ended and let go, or erased)
 CODE_UNKNOWN = "code_unknown"  # a wrong, used or expired code
-TOO_MANY = "too_many"  # this contact tried too many wrong codes: it waits an hour
+TOO_MANY = "too_many"  # too many wrong codes from this contact (or the channel): it waits
 OPTED_OUT = "opted_out"  # this number said STOP: nothing is answered until START
 
 
