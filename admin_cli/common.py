@@ -25,7 +25,7 @@ def fail(message: str, code: int = 2) -> None:
 @contextmanager
 def built(migrate: bool | None = None) -> Iterator[App]:
     from bot.app import create_app
-    from bot.settings import Settings, SettingsError
+    from bot.settings import Settings, SettingsError, SetupNeeded
     from flows.model import QuestionnaireError
 
     settings = Settings()
@@ -37,6 +37,8 @@ def built(migrate: bool | None = None) -> Iterator[App]:
         yield the_app
     except SettingsError as e:  # a channel's sender is made when first used
         fail(f"The settings do not work together: {e}")
+    except SetupNeeded as e:
+        fail(str(e))
     except QuestionnaireError as e:  # loaded when first used, so here and not at create_app
         fail(f"The questionnaires are broken; fix them first:\n{e}")
     finally:

@@ -93,10 +93,15 @@ class App:
 
     @_part
     def db(self) -> Database:
-        from storage.sql import Database, make_engine, schema_is_current, upgrade
+        from bot.settings import SetupNeeded
+        from storage.sql import Database, make_engine, schema_is_current, schema_missing, upgrade
 
         engine = make_engine(self.settings.database_url, self.settings.data_path)
-        if self.migrate and not schema_is_current(engine):
+        if not self.migrate:
+            missing = schema_missing(engine)
+            if missing:
+                raise SetupNeeded(missing)
+        elif not schema_is_current(engine):
             upgrade(engine, self.crypto)
         return Database(engine, self.crypto)
 

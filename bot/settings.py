@@ -14,6 +14,11 @@ class SettingsError(RuntimeError):
     """Settings that cannot work together; the message says what to set."""
 
 
+class SetupNeeded(RuntimeError):
+    """A step the operator has still to take (the message says which), such as upgrading a new
+    database's schema."""
+
+
 def _default_data_dir() -> str:
     return str(Path.home() / ".local" / "share" / "tala")
 

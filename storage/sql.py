@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy import create_engine, delete, event, func, insert, inspect, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
@@ -88,19 +88,40 @@ def head_revision() -> str | None:
     return heads.pop() if len(heads) == 1 else None
 
 
-def schema_is_current(engine: Engine) -> bool:
-    """Whether the database is at the newest migration already (one SELECT): then `upgrade`
-    would do nothing, and a command need not pay for Alembic. False for a new database (no
-    alembic_version table yet) and whenever in doubt."""
-    head = head_revision()
-    if head is None:
-        return False
+def schema_versions(engine: Engine) -> list[str] | None:
+    """The migrations the database is at (one SELECT); None when it has none yet (no
+    alembic_version table) or cannot say."""
     try:
         with engine.connect() as conn:
-            versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+            return [v for (v,) in
+                    conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()]
     except SQLAlchemyError:
-        return False
-    return [v for (v,) in versions] == [head]
+        return None
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """Whether the database is at the newest migration already: then `upgrade` would do
+    nothing, and a command need not pay for Alembic. False for a new database and whenever in
+    doubt."""
+    head = head_revision()
+    return head is not None and schema_versions(engine) == [head]
+
+
+def schema_missing(engine: Engine) -> str | None:
+    """A clear word, before the first query fails with "no such table", when the database
+    was never upgraded (a new PostgreSQL that `tala db upgrade` has not been run on). None
+    when it has tables, and when it cannot be reached now: that is told where it matters
+    (/healthz, the failing command), and a server still starts and keeps children's answers
+    in Redis until SQL is back."""
+    try:
+        with engine.connect() as conn:
+            if inspect(conn).has_table("alembic_version"):
+                return None
+    except SQLAlchemyError:
+        return None
+    return (f"The database at DATABASE_URL ({engine.url.render_as_string(hide_password=True)}) "
+            "has no tala tables yet. Run `tala db upgrade` once, and again after each upgrade "
+            "of tala.")
 
 
 def upgrade(engine: Engine, crypto: Crypto | None = None, revision: str = "head") -> None:

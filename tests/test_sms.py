@@ -294,6 +294,7 @@ def test_healthz_says_when_sql_answers_but_takes_no_writes(sms_app, fake, server
         cur = dbapi_conn.cursor()
         cur.execute(read_only)
         cur.close()
+        dbapi_conn.commit()  # PostgreSQL undoes a SET in a transaction rolled back
 
     inv = _invite(sms_app, fake)
     phone = Phone(server, fake.auth_token)

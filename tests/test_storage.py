@@ -356,3 +356,25 @@ def test_the_quick_schema_check_agrees_with_alembic(at_0004):
     assert not schema_is_current(at_0004)
     upgrade(at_0004, Crypto(Fernet.generate_key()))
     assert schema_is_current(at_0004)
+
+
+def test_a_shared_database_never_upgraded_gets_a_clear_word_not_a_missing_table(
+        tmp_path, monkeypatch):
+    """tala upgrades only its embedded SQLite by itself; a database named in DATABASE_URL is
+    upgraded with `tala db upgrade`. Until then every command says so (exit 2) instead of
+    failing on "no such table" deep in a query; after it, the same command works."""
+    from typer.testing import CliRunner
+
+    from admin_cli.main import app as cli
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    monkeypatch.setenv("TALA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    runner = CliRunner()
+    before = runner.invoke(cli, ["invite", "U-1", "--age", "9"])
+    assert before.exit_code == 2, before.output
+    assert "no tala tables yet" in before.output and "tala db upgrade" in before.output
+    assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
+    after = runner.invoke(cli, ["invite", "U-1", "--age", "9"])
+    assert after.exit_code == 0 and "Invited U-1" in after.output, after.output
