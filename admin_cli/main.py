@@ -414,10 +414,17 @@ def rasa_actions(
         fail(str(e))
     if warning:
         err.print(f"[yellow]{warning}[/yellow]")
+    from bot.server import Background
+
     with built() as a:
         a.build_all()
+        watch = Background(a)
+        watch.start(work=False)  # only the embedded Redis's watch: `tala serve` does the rest
         out.print(f"tala's Rasa actions on http://{host}:{port}/webhook ({rasa.ACTION_NAME})")
-        rasa.run(a.service, a.settings.rasa_token, host, port)
+        try:
+            rasa.run(a.service, a.settings.rasa_token, host, port)
+        finally:
+            watch.stop()
 
 
 @app.command()

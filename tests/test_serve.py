@@ -139,3 +139,87 @@ def test_tala_worker_sends_what_is_queued_and_stops_on_sigterm(tmp_path):
                 worker.kill()
                 _stop_embedded_redis(tmp_path / "data")
         assert len([m for m in fake.messages if m["sid"]]) == 1
+
+
+def _embedded_redis_pid(data_dir) -> int:
+    import json
+    from pathlib import Path
+
+    try:  # 0 while the registry or pidfile is being written
+        registry = json.loads((Path(data_dir) / "redis.db.settings").read_text())
+        return int(Path(registry["pidfile"]).read_text().strip())
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _wait_healthy(url: str, deadline_s: float = 60) -> None:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            if requests.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, "the server never became healthy"
+        time.sleep(0.2)
+
+
+def test_the_embedded_redis_killed_under_serve_is_started_again_with_its_data(tmp_path):
+    """If the embedded redis-server dies (the OOM killer, a stray kill -9), `tala serve`
+    starts it again on the same append-only file within seconds: /healthz is well again and
+    the child's next answer lands in the conversation where it was, with no restart by hand."""
+    import os
+
+    number = "+46702223344"
+    with FakeTwilio() as fake:
+        env = {**_env(fake, tmp_path / "data"), "TALA_PUBLIC_URL": PUBLIC}
+        subprocess.run([sys.executable, "-m", "admin_cli.main", "invite", "K-1", "--age", "10",
+                        "--channel", "sms", "--to", number], env=env, check=True,
+                       capture_output=True, timeout=120)
+        port = _free_port()
+        server = subprocess.Popen([sys.executable, "-m", "admin_cli.main", "serve", "--port",
+                                   str(port)], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        url = f"http://127.0.0.1:{port}"
+        validator = RequestValidator(fake.auth_token)
+
+        def text(body: str, n: int) -> requests.Response:
+            params = {"MessageSid": f"SMkill{n:028d}", "From": number, "To": "+46700000000",
+                      "Body": body}
+            sig = validator.compute_signature(PUBLIC + "/sms/twilio", params)
+            return requests.post(url + "/sms/twilio", data=params, timeout=30,
+                                 headers={"X-Twilio-Signature": sig})
+
+        try:
+            _wait_healthy(url)
+            first = text("Hej", 1)
+            assert first.status_code == 200 and "<Message>" in first.text
+            killed = _embedded_redis_pid(tmp_path / "data")
+            assert killed
+            os.kill(killed, signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while _embedded_redis_pid(tmp_path / "data") in (killed, 0):  # serve starts one
+                assert time.monotonic() < deadline, "the embedded Redis was not started again"
+                time.sleep(0.1)
+            _wait_healthy(url)
+            second = text("4", 2)
+            assert second.status_code == 200, second.text
+            assert "<Message>" in second.text and "Hur har du det" not in second.text
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=60)
+            finally:
+                if server.poll() is None:
+                    server.kill()
+                _stop_embedded_redis(tmp_path / "data")
+        log = server.stdout.read()
+        assert "The embedded Redis had stopped; started again" in log, log
+        from bot.app import create_app
+        from bot.settings import Settings
+        app = create_app(Settings(TALA_DATA_DIR=str(tmp_path / "data")))
+        try:
+            sid = app.service.session_for_contact("sms", number)
+            assert app.service.state(sid).answers["home_feel"]["value"] == 4
+        finally:
+            app.close()
