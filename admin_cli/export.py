@@ -157,7 +157,7 @@ def _answer_dict(app: App, qn: Questionnaire | None, a: AnswerRow) -> dict[str, 
         "question": q.text if q else None,
         "value": value,
         "label": _label(qn, a.question_id, value, a.skipped),
-        "text": app.crypto.decrypt(a.text_enc) if a.text_enc else None,
+        "text": app.crypto.decrypt(a.text_enc, a.session_id) if a.text_enc else None,
         "skipped": a.skipped,
         "answered_at": _iso(a.answered_at),
     }
@@ -284,7 +284,7 @@ def _fhir_answers(app: App, qid: str, q: Question | None, a: AnswerRow,
     value = _answer_value(a)
     qtype = q.type if q else None
     if a.text_enc and qtype in (None, "free_text"):
-        return [{"valueString": app.crypto.decrypt(a.text_enc)}]
+        return [{"valueString": app.crypto.decrypt(a.text_enc, a.session_id)}]
     if qtype == "yes_no" or (qtype is None and value in ("yes", "no")):
         return [{"valueBoolean": value == "yes"}]
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -533,7 +533,8 @@ def erase(
                 fail("Erasing cannot be undone: add --yes to confirm.")
             typer.confirm(f"Erase everything about {case}? This cannot be undone.", abort=True)
         a.service.erase(case, a.settings.user)
-        out.print(f"{case} is erased. The audit log keeps only that an erasure happened.")
+        out.print(f"{case} is erased, and their data keys destroyed (README: Privacy). The "
+                  "audit log keeps only that an erasure happened.")
 
 
 class ReportFormat(str, Enum):

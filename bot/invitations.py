@@ -129,7 +129,7 @@ class Invitations:
         inv = self.db.add_invitation(Invitation(
             child_id=child.id, session_id=sid, questionnaire_id=qn.id, channel=channel,
             lang=lang, code_hash=code_hash, created_by=actor, expires_at=expires,
-            contact_enc=self.crypto.encrypt(contact) if contact else None,
+            contact_enc=self.crypto.encrypt(contact, sid) if contact else None,
             contact_hash=self.crypto.lookup_hash(contact) if contact else None,
             delivery_status="queued" if contact else None))
         self.db.audit(actor, "invite", case_ref, f"{qn.id} via {channel}")

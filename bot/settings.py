@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     data_dir: str = Field(default_factory=_default_data_dir, alias="TALA_DATA_DIR")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    # Where the children's data keys are kept (storage/keys.py): keys.db in the data dir, or
+    # with DATABASE_URL that database, unless this names one of their own.
+    keys_url: str | None = Field(default=None, alias="TALA_KEYS_URL")
     secret_key: str | None = Field(default=None, alias="TALA_SECRET_KEY")
     public_url: str | None = Field(default=None, alias="TALA_PUBLIC_URL")
     # The reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-Proto and

@@ -54,7 +54,8 @@ class AlertQueries:
         row = Alert(session_id=state.session_id, child_id=child_id, key=alert["key"],
                     question_id=alert["question_id"], level=alert["level"],
                     topic=alert["topic"], created_at=datetime.fromisoformat(alert["at"]),
-                    text_enc=self.crypto.encrypt(alert["text"]) if alert.get("text") else None)
+                    text_enc=self.crypto.encrypt(alert["text"], state.session_id)
+                    if alert.get("text") else None)
         try:
             with self.Session.begin() as db:
                 db.add(row)

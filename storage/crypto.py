@@ -1,5 +1,10 @@
 """Data at rest: Fernet for contact details, free text and live session state, and a keyed
-hash for looking a phone number or an invitation code up without storing it in the clear."""
+hash for looking a phone number or an invitation code up without storing it in the clear.
+
+What belongs to a session (`subject`: its id) is encrypted with that session's own data key
+(storage/keys.py), so erasing the child destroys the key and with it every copy; staff contact
+details and what has no session use the installation key. Data written before sessions had
+keys of their own is still read with the installation key."""
 
 from __future__ import annotations
 
@@ -7,10 +12,15 @@ import base64
 import hashlib
 import hmac
 import os
+import threading
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from cryptography.fernet import Fernet, InvalidToken
+
+if TYPE_CHECKING:
+    from storage.keys import KeyStore
 
 
 class SecretKeyError(RuntimeError):
@@ -29,6 +39,32 @@ class Crypto:
                 from None
         # A separate key for hashing, derived so one setting is enough.
         self._hash_key = hmac.new(key_bytes, b"tala lookup hash", hashlib.sha256).digest()
+        self._where_keys: Callable[[], tuple[str | None, Path]] | None = None
+        self._keys: KeyStore | None = None
+        self._keys_lock = threading.Lock()
+
+    def keep_keys(self, where: Callable[[], tuple[str | None, Path]]) -> None:
+        """Give sessions data keys of their own, kept where `where()` says (the key store's
+        database URL or None, and the data directory); opened when first needed."""
+        self._where_keys = where
+
+    @property
+    def keys(self) -> KeyStore | None:
+        if self._keys is None and self._where_keys is not None:
+            with self._keys_lock:
+                if self._keys is None:
+                    from storage.keys import KeyStore, keys_engine
+
+                    self._keys = KeyStore(keys_engine(*self._where_keys()), self._fernet)
+        return self._keys
+
+    def close(self) -> None:
+        if self._keys is not None:
+            self._keys.engine.dispose()
+
+    def _key(self, subject: str | None, create: bool) -> Fernet | None:
+        keys = self.keys if subject else None
+        return keys.get(subject, create=create) if keys is not None else None
 
     @classmethod
     def configured(cls, secret_key: str | None, data_dir: Path, *,
@@ -55,15 +91,20 @@ class Crypto:
                 fh.write(Fernet.generate_key())
         return cls(path.read_bytes().strip())
 
-    def encrypt(self, text: str) -> bytes:
-        return self._fernet.encrypt(text.encode("utf-8"))
+    def encrypt(self, text: str, subject: str | None = None) -> bytes:
+        """`text` encrypted with `subject`'s data key (made now if it has none), or without a
+        subject with the installation key."""
+        return (self._key(subject, True) or self._fernet).encrypt(text.encode("utf-8"))
 
-    def decrypt(self, token: bytes) -> str:
-        try:
-            return self._fernet.decrypt(token).decode("utf-8")
-        except InvalidToken:
-            raise SecretKeyError("stored data cannot be read with this TALA_SECRET_KEY: was the "
-                                 "key changed?") from None
+    def decrypt(self, token: bytes, subject: str | None = None) -> str:
+        own = self._key(subject, False)
+        for fernet in ((own, self._fernet) if own is not None else (self._fernet,)):
+            try:
+                return fernet.decrypt(token).decode("utf-8")
+            except InvalidToken:
+                continue  # written before its session had a key: the installation's
+        raise SecretKeyError("stored data cannot be read with this TALA_SECRET_KEY: was the "
+                             "key changed, or the child erased?")
 
     # Live state in Redis is kept compact: the Fernet token as raw bytes (its base64 is a
     # third larger), and a reply to remember compressed first. Redis memory per live session
@@ -71,22 +112,37 @@ class Crypto:
     # Only replies are compressed: what the child was sent, which holds nothing the child
     # does not see and no text anyone else chose, so a stored length reveals nothing (no
     # compression oracle). The state, with the number in it, is not.
-    _RAW = b"\x80"  # Fernet's version byte: a raw token
-    _ZIPPED = b"z"  # then a raw token of zlib-compressed data
+    # The first byte says which key and whether compressed (the rest is a raw token):
+    _RAW = b"\x80"  # Fernet's version byte: a raw token, installation key
+    _ZIPPED = b"z"  # zlib-compressed, installation key
+    _OWN = b"s"  # the session's data key
+    _OWN_ZIPPED = b"t"  # the session's data key, compressed
     _BASE64 = b"gAAAAA"  # a token as Fernet writes it: state stored before this format
 
-    def seal(self, data: bytes, *, compress: bool = False) -> bytes:
-        """`data` encrypted for Redis, as compact bytes (see above); `unseal` reads it back."""
+    def seal(self, data: bytes, *, compress: bool = False, subject: str | None = None) -> bytes:
+        """`data` encrypted for Redis, as compact bytes (see above), with `subject`'s data key
+        when it has a subject; `unseal` reads it back."""
+        own = self._key(subject, True)
         if compress:
-            return self._ZIPPED + base64.urlsafe_b64decode(
-                self._fernet.encrypt(zlib.compress(data, 6)))
-        return base64.urlsafe_b64decode(self._fernet.encrypt(data))
+            data = zlib.compress(data, 6)
+        token = base64.urlsafe_b64decode((own or self._fernet).encrypt(data))
+        if own is not None:
+            return (self._OWN_ZIPPED if compress else self._OWN) + token
+        return self._ZIPPED + token if compress else token
 
-    def unseal(self, blob: bytes) -> bytes:
+    def unseal(self, blob: bytes, subject: str | None = None) -> bytes:
+        head = blob[:1]
         try:
             if blob.startswith(self._BASE64):
                 return self._fernet.decrypt(blob)
-            zipped = blob.startswith(self._ZIPPED)
+            if head in (self._OWN, self._OWN_ZIPPED):
+                own = self._key(subject, False)
+                if own is None:
+                    raise SecretKeyError("this session's data key is gone (the child was "
+                                         "erased), or its data was read without its id")
+                data = own.decrypt(base64.urlsafe_b64encode(blob[1:]))
+                return zlib.decompress(data) if head == self._OWN_ZIPPED else data
+            zipped = head == self._ZIPPED
             data = self._fernet.decrypt(base64.urlsafe_b64encode(blob[1:] if zipped else blob))
         except InvalidToken:
             raise SecretKeyError("stored data cannot be read with this TALA_SECRET_KEY: was the "

@@ -382,8 +382,9 @@ class SendQueue:
             raise ValueError(f"job {job_id} has no channel: every job is queued on one")
         stream = self.stream_key(channel, lane)  # raises for a channel no sender can have
         self._ensure_ready()
-        fields = {"status": "queued", "to": self.crypto.encrypt(to).decode(),
-                  "body": self.crypto.encrypt(body).decode(), "attempts": "0",
+        subject = meta.get("session_id")  # a child's message: their session's key
+        fields = {"status": "queued", "to": self.crypto.encrypt(to, subject).decode(),
+                  "body": self.crypto.encrypt(body, subject).decode(), "attempts": "0",
                   "queued_at": str(self.now()), **{k: str(v) for k, v in meta.items()},
                   "channel": channel, "lane": lane}
         flat = [x for kv in fields.items() for x in kv]
@@ -533,8 +534,9 @@ class SendQueue:
         if verdict == "busy":
             return "skipped"  # someone is sending it; it stays pending until they finish
         f = self.job(job_id)
-        job = Job(job_id, self.crypto.decrypt(f["to"].encode()),
-                  self.crypto.decrypt(f["body"].encode()), f, entry, stream)
+        subject = f.get("session_id")
+        job = Job(job_id, self.crypto.decrypt(f["to"].encode(), subject),
+                  self.crypto.decrypt(f["body"].encode(), subject), f, entry, stream)
         if verdict == "record":
             # Sent (or failed) by a sender that stopped before telling the rest of tala.
             return self._finish(job, SendResult(sid=f["sid"]) if f["status"] == "sent" else

@@ -138,20 +138,21 @@ def upgrade(engine: Engine, crypto: Crypto | None = None, revision: str = "head"
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
     if cfg.attributes.get("scrub") and engine.dialect.name == "sqlite":
-        _scrub_sqlite(engine)
+        _scrub_sqlite(engine, "the migration")
 
 
-def _scrub_sqlite(engine: Engine) -> None:
-    """Rebuild the SQLite file after a migration took secrets out of it: the old values would
-    otherwise stay in its free pages and in the write-ahead log until overwritten."""
+def _scrub_sqlite(engine: Engine, after: str) -> None:
+    """Rebuild the SQLite file after values were taken out of it (a migration, an erasure):
+    they would otherwise stay in its free pages and in the write-ahead log until
+    overwritten."""
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM")
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    except OperationalError as e:  # another tala process has the file open
-        log.warning("could not compact the SQLite file after the migration (%s); the old "
-                    "values stay in its free pages until it is: sqlite3 %s VACUUM",
-                    e.orig, engine.url.database)
+    except OperationalError as e:  # another tala process is in the middle of a write
+        log.warning("could not compact the SQLite file after %s (%s); the old values stay "
+                    "in its free pages until it is: sqlite3 %s VACUUM",
+                    after, e.orig, engine.url.database)
 
 
 class Database(AlertQueries):
@@ -268,6 +269,13 @@ class Database(AlertQueries):
                 db.expunge(inv)
             return invitations, alert_ids
 
+    def compact(self) -> None:
+        """After an erasure: the SQLite file rebuilt, so the erased rows leave its free pages
+        and log. (PostgreSQL keeps dead rows until VACUUM reuses their space, and its own
+        log; with the child's data keys destroyed what they hold is unreadable.)"""
+        if self.engine.dialect.name == "sqlite":
+            _scrub_sqlite(self.engine, "the erasure")
+
     def audit_entries(self, case_ref: str | None = None, actor: str | None = None,
                       since: datetime | None = None, limit: int = 500) -> list[AuditLog]:
         with self.Session() as db:
@@ -290,7 +298,7 @@ class Database(AlertQueries):
         if state.contact and state.campaign_id is None:
             # The chat a Telegram or Rasa child opened the invitation in is learnt only then:
             # kept with the invitation (encrypted), so `tala reply` reaches it after the end.
-            values.update(contact_enc=self.crypto.encrypt(state.contact),
+            values.update(contact_enc=self.crypto.encrypt(state.contact, sid),
                           contact_hash=self.crypto.lookup_hash(state.contact))
         set_status = update(Invitation).where(Invitation.session_id == sid).values(**values)
         if state.started_at is None:
@@ -310,7 +318,7 @@ class Database(AlertQueries):
                 else None,
                 "value_option": v if isinstance(v, str) else None,
                 "value_options": v if isinstance(v, list) else None,
-                "text_enc": self.crypto.encrypt(a["text"]) if a.get("text") else None,
+                "text_enc": self.crypto.encrypt(a["text"], sid) if a.get("text") else None,
                 "lang": a["lang"], "answered_at": _dt(a["at"])})
         try:
             with self.Session.begin() as db:

@@ -39,6 +39,7 @@ names more than one key names keys of one hash slot, so it runs on a Cluster as 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -51,6 +52,8 @@ from redis.exceptions import NoScriptError
 
 from flows.engine import State
 from storage.crypto import Crypto
+
+log = logging.getLogger("tala.redis")
 
 # Compare-and-set of one session: KEYS[1] its state, KEYS[2] the hash of the message ids it
 # has applied, KEYS[3] the reply to the newest; all carry the session's hash tag, so on a
@@ -241,10 +244,25 @@ class StateStore:
 
     # -- (de)serialising
     def _encode(self, state: State) -> bytes:
-        return self.crypto.seal(json.dumps(state.to_dict(), separators=(",", ":")).encode())
+        return self.crypto.seal(json.dumps(state.to_dict(), separators=(",", ":")).encode(),
+                                subject=state.session_id)
 
-    def _decode(self, raw: bytes) -> State:
-        return State.from_dict(json.loads(self.crypto.unseal(raw)))
+    def _decode(self, raw: bytes, sid: str) -> State:
+        return State.from_dict(json.loads(self.crypto.unseal(raw, sid)))
+
+    def compact(self) -> None:
+        """After an erasure: Redis rewrites its append-only file (and its snapshot, where it
+        keeps one) from what is left, so erased values leave its files and not only its
+        memory. A Redis that refuses (a managed one may disable these commands) is logged."""
+        try:
+            if self.r.info("persistence").get("aof_enabled"):
+                self.r.bgrewriteaof()
+            if self.r.config_get("save").get("save"):
+                self.r.bgsave(schedule=True)  # after the rewrite, if one is under way
+        except redis.RedisError as e:
+            log.warning("Redis did not rewrite its files after the erasure (%s); the erased "
+                        "values (unreadable: their keys are destroyed) stay in them until it "
+                        "does: redis-cli BGREWRITEAOF", type(e).__name__)
 
     # -- sessions
     def create(self, state: State, ttl: int) -> None:
@@ -253,7 +271,7 @@ class StateStore:
 
     def get(self, sid: str) -> State | None:
         raw = self.r.get(self.state_key(sid))
-        return self._decode(raw) if raw else None
+        return self._decode(raw, sid) if raw else None
 
     def transact(self, sid: str, fn: Callable[[State], tuple[State, Any]],
                  ttl: int | Callable[[State], int],
@@ -283,7 +301,7 @@ class StateStore:
                 raw = self.r.get(keys[0])
             if raw is None:
                 return None
-            new_state, result = fn(self._decode(raw))
+            new_state, result = fn(self._decode(raw, sid))
             when = wake_at(new_state, result) if wake_at else None
             expiry = ttl(new_state) if callable(ttl) else ttl
             args = [raw, self._encode(new_state), int(expiry)]

@@ -546,7 +546,7 @@ def test_text_after_the_end(world, channel):
     [alert] = world.app.db.alerts_for(world.app.db.child(child.case).id)
     assert (alert.level, alert.question_id, alert.session_id) == ("message", "_after_end",
                                                                   child.sid)
-    assert world.app.crypto.decrypt(alert.text_enc) == "Kan du ringa mig?"
+    assert world.app.crypto.decrypt(alert.text_enc, child.sid) == "Kan du ringa mig?"
 
 
 @pytest.mark.parametrize("channel", CHANNELS)

@@ -90,7 +90,7 @@ def test_an_alert_survives_sql_being_down_and_the_worker_writes_it(app, clock, m
     app.service.run_due(clock.now)
     assert app.service.state(sid).outbox == []
     alert = app.db.alerts_for(app.db.child("K-2").id)[0]
-    assert app.crypto.decrypt(alert.text_enc) == "mamma slår mig"
+    assert app.crypto.decrypt(alert.text_enc, sid) == "mamma slår mig"
 
 
 def test_the_worker_reminds_once_then_expires_and_keeps_the_partial_answers(app, clock):

@@ -332,7 +332,7 @@ def test_invitations_are_in_sql_with_the_number_encrypted(sms_app, fake):
     with sms_app.db.Session() as s:
         row = s.scalars(select(Invitation)).one()
     assert CHILD.encode() not in row.contact_enc
-    assert sms_app.crypto.decrypt(row.contact_enc) == CHILD
+    assert sms_app.crypto.decrypt(row.contact_enc, row.session_id) == CHILD
     assert row.contact_hash == sms_app.crypto.lookup_hash(CHILD)
     assert row.session_id == inv.session_id
 

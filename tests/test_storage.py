@@ -183,7 +183,7 @@ def test_a_finished_session_is_written_once_with_every_answer(db, runtime, quest
             ("home_feel", False), ("home_feel", True), ("home_hard", True), ("home_more", True)]
         assert rows[1].value_num == 2 and rows[2].value_options == ["arguing"]
         assert rows[3].text_enc and "bråk".encode() not in rows[3].text_enc  # encrypted
-        assert db.crypto.decrypt(rows[3].text_enc) == "Mycket bråk hemma"
+        assert db.crypto.decrypt(rows[3].text_enc, rows[3].session_id) == "Mycket bråk hemma"
         session = s.get(SessionRow, "s1")
         assert session.questionnaire_version == 1 and session.status == "completed"
 

@@ -1,0 +1,141 @@
+"""Data keys, so that erasing a child shreds every copy of what they wrote.
+
+Every session (an invitation, or one pupil's answers to an anonymous survey) gets a key of its
+own when its data is first encrypted. Everything about the child that is encrypted (the live
+state in Redis, the replies kept for retries, queued messages, the contact, free text in SQL)
+is encrypted with that key, and the key itself is kept only wrapped (encrypted) by the
+installation key, here, in a key store of its own. `tala erase` destroys the child's keys
+first: from then on every copy of their data anywhere (Redis's append-only file and
+snapshots, SQLite's log, PostgreSQL's dead rows, backups, replicas) is unreadable, even with
+the installation key. The key store is what must not be kept for long in backups: a backup of
+it from before an erasure would bring the erased child back.
+
+Where the store is: `keys.db` (SQLite) in the data directory by default; with DATABASE_URL,
+a `data_keys` table in that database unless TALA_KEYS_URL names one of its own (what makes
+backups of the main database unreadable after an erasure too).
+
+A process keeps the keys it has used in memory (up to an hour, the newest 20,000), so a message
+costs no read of the store; only a session's first message in a process reads it (and the
+first encryption of a session writes its key): `python -m bench.keys` times both."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import (Column, DateTime, LargeBinary, MetaData, String, Table, create_engine,
+                        delete, event, insert, select)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from storage.files import private_dir, private_file
+
+metadata = MetaData()
+data_keys = Table(
+    "data_keys", metadata,
+    Column("subject", String(64), primary_key=True),  # a session id
+    Column("wrapped", LargeBinary, nullable=False),  # the key, encrypted by the installation's
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+CACHE_SIZE = 20_000  # keys a process keeps unwrapped (about 3 MB)
+CACHE_SECONDS = 3600.0  # how long an erased child's key may stay in another process's memory
+
+
+class KeyUnreadable(RuntimeError):
+    """A data key that the installation key cannot unwrap (a different TALA_SECRET_KEY)."""
+
+
+def keys_engine(url: str | None, data_dir: Path) -> Engine:
+    """The key store's database: `url`, or keys.db in the data directory (owner-only, and
+    secure_delete so a destroyed key is overwritten in the file, not just unlinked)."""
+    if not url:
+        url = f"sqlite:///{private_file(private_dir(data_dir) / 'keys.db')}"
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")  # a key written is a key kept
+            cur.execute("PRAGMA secure_delete=ON")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.close()
+    return engine
+
+
+class KeyStore:
+    def __init__(self, engine: Engine, wrapping: Fernet, *, clock=time.monotonic):
+        self.engine = engine
+        self._wrapping = wrapping
+        self._clock = clock
+        self._cache: OrderedDict[str, tuple[Fernet, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        metadata.create_all(engine, checkfirst=True)
+
+    def get(self, subject: str, *, create: bool = False) -> Fernet | None:
+        """The subject's key; made (and stored) first with `create`; None when there is none
+        (never made, or destroyed by an erasure)."""
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(subject)
+            if hit is not None and hit[1] > now:
+                self._cache.move_to_end(subject)
+                return hit[0]
+        wrapped = self._read(subject)
+        if wrapped is None and create:
+            wrapped = self._make(subject)
+        if wrapped is None:
+            return None
+        try:
+            key = Fernet(self._wrapping.decrypt(wrapped))
+        except InvalidToken:
+            raise KeyUnreadable("a data key cannot be unwrapped with this TALA_SECRET_KEY: was "
+                                "the key changed (see tala keys rotate)?") from None
+        with self._lock:
+            self._cache[subject] = (key, now + CACHE_SECONDS)
+            self._cache.move_to_end(subject)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return key
+
+    def _read(self, subject: str) -> bytes | None:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(data_keys.c.wrapped).where(data_keys.c.subject == subject))
+
+    def _make(self, subject: str) -> bytes:
+        wrapped = self._wrapping.encrypt(Fernet.generate_key())
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(data_keys).values(subject=subject, wrapped=wrapped,
+                                                      created_at=datetime.now(timezone.utc)))
+        except IntegrityError:  # another process made it first: theirs is the key
+            wrapped = self._read(subject)
+        return wrapped
+
+    def destroy(self, subjects: Iterable[str]) -> int:
+        """Destroy these keys, here and in this process's memory; then squeeze them out of
+        the store's own files (SQLite's log). How many there were."""
+        subjects = list(subjects)
+        with self._lock:
+            for s in subjects:
+                self._cache.pop(s, None)
+        if not subjects:
+            return 0
+        with self.engine.begin() as conn:
+            gone = conn.execute(delete(data_keys).where(data_keys.c.subject.in_(subjects)))
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return gone.rowcount
+
+    def count(self) -> int:
+        from sqlalchemy import func
+
+        with self.engine.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(data_keys))

@@ -1,0 +1,83 @@
+"""Looking for a child's data the way someone holding tala's files would: every value in
+every file, raw, and every encrypted value decrypted with the installation key and with every
+data key the key store still has (an erased child's keys are gone, so theirs must not open)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+import time
+import zlib
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import select
+
+from storage.keys import data_keys
+
+_B64_TOKEN = re.compile(rb"gAAAAA[A-Za-z0-9_\-]{60,}={0,2}")
+_MAX_RAW = 16 * 1024  # the longest raw token looked for (a session's state is a few KiB)
+
+
+def every_key(app) -> list[Fernet]:
+    kek = app.crypto._fernet
+    keys = [kek]
+    store = app.crypto.keys
+    if store is not None:
+        with store.engine.connect() as conn:
+            keys += [Fernet(kek.decrypt(w)) for (w,) in conn.execute(select(data_keys.c.wrapped))]
+    return keys
+
+
+def _open(keys: list[Fernet], token: bytes) -> bytes | None:
+    for key in keys:
+        try:
+            data = key.decrypt(token)
+        except InvalidToken:
+            continue
+        try:
+            return zlib.decompress(data)
+        except zlib.error:
+            return data
+    return None
+
+
+def open_with_every_key(app, value: bytes, keys: list[Fernet] | None = None) -> str | None:
+    """One stored value (a Fernet token, or Redis's compact form) as text, or None."""
+    keys = keys if keys is not None else every_key(app)
+    candidates = [value]
+    if value[:1] in (b"s", b"t", b"z"):
+        candidates.append(value[1:])
+    for c in candidates:
+        token = c if c.startswith(b"gAAAAA") else base64.urlsafe_b64encode(c)
+        data = _open(keys, token)
+        if data is not None:
+            return data.decode(errors="replace")
+    return None
+
+
+def opened_in(blob: bytes, keys: list[Fernet], since: float) -> list[str]:
+    """Every encrypted value found anywhere in `blob` (a file of any kind: Redis's append-only
+    file or snapshot, SQLite's pages or log), decrypted with `keys`: base64 tokens by their
+    look; raw tokens by their version byte and a timestamp since `since`, tried at each
+    length a token can have."""
+    found = [d.decode(errors="replace") for m in _B64_TOKEN.finditer(blob)
+             if (d := _open(keys, m.group(0))) is not None]
+    lo, hi = int(since) - 5, int(time.time()) + 5
+    i = blob.find(b"\x80")
+    while i != -1:
+        if i + 57 <= len(blob):
+            (ts,) = struct.unpack(">Q", blob[i + 1:i + 9])
+            if lo <= ts <= hi:
+                for end in range(i + 57, min(len(blob), i + _MAX_RAW) + 1, 16):
+                    data = _open(keys, base64.urlsafe_b64encode(blob[i:end]))
+                    if data is not None:
+                        found.append(data.decode(errors="replace"))
+                        break
+        i = blob.find(b"\x80", i + 1)
+    return found
+
+
+def files_under(*roots: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for root in roots for p in sorted(root.rglob("*")) if p.is_file()}
