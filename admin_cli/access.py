@@ -4,7 +4,7 @@ role and a unit.
     caseworker  invite, summary, reply, alerts and ack - for their own unit's cases only
     manager     group reports and anonymous surveys for their unit, and the unit's alerts
                 (no child's answers)
-    admin       everything, including export, audit, erase and users
+    admin       everything, including export, audit, erase, users and keys
 
 Until the first user is added, tala runs open (everyone may do everything), so a new
 installation and `tala demo` need no set-up; `tala users add` says so.
@@ -20,14 +20,15 @@ ALLOWED = {
     "caseworker": {"invite", "summary", "reply", "alerts", "ack", "assign"},
     "manager": {"report", "alerts", "ack", "campaigns", "assign", "units"},
     "admin": {"invite", "summary", "reply", "alerts", "ack", "report", "export", "audit",
-              "erase", "users", "campaigns", "assign", "units"},
+              "erase", "users", "campaigns", "assign", "units", "keys"},
 }
 WHAT = {"invite": "invite children", "summary": "read a child's answers",
         "reply": "reply to a child", "alerts": "see alerts", "ack": "acknowledge alerts",
         "report": "see group reports", "export": "export answers", "audit": "read the audit log",
         "erase": "erase a child's data", "users": "manage users",
         "campaigns": "run anonymous surveys", "assign": "make someone responsible for a case",
-        "units": "set a unit's office hours and on-call number"}
+        "units": "set a unit's office hours and on-call number",
+        "keys": "rotate the installation key"}
 
 
 class AccessError(PermissionError):

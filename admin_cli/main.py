@@ -18,6 +18,7 @@ from rich.console import Console
 
 from admin_cli.common import allowed, built, err, fail, out
 from admin_cli.campaign_cmds import campaign_app
+from admin_cli.keys_cmds import keys_app
 from admin_cli.staff_cmds import alerts_app, case_app, units_app, users_app
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ app.add_typer(units_app, name="units")
 app.add_typer(case_app, name="case")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(keys_app, name="keys")
 
 DEMO_CASE = "DEMO-1"
 

@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 if TYPE_CHECKING:
     from storage.keys import KeyStore
@@ -27,21 +27,49 @@ class SecretKeyError(RuntimeError):
     """TALA_SECRET_KEY is not a usable key."""
 
 
+LOOKUP_SECRET = "_lookup"  # the key store's name for the lookup-hash key, once rotated
+
+
+def key_material(key: str | bytes) -> list[bytes]:
+    """The installation key(s) as written in TALA_SECRET_KEY or secret.key: one Fernet key,
+    or during `tala keys rotate` the new one first and the one before after it (separated by
+    commas or white space)."""
+    text = key.decode() if isinstance(key, bytes) else key
+    return [k.encode() for k in text.replace(",", " ").split()]
+
+
 class Crypto:
     def __init__(self, key: str | bytes):
-        key_bytes = key.encode() if isinstance(key, str) else key
+        self.material = key_material(key)
         try:
-            self._fernet = Fernet(key_bytes)
+            fernets = [Fernet(k) for k in self.material]
         except (ValueError, TypeError):
+            fernets = []
+        if not fernets:
             raise SecretKeyError(
                 "TALA_SECRET_KEY is not a Fernet key. Make one with: python -c \"from "
-                "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"") \
-                from None
-        # A separate key for hashing, derived so one setting is enough.
-        self._hash_key = hmac.new(key_bytes, b"tala lookup hash", hashlib.sha256).digest()
+                "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"")
+        # Encrypts with the first, reads with any (a rotation under way has two).
+        self._fernet = fernets[0] if len(fernets) == 1 else MultiFernet(fernets)
+        # A separate key for hashing, derived from the installation key (the older one while
+        # a rotation is under way) so one setting is enough; once that key is rotated away
+        # the key store keeps it (LOOKUP_SECRET), since every stored hash depends on it.
+        self._derived_hash_key = hmac.new(self.material[-1], b"tala lookup hash",
+                                          hashlib.sha256).digest()
+        self._hash_key: bytes | None = None
         self._where_keys: Callable[[], tuple[str | None, Path]] | None = None
         self._keys: KeyStore | None = None
-        self._keys_lock = threading.Lock()
+        self._keys_lock = threading.RLock()
+
+    @property
+    def hash_key(self) -> bytes:
+        if self._hash_key is None:
+            with self._keys_lock:
+                if self._hash_key is None:
+                    keys = self.keys
+                    stored = keys.secret(LOOKUP_SECRET) if keys is not None else None
+                    self._hash_key = stored or self._derived_hash_key
+        return self._hash_key
 
     def keep_keys(self, where: Callable[[], tuple[str | None, Path]]) -> None:
         """Give sessions data keys of their own, kept where `where()` says (the key store's
@@ -152,4 +180,4 @@ class Crypto:
     def lookup_hash(self, value: str) -> str:
         """A keyed hash (HMAC-SHA256) to find a phone number, chat or invitation code by
         without storing it: useless without the key, so not a way back to the value."""
-        return hmac.new(self._hash_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.new(self.hash_key, value.encode("utf-8"), hashlib.sha256).hexdigest()

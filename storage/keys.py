@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import (Column, DateTime, LargeBinary, MetaData, String, Table, create_engine,
                         delete, event, insert, select)
 from sqlalchemy.engine import Engine
@@ -70,7 +70,7 @@ def keys_engine(url: str | None, data_dir: Path) -> Engine:
 
 
 class KeyStore:
-    def __init__(self, engine: Engine, wrapping: Fernet, *, clock=time.monotonic):
+    def __init__(self, engine: Engine, wrapping: Fernet | MultiFernet, *, clock=time.monotonic):
         self.engine = engine
         self._wrapping = wrapping
         self._clock = clock
@@ -92,17 +92,20 @@ class KeyStore:
             wrapped = self._make(subject)
         if wrapped is None:
             return None
-        try:
-            key = Fernet(self._wrapping.decrypt(wrapped))
-        except InvalidToken:
-            raise KeyUnreadable("a data key cannot be unwrapped with this TALA_SECRET_KEY: was "
-                                "the key changed (see tala keys rotate)?") from None
+        key = Fernet(self._unwrap(wrapped))
         with self._lock:
             self._cache[subject] = (key, now + CACHE_SECONDS)
             self._cache.move_to_end(subject)
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return key
+
+    def _unwrap(self, wrapped: bytes) -> bytes:
+        try:
+            return self._wrapping.decrypt(wrapped)
+        except InvalidToken:
+            raise KeyUnreadable("a data key cannot be unwrapped with this TALA_SECRET_KEY: was "
+                                "the key changed (see tala keys rotate)?") from None
 
     def _read(self, subject: str) -> bytes | None:
         with self.engine.connect() as conn:
@@ -117,6 +120,36 @@ class KeyStore:
         except IntegrityError:  # another process made it first: theirs is the key
             wrapped = self._read(subject)
         return wrapped
+
+    def secret(self, name: str) -> bytes | None:
+        """A secret of the installation's kept here wrapped (the lookup-hash key once the
+        installation key has been rotated), or None."""
+        wrapped = self._read(name)
+        return self._unwrap(wrapped) if wrapped is not None else None
+
+    def keep_secret(self, name: str, value: bytes) -> None:
+        """Keep `value` under `name` unless something is kept there already."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(data_keys).values(
+                    subject=name, wrapped=self._wrapping.encrypt(value),
+                    created_at=datetime.now(timezone.utc)))
+        except IntegrityError:
+            pass
+
+    def rewrap(self, wrapping: MultiFernet) -> int:
+        """Every key wrapped again with `wrapping`'s first key (each readable with any of its
+        keys), in one transaction; then `wrapping` is this store's. How many."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(data_keys.c.subject, data_keys.c.wrapped)).all()
+            for subject, wrapped in rows:
+                conn.execute(data_keys.update().where(data_keys.c.subject == subject)
+                             .values(wrapped=wrapping.rotate(wrapped)))
+        self._wrapping = wrapping
+        if self.engine.dialect.name == "sqlite":  # the old wrappings out of the log
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return len(rows)
 
     def destroy(self, subjects: Iterable[str]) -> int:
         """Destroy these keys, here and in this process's memory; then squeeze them out of
