@@ -9,6 +9,7 @@ from typing import Callable
 from bot.invitations import STAFF_ROUTES
 from flows import engine
 from flows.engine import Say, State
+from storage.crypto import subject_of
 from storage.queue import DEFAULT, Job, SendResult
 from storage.sql import new_id
 
@@ -87,7 +88,8 @@ class Contacts:
         parts = out.render(says)
         for i, body in enumerate(parts):
             self.queue.enqueue(f"{job_id}:{i}", state.contact, body, kind=kind,
-                               channel=state.channel, lane=lane, session_id=state.session_id)
+                               channel=state.channel, lane=lane, session_id=state.session_id,
+                               key_subject=subject_of(state))
         return len(parts)
 
     def send_to(self, channel: str, address: str, body: str, message_id: str,
@@ -103,6 +105,7 @@ class Contacts:
         anonymous = state is None or state.campaign_id is not None
         return self.queue.enqueue(f"chat:{sid}:{message_id}", address, body, kind="message",
                                   channel=channel, lane=DEFAULT, session_id=sid,
+                                  key_subject=subject_of(state) if state else "",
                                   **({"anonymous": "1"} if anonymous else {}))
 
     def send_queued(self, channel: str, block_ms: int = 0, max_jobs: int | None = None,

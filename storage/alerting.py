@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
+from storage.crypto import subject_of
 from storage.models import Alert, Child, Notice, NoticeAlert, Unit, User, utcnow
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class AlertQueries:
         row = Alert(session_id=state.session_id, child_id=child_id, key=alert["key"],
                     question_id=alert["question_id"], level=alert["level"],
                     topic=alert["topic"], created_at=datetime.fromisoformat(alert["at"]),
-                    text_enc=self.crypto.encrypt(alert["text"], state.session_id)
+                    text_enc=self.crypto.encrypt(alert["text"], subject_of(state))
                     if alert.get("text") else None)
         try:
             with self.Session.begin() as db:

@@ -28,6 +28,17 @@ class SecretKeyError(RuntimeError):
 
 
 LOOKUP_SECRET = "_lookup"  # the key store's name for the lookup-hash key, once rotated
+ANONYMOUS = "a:"  # storage.keys.ANONYMOUS: an anonymous session's subject, "a:<session id>"
+
+
+def _anonymous(subject: str | None) -> bool:
+    return bool(subject) and subject.startswith(ANONYMOUS)
+
+
+def subject_of(state) -> str:
+    """The subject a session's data is encrypted for (a flows.engine.State): its id, or for an
+    anonymous survey session "a:" and its id (a key derived, not stored: storage/keys.py)."""
+    return ANONYMOUS + state.session_id if state.campaign_id else state.session_id
 
 
 def key_material(key: str | bytes) -> list[bytes]:
@@ -121,16 +132,25 @@ class Crypto:
 
     def encrypt(self, text: str, subject: str | None = None) -> bytes:
         """`text` encrypted with `subject`'s data key (made now if it has none), or without a
-        subject with the installation key."""
-        return (self._key(subject, True) or self._fernet).encrypt(text.encode("utf-8"))
+        subject with the installation key. An anonymous session's token is marked (`a`), so
+        it is read by its session id alone."""
+        token = (self._key(subject, True) or self._fernet).encrypt(text.encode("utf-8"))
+        return self._ANON + token if _anonymous(subject) else token
 
     def decrypt(self, token: bytes, subject: str | None = None) -> str:
-        own = self._key(subject, False)
-        for fernet in ((own, self._fernet) if own is not None else (self._fernet,)):
+        """`token` as text; `subject` is the session id the row or job belongs to."""
+        if token[:1] == self._ANON:
+            own = self._key(ANONYMOUS + subject if subject else None, False)
+            tries, token = ((own,) if own is not None else ()), token[1:]
+        else:
+            own = self._key(subject, False)
+            # Written before its session had a key: the installation's.
+            tries = (own, self._fernet) if own is not None else (self._fernet,)
+        for fernet in tries:
             try:
                 return fernet.decrypt(token).decode("utf-8")
             except InvalidToken:
-                continue  # written before its session had a key: the installation's
+                continue
         raise SecretKeyError("stored data cannot be read with this TALA_SECRET_KEY: was the "
                              "key changed, or the child erased?")
 
@@ -145,31 +165,37 @@ class Crypto:
     _ZIPPED = b"z"  # zlib-compressed, installation key
     _OWN = b"s"  # the session's data key
     _OWN_ZIPPED = b"t"  # the session's data key, compressed
+    _ANON = b"a"  # an anonymous session's derived key (also marks a token from `encrypt`)
+    _ANON_ZIPPED = b"b"  # the same, compressed
     _BASE64 = b"gAAAAA"  # a token as Fernet writes it: state stored before this format
 
     def seal(self, data: bytes, *, compress: bool = False, subject: str | None = None) -> bytes:
         """`data` encrypted for Redis, as compact bytes (see above), with `subject`'s data key
-        when it has a subject; `unseal` reads it back."""
+        when it has a subject; `unseal` reads it back by the session id."""
         own = self._key(subject, True)
         if compress:
             data = zlib.compress(data, 6)
         token = base64.urlsafe_b64decode((own or self._fernet).encrypt(data))
-        if own is not None:
-            return (self._OWN_ZIPPED if compress else self._OWN) + token
-        return self._ZIPPED + token if compress else token
+        if own is None:
+            return self._ZIPPED + token if compress else token
+        if _anonymous(subject):
+            return (self._ANON_ZIPPED if compress else self._ANON) + token
+        return (self._OWN_ZIPPED if compress else self._OWN) + token
 
     def unseal(self, blob: bytes, subject: str | None = None) -> bytes:
         head = blob[:1]
         try:
             if blob.startswith(self._BASE64):
                 return self._fernet.decrypt(blob)
-            if head in (self._OWN, self._OWN_ZIPPED):
-                own = self._key(subject, False)
+            if head in (self._OWN, self._OWN_ZIPPED, self._ANON, self._ANON_ZIPPED):
+                anon = head in (self._ANON, self._ANON_ZIPPED)
+                own = self._key(ANONYMOUS + subject if anon and subject else subject, False)
                 if own is None:
                     raise SecretKeyError("this session's data key is gone (the child was "
                                          "erased), or its data was read without its id")
                 data = own.decrypt(base64.urlsafe_b64encode(blob[1:]))
-                return zlib.decompress(data) if head == self._OWN_ZIPPED else data
+                return zlib.decompress(data) if head in (self._OWN_ZIPPED,
+                                                         self._ANON_ZIPPED) else data
             zipped = head == self._ZIPPED
             data = self._fernet.decrypt(base64.urlsafe_b64encode(blob[1:] if zipped else blob))
         except InvalidToken:

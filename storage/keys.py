@@ -1,14 +1,15 @@
 """Data keys, so that erasing a child shreds every copy of what they wrote.
 
-Every session (an invitation, or one pupil's answers to an anonymous survey) gets a key of its
-own when its data is first encrypted. Everything about the child that is encrypted (the live
-state in Redis, the replies kept for retries, queued messages, the contact, free text in SQL)
-is encrypted with that key, and the key itself is kept only wrapped (encrypted) by the
-installation key, here, in a key store of its own. `tala erase` destroys the child's keys
-first: from then on every copy of their data anywhere (Redis's append-only file and
-snapshots, SQLite's log, PostgreSQL's dead rows, backups, replicas) is unreadable, even with
-the installation key. The key store is what must not be kept for long in backups: a backup of
-it from before an erasure would bring the erased child back.
+Every session gets a key of its own: an invitation's is made when its data is first encrypted
+(at the invitation); one pupil's answers to an anonymous survey use a key derived from the
+store's root key and the session id (see ANONYMOUS below). Everything about the child that
+is encrypted (the live state in Redis, the replies kept for retries, queued messages, the
+contact, free text in SQL) is encrypted with that key, and the key itself is kept only wrapped
+(encrypted) by the installation key, here, in a key store of its own. `tala erase` destroys
+the child's keys first: from then on every copy of their data anywhere (Redis's append-only
+file and snapshots, SQLite's log, PostgreSQL's dead rows, backups, replicas) is unreadable,
+even with the installation key. The key store is what must not be kept for long in backups:
+a backup of it from before an erasure would bring the erased child back.
 
 Where the store is: `keys.db` (SQLite) in the data directory by default; with DATABASE_URL,
 a `data_keys` table in that database unless TALA_KEYS_URL names one of its own (what makes
@@ -20,6 +21,8 @@ first encryption of a session writes its key): `python -m bench.keys` times both
 
 from __future__ import annotations
 
+import base64
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -33,6 +36,7 @@ from sqlalchemy import (Column, DateTime, LargeBinary, MetaData, String, Table, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from storage.crypto import ANONYMOUS  # a subject "a:<session id>"
 from storage.files import private_dir, private_file
 
 metadata = MetaData()
@@ -42,6 +46,22 @@ data_keys = Table(
     Column("wrapped", LargeBinary, nullable=False),  # the key, encrypted by the installation's
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# An anonymous survey session's key is derived (HKDF) from one root key and its session id,
+# not made and stored: 10,000 pupils may start in one minute, and a key-store write for each
+# first message was most of its cost (bench/burst.py). Nobody can ask to erase one anonymous
+# session; destroying the root (ANONYMOUS_ROOT) would shred them all at once.
+ANONYMOUS_ROOT = "_anonymous"
+
+
+def _derive(root: bytes, sid: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=b"tala anonymous session " + sid.encode()).derive(root)
+    return base64.urlsafe_b64encode(raw)
+
 
 CACHE_SIZE = 20_000  # keys a process keeps unwrapped (about 3 MB)
 CACHE_SECONDS = 3600.0  # how long an erased child's key may stay in another process's memory
@@ -76,6 +96,7 @@ class KeyStore:
         self._clock = clock
         self._cache: OrderedDict[str, tuple[Fernet, float]] = OrderedDict()
         self._lock = threading.Lock()
+        self._root: bytes | None = None
         metadata.create_all(engine, checkfirst=True)
 
     def get(self, subject: str, *, create: bool = False) -> Fernet | None:
@@ -87,18 +108,32 @@ class KeyStore:
             if hit is not None and hit[1] > now:
                 self._cache.move_to_end(subject)
                 return hit[0]
-        wrapped = self._read(subject)
-        if wrapped is None and create:
-            wrapped = self._make(subject)
-        if wrapped is None:
-            return None
-        key = Fernet(self._unwrap(wrapped))
+        if subject.startswith(ANONYMOUS):
+            key = Fernet(_derive(self._anonymous_root(), subject[len(ANONYMOUS):]))
+        else:
+            wrapped = self._read(subject)
+            if wrapped is None and create:
+                wrapped = self._make(subject)
+            if wrapped is None:
+                return None
+            key = Fernet(self._unwrap(wrapped))
         with self._lock:
             self._cache[subject] = (key, now + CACHE_SECONDS)
             self._cache.move_to_end(subject)
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return key
+
+    def _anonymous_root(self) -> bytes:
+        """The key anonymous sessions' keys are derived from: made once, kept like a data
+        key, and in memory for the process's life."""
+        if self._root is None:
+            root = self.secret(ANONYMOUS_ROOT)
+            if root is None:
+                self.keep_secret(ANONYMOUS_ROOT, os.urandom(32))
+                root = self.secret(ANONYMOUS_ROOT)  # another process's, if it was first
+            self._root = root
+        return self._root
 
     def _unwrap(self, wrapped: bytes) -> bytes:
         try:

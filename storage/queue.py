@@ -375,14 +375,16 @@ class SendQueue:
 
     # ------------------------------------------------------------------ producing
     def enqueue(self, job_id: str, to: str, body: str, *, channel: str, lane: str = DEFAULT,
-                **meta: str) -> bool:
+                key_subject: str | None = None, **meta: str) -> bool:
         """Queue a message once on `channel` (its `lane`): False when this job id was queued
-        before. Only a sender of that channel ever takes it."""
+        before. Only a sender of that channel ever takes it. `to` and `body` are encrypted
+        for `key_subject` (storage.keys.subject_of; "" for the installation key), by default
+        the job's session."""
         if not channel:
             raise ValueError(f"job {job_id} has no channel: every job is queued on one")
         stream = self.stream_key(channel, lane)  # raises for a channel no sender can have
         self._ensure_ready()
-        subject = meta.get("session_id")  # a child's message: their session's key
+        subject = (meta.get("session_id") if key_subject is None else key_subject) or None
         fields = {"status": "queued", "to": self.crypto.encrypt(to, subject).decode(),
                   "body": self.crypto.encrypt(body, subject).decode(), "attempts": "0",
                   "queued_at": str(self.now()), **{k: str(v) for k, v in meta.items()},

@@ -24,7 +24,7 @@ from sqlalchemy.orm import sessionmaker
 
 from flows.engine import State
 from storage.alerting import AlertQueries
-from storage.crypto import Crypto
+from storage.crypto import Crypto, subject_of
 from storage.files import private_dir, private_file
 # The tables, also by this module's name (as every caller has always imported them).
 from storage.models import (Alert, AnswerRow, AuditLog, Base, Campaign, Child,  # noqa: F401
@@ -298,7 +298,7 @@ class Database(AlertQueries):
         if state.contact and state.campaign_id is None:
             # The chat a Telegram or Rasa child opened the invitation in is learnt only then:
             # kept with the invitation (encrypted), so `tala reply` reaches it after the end.
-            values.update(contact_enc=self.crypto.encrypt(state.contact, sid),
+            values.update(contact_enc=self.crypto.encrypt(state.contact, subject_of(state)),
                           contact_hash=self.crypto.lookup_hash(state.contact))
         set_status = update(Invitation).where(Invitation.session_id == sid).values(**values)
         if state.started_at is None:
@@ -318,7 +318,8 @@ class Database(AlertQueries):
                 else None,
                 "value_option": v if isinstance(v, str) else None,
                 "value_options": v if isinstance(v, list) else None,
-                "text_enc": self.crypto.encrypt(a["text"], sid) if a.get("text") else None,
+                "text_enc": self.crypto.encrypt(a["text"], subject_of(state))
+                if a.get("text") else None,
                 "lang": a["lang"], "answered_at": _dt(a["at"])})
         try:
             with self.Session.begin() as db:

@@ -51,7 +51,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import NoScriptError
 
 from flows.engine import State
-from storage.crypto import Crypto
+from storage.crypto import Crypto, subject_of
 
 log = logging.getLogger("tala.redis")
 
@@ -245,7 +245,7 @@ class StateStore:
     # -- (de)serialising
     def _encode(self, state: State) -> bytes:
         return self.crypto.seal(json.dumps(state.to_dict(), separators=(",", ":")).encode(),
-                                subject=state.session_id)
+                                subject=subject_of(state))
 
     def _decode(self, raw: bytes, sid: str) -> State:
         return State.from_dict(json.loads(self.crypto.unseal(raw, sid)))

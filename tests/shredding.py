@@ -20,13 +20,32 @@ _B64_TOKEN = re.compile(rb"gAAAAA[A-Za-z0-9_\-]{60,}={0,2}")
 _MAX_RAW = 16 * 1024  # the longest raw token looked for (a session's state is a few KiB)
 
 
+def _session_ids(app) -> set[str]:
+    from storage.sql import Invitation, SessionRow
+
+    with app.db.Session() as db:
+        sids = set(db.scalars(select(SessionRow.id))) | set(
+            db.scalars(select(Invitation.session_id)))
+    for key in app.store.r.scan_iter(match=f"{app.store.prefix}:{{*"):
+        sids.add(key.decode().split("{", 1)[1].split("}", 1)[0])
+    return sids
+
+
 def every_key(app) -> list[Fernet]:
+    """The installation key, every data key the store holds, and the key of every anonymous
+    session anything still names (derived from the store's root)."""
+    from storage.keys import ANONYMOUS_ROOT, _derive
+
     kek = app.crypto._fernet
     keys = [kek]
     store = app.crypto.keys
     if store is not None:
         with store.engine.connect() as conn:
-            keys += [Fernet(kek.decrypt(w)) for (w,) in conn.execute(select(data_keys.c.wrapped))]
+            rows = conn.execute(select(data_keys.c.subject, data_keys.c.wrapped)).all()
+        keys += [Fernet(kek.decrypt(w)) for subject, w in rows if not subject.startswith("_")]
+        root = store.secret(ANONYMOUS_ROOT)
+        if root is not None:
+            keys += [Fernet(_derive(root, sid)) for sid in _session_ids(app)]
     return keys
 
 
@@ -47,7 +66,7 @@ def open_with_every_key(app, value: bytes, keys: list[Fernet] | None = None) -> 
     """One stored value (a Fernet token, or Redis's compact form) as text, or None."""
     keys = keys if keys is not None else every_key(app)
     candidates = [value]
-    if value[:1] in (b"s", b"t", b"z"):
+    if value[:1] in (b"s", b"t", b"z", b"a", b"b"):
         candidates.append(value[1:])
     for c in candidates:
         token = c if c.startswith(b"gAAAAA") else base64.urlsafe_b64encode(c)

@@ -154,26 +154,28 @@ def test_the_cli_refuses_other_units_and_lists_and_acks_alerts(app, monkeypatch)
     assert _cli(app, monkeypatch, "anna", "audit").exit_code == 3
 
 
-def _opened(app, value: bytes) -> str:
+def _opened(app, value: bytes, keys) -> str:
     """A stored value as text: decrypted when it is one of tala's encrypted values (a Fernet
     token, or the compact form kept in Redis) with the installation key or any data key the
-    key store still has, as it is otherwise."""
+    key store still has (`keys`: tests.shredding.every_key), as it is otherwise."""
     from tests.shredding import open_with_every_key
 
-    return open_with_every_key(app, value) or value.decode(errors="replace")
+    return open_with_every_key(app, value, keys) or value.decode(errors="replace")
 
 
 def _everything(app) -> str:
     """Every value in every SQL table and every Redis key and value, as one text, encrypted
     values decrypted."""
-    parts = []
+    from tests.shredding import every_key
+
+    parts, keys = [], every_key(app)
     with app.db.engine.connect() as conn:
         for table in Base.metadata.sorted_tables:
             for row in conn.execute(select(table)):
                 for v in row:
                     parts.append(str(v))
                     if isinstance(v, (bytes, memoryview)):
-                        parts.append(_opened(app, bytes(v)))
+                        parts.append(_opened(app, bytes(v), keys))
         parts += [str(v) for v in conn.execute(text("SELECT * FROM alembic_version"))]
     r = app.store.r
     for key in r.scan_iter(match="*"):
@@ -181,10 +183,10 @@ def _everything(app) -> str:
         kind = r.type(key).decode()
         if kind == "string":
             value = r.get(key)
-            parts.append(_opened(app, value))
+            parts.append(_opened(app, value, keys))
         elif kind == "hash":
             for k, v in r.hgetall(key).items():
-                parts.append(f"{k.decode()} {_opened(app, v)}")
+                parts.append(f"{k.decode()} {_opened(app, v, keys)}")
         elif kind == "zset":
             parts += [m.decode() for m in r.zrange(key, 0, -1)]
         elif kind == "stream":
