@@ -28,16 +28,16 @@ import time
 from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import (Column, DateTime, LargeBinary, MetaData, String, Table, create_engine,
-                        delete, event, insert, select)
+from sqlalchemy import (Column, DateTime, LargeBinary, MetaData, String, Table, delete, insert,
+                        select)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from storage.crypto import ANONYMOUS  # a subject "a:<session id>"
-from storage.files import private_dir, private_file
+from storage.engines import engine_for
 
 metadata = MetaData()
 data_keys = Table(
@@ -74,19 +74,9 @@ class KeyUnreadable(RuntimeError):
 def keys_engine(url: str | None, data_dir: Path) -> Engine:
     """The key store's database: `url`, or keys.db in the data directory (owner-only, and
     secure_delete so a destroyed key is overwritten in the file, not just unlinked)."""
-    if not url:
-        url = f"sqlite:///{private_file(private_dir(data_dir) / 'keys.db')}"
-    engine = create_engine(url, future=True)
-    if engine.dialect.name == "sqlite":
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")  # a key written is a key kept
-            cur.execute("PRAGMA secure_delete=ON")
-            cur.execute("PRAGMA busy_timeout=5000")
-            cur.close()
-    return engine
+    return engine_for(url, data_dir, "keys.db", [
+        "journal_mode=WAL", "synchronous=FULL",  # a key written is a key kept
+        "secure_delete=ON", "busy_timeout=5000"])
 
 
 class KeyStore:

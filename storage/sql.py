@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, func, insert, inspect, select, update
+from sqlalchemy import delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
@@ -25,7 +25,7 @@ from sqlalchemy.orm import sessionmaker
 from flows.engine import State
 from storage.alerting import AlertQueries
 from storage.crypto import Crypto, subject_of
-from storage.files import private_dir, private_file
+from storage.engines import engine_for
 # The tables, also by this module's name (as every caller has always imported them).
 from storage.models import (Alert, AnswerRow, AuditLog, Base, Campaign, Child,  # noqa: F401
                             Invitation, SessionRow, User, as_utc, new_id, utcnow)
@@ -39,20 +39,9 @@ def _dt(iso: str | None) -> datetime | None:
 
 
 def make_engine(url: str | None, data_dir: Path) -> Engine:
-    if not url:
-        # Owner-only, and SQLite gives its WAL and shared-memory files the database's mode.
-        path = private_file(private_dir(data_dir) / "tala.db")
-        url = f"sqlite:///{path}"
-    engine = create_engine(url, future=True)
-    if engine.dialect.name == "sqlite":
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=5000")
-            cur.close()
-    return engine
+    """The results database: `url`, or tala.db in the data directory."""
+    return engine_for(url, data_dir, "tala.db",
+                      ["foreign_keys=ON", "journal_mode=WAL", "busy_timeout=5000"])
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"
