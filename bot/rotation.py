@@ -151,9 +151,9 @@ def _children_redis(app: App, both: Crypto) -> int:
     for pattern, compress in ((store.state_key("*"), False), (store.reply_key("*"), True)):
         for key in r.scan_iter(match=pattern):
             blob = r.get(key)
-            if not blob or blob == b"-" or blob[:1] in (b"s", b"t", b"a", b"b"):
+            if not blob or blob == b"-" or both.sealed_with_data_key(blob):
                 continue
-            sid = key.decode().split("{", 1)[1].split("}", 1)[0]
+            sid = store.sid_of(key)
             r.set(key, both.seal(both.unseal(blob), compress=compress, subject=sid),
                   keepttl=True)
             n += 1

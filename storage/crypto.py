@@ -168,6 +168,7 @@ class Crypto:
     _ANON = b"a"  # an anonymous session's derived key (also marks a token from `encrypt`)
     _ANON_ZIPPED = b"b"  # the same, compressed
     _BASE64 = b"gAAAAA"  # a token as Fernet writes it: state stored before this format
+    _WITH_DATA_KEY = (_OWN, _OWN_ZIPPED, _ANON, _ANON_ZIPPED)
 
     def seal(self, data: bytes, *, compress: bool = False, subject: str | None = None) -> bytes:
         """`data` encrypted for Redis, as compact bytes (see above), with `subject`'s data key
@@ -182,12 +183,16 @@ class Crypto:
             return (self._ANON_ZIPPED if compress else self._ANON) + token
         return (self._OWN_ZIPPED if compress else self._OWN) + token
 
+    def sealed_with_data_key(self, blob: bytes) -> bool:
+        """Whether `seal` wrote `blob` with a session's data key (not the installation's)."""
+        return blob[:1] in self._WITH_DATA_KEY
+
     def unseal(self, blob: bytes, subject: str | None = None) -> bytes:
         head = blob[:1]
         try:
             if blob.startswith(self._BASE64):
                 return self._fernet.decrypt(blob)
-            if head in (self._OWN, self._OWN_ZIPPED, self._ANON, self._ANON_ZIPPED):
+            if head in self._WITH_DATA_KEY:
                 anon = head in (self._ANON, self._ANON_ZIPPED)
                 own = self._key(ANONYMOUS + subject if anon and subject else subject, False)
                 if own is None:

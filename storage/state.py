@@ -225,6 +225,12 @@ class StateStore:
     def due_key(self) -> str:
         return f"{self.prefix}:due"
 
+    @staticmethod
+    def sid_of(key: bytes | str) -> str:
+        """The session id in one of a session's key names (`tala:{SID}:state`)."""
+        name = key.decode() if isinstance(key, bytes) else key
+        return name.split("{", 1)[1].split("}", 1)[0]
+
     def session_pattern(self, sid: str) -> str:
         """Every key of one session (SCAN MATCH), for erasure."""
         return f"{self.prefix}:{{{sid}}}:*"

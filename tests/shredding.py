@@ -27,7 +27,7 @@ def _session_ids(app) -> set[str]:
         sids = set(db.scalars(select(SessionRow.id))) | set(
             db.scalars(select(Invitation.session_id)))
     for key in app.store.r.scan_iter(match=f"{app.store.prefix}:{{*"):
-        sids.add(key.decode().split("{", 1)[1].split("}", 1)[0])
+        sids.add(app.store.sid_of(key))
     return sids
 
 
