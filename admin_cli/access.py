@@ -1,5 +1,6 @@
-"""Who may do what. TALA_USER names the person at the keyboard; `tala users add` gives them a
-role and a unit.
+"""Who may do what, checked inside every staff operation (admin_cli/ops) with the actor it is
+given: on the server, the user its token or sign-in proves; on the local data directory, the
+operating-system user or TALA_USER. `tala users add` gives a user a role and a unit.
 
     caseworker  invite, summary, reply, alerts and ack - for their own unit's cases only
     manager     group reports and anonymous surveys for their unit, and the unit's alerts
@@ -12,8 +13,11 @@ installation and `tala demo` need no set-up; `tala users add` says so.
 
 from __future__ import annotations
 
-from bot.app import App
-from storage.sql import User
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from storage.sql import User
 
 ROLES = ("caseworker", "manager", "admin")
 ALLOWED = {

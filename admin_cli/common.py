@@ -5,7 +5,7 @@ says why)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import typer
 from rich.console import Console
@@ -43,6 +43,26 @@ def built(migrate: bool | None = None) -> Iterator[App]:
         fail(f"The questionnaires are broken; fix them first:\n{e}")
     finally:
         the_app.close()
+
+
+def call(operation: str, /, **params: Any) -> Any:
+    """Staff operation `operation` (admin_cli/ops): sent to the staff API after `tala login`, else
+    run here on the local data directory. Its data, or its Document; a refusal is printed and
+    ends the command with the operation's exit code."""
+    from admin_cli import ops
+    from admin_cli.client import ClientError, remote
+
+    try:
+        server = remote()
+        if server is not None:
+            return server.call(ops.registry()[operation], params)
+    except ClientError as e:
+        fail(e.message, e.code)
+    with built() as a:
+        try:
+            return ops.run(a, a.settings.user, operation, params)
+        except ops.OpError as e:
+            fail(e.message, e.code)
 
 
 def allowed(a: App, action: str, **scope):

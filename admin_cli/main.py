@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
 
-from admin_cli.common import allowed, built, err, fail, out
+from admin_cli.common import allowed, built, call, err, fail, out
 from admin_cli.campaign_cmds import campaign_app
 from admin_cli.keys_cmds import keys_app
 from admin_cli.staff_cmds import alerts_app, case_app, units_app, users_app
@@ -131,8 +130,6 @@ def invite(
     as_json: bool = typer.Option(False, "--json", help="Print the invitation as JSON."),
 ) -> None:
     """Invite a child (or, with --from-csv, many) to answer a questionnaire."""
-    from bot.service import InviteError
-
     if from_csv:
         from admin_cli.bulk import invite_from_csv
 
@@ -143,67 +140,48 @@ def invite(
     if not case or age is None:
         fail("Give the case reference and the child's age, for example: "
              "tala invite K-17 --age 9 --channel sms --to 0701234567")
-    with built() as a:
-        user = allowed(a, "invite", case_ref=case, unit=unit)
-        if user is not None and user.role != "admin":
-            unit = unit or user.unit
-        try:
-            inv = a.service.invite(case, age, lang=lang, channel=channel.value, contact=to,
-                                   questionnaire_id=questionnaire, unit=unit,
-                                   caseworker=caseworker, actor=a.settings.user)
-        except InviteError as e:
-            fail(str(e))
-        sent = None
-        if channel is Channel.sms:
-            # One try now; if Twilio is away, the worker (tala serve / tala worker) retries.
-            a.service.send_queued("sms", block_ms=0, max_jobs=1)
-            delivery = a.db.invitation(inv.session_id)
-            sent = delivery.delivery_status if delivery else None
-        link = None
-        if channel is Channel.telegram:
-            from bot.channels.telegram import deep_link
-
-            link = deep_link(a.settings, inv.code)
-        if as_json:
-            out.print_json(json.dumps({
-                "case": inv.case_ref, "session_id": inv.session_id,
-                "questionnaire": inv.questionnaire_id, "lang": inv.lang,
-                "channel": inv.channel, "code": inv.code, "link": link,
-                "expires_at": inv.expires_at.isoformat(), "delivery": sent}))
-            return
-        out.print(f"Invited {inv.case_ref} to {inv.questionnaire_id} ({inv.lang}). "
-                  f"The invitation is open until {inv.expires_at:%Y-%m-%d}.")
-        _say_who_is_told(a, inv.case_ref)
-        if channel is Channel.sms:
-            out.print(f"The text message: {sent or 'queued'}.")
-        elif link:
-            out.print(f"Give the child this link (it works once): [bold]{link}[/bold]")
-        elif channel is Channel.rasa:
-            out.print(f"Give the child this code to write in the chat assistant (it works "
-                      f"once), for example 'Jag har en kod: {inv.code}': [bold]{inv.code}[/bold]")
-        else:
-            out.print(f"To answer in this terminal: [bold]tala demo --code {inv.code}[/bold]")
-
-
-def _say_who_is_told(a: App, case_ref: str) -> None:
-    """Who gets the case's alerts, and a warning when tala has no way to reach them."""
-    child = a.db.child(case_ref)
-    who = child.caseworker if child else None
-    if not {"sms", "email"} & set(a.service.outbound):
-        if a.db.has_users():
-            err.print("[yellow]Note: neither SMS (TWILIO_*) nor e-mail (TALA_SMTP_URL) is set "
-                      "up here, so alerts only wait in 'tala alerts'.[/yellow]")
+    res = call("invite", case=case, age=age, lang=lang, channel=channel.value, to=to,
+               questionnaire=questionnaire, unit=unit, caseworker=caseworker)
+    inv = res["invitation"]
+    if as_json:
+        out.print_json(json.dumps(inv))
         return
-    reachable = [c for c in a.db.contacts(names=[who])
-                 if (c.phone and "sms" in a.service.outbound)
-                 or (c.email and "email" in a.service.outbound)] if who else []
-    if reachable:
-        out.print(f"Alerts for {case_ref} go to {who}.")
-    elif a.db.has_users():
-        err.print(f"[yellow]Note: tala cannot reach {who or 'anyone responsible'} for "
-                  f"{case_ref} (no work phone or e-mail), so its alerts go to the unit's "
-                  "manager. Add one with: tala users add NAME --role caseworker --unit UNIT "
-                  "--phone 070... --email name@kommun.se[/yellow]")
+    out.print(f"Invited {inv['case']} to {inv['questionnaire']} ({inv['lang']}). "
+              f"The invitation is open until {inv['expires_at'][:10]}.")
+    if res["alerts_to"]:
+        out.print(f"Alerts for {inv['case']} go to {res['alerts_to']}.")
+    for note in res["notes"]:
+        err.print(f"[yellow]{note}[/yellow]")
+    if channel is Channel.sms:
+        out.print(f"The text message: {inv['delivery'] or 'queued'}.")
+    elif inv["link"]:
+        out.print(f"Give the child this link (it works once): [bold]{inv['link']}[/bold]")
+    elif channel is Channel.rasa:
+        out.print("Give the child this code to write in the chat assistant (it works "
+                  f"once), for example 'Jag har en kod: {inv['code']}': "
+                  f"[bold]{inv['code']}[/bold]")
+    else:
+        out.print(f"To answer in this terminal: [bold]tala demo --code {inv['code']}[/bold]")
+
+
+def _text_view(out_file: Path | None, file_width: int) -> dict:
+    """How the server or the local run renders a text document: for a file at a fixed
+    width without colours, for this terminal as wide as it is, with its colours."""
+    if out_file:
+        return {"format": "text", "width": file_width, "wrap": True, "color": False}
+    return {"format": "text", "width": out.width, "wrap": False, "color": out.is_terminal}
+
+
+def _write(doc, out_file: Path | None, strip_bom: bool = False) -> None:
+    """A document as it came: to the file (then say so), or to standard output."""
+    if out_file:
+        out_file.write_bytes(doc.content)
+        if not doc.media_type.startswith("text/plain"):
+            err.print(f"Wrote {out_file}.")
+        return
+    text = doc.content.decode("utf-8")
+    sys.stdout.write(text.lstrip("\ufeff") if strip_bom else text)
+    sys.stdout.flush()
 
 
 class SummaryFormat(str, Enum):
@@ -226,39 +204,15 @@ def summary_cmd(
 ) -> None:
     """What the child said, for the caseworker: by life area, what they want help with first,
     important answers marked, scale answers over time. Every read is in the audit log."""
-    from admin_cli import summary
-
     if fmt is SummaryFormat.png and not out_file:
         fail("A PNG needs a file: add --out summary.png")
     if compare is not None and None in compare:
         compare = None
-    with built() as a:
-        allowed(a, "summary", case_ref=case)
-        try:
-            data = summary.build(a, case, a.settings.user, since=since.date() if since else None,
-                                 until=until.date() if until else None, compare=compare)
-        except summary.SummaryError as e:
-            fail(str(e))
-        if fmt is SummaryFormat.png:
-            summary.render_png(a, data, out_file)
-            err.print(f"Wrote {out_file}.")
-            return
-        if fmt is SummaryFormat.text:
-            if out_file:
-                with out_file.open("w", encoding="utf-8") as fh:
-                    Console(file=fh, width=100).print(summary.render_text(a, data))
-            else:
-                out.print(summary.render_text(a, data))
-            return
-        from admin_cli.safe import json_text
-
-        text = (json_text(data) + "\n" if fmt is SummaryFormat.json
-                else summary.render_html(a, data))
-        if out_file:
-            out_file.write_text(text, encoding="utf-8")
-            err.print(f"Wrote {out_file}.")
-        else:
-            sys.stdout.write(text)
+    view = _text_view(out_file, 100) if fmt is SummaryFormat.text else {"format": fmt.value}
+    doc = call("summary", case=case, since=since.date() if since else None,
+               until=until.date() if until else None,
+               compare=list(compare) if compare else None, **view)
+    _write(doc, out_file)
 
 
 @flows_app.command("check")
@@ -373,12 +327,13 @@ def serve(
                                           "updates instead of a webhook (no public URL "
                                           "needed)."),
 ) -> None:
-    """The HTTP server for the channels (Twilio webhooks, /healthz, /metrics), and the
-    background work unless --no-worker."""
+    """The HTTP server for the channels (Twilio webhooks, /healthz, /metrics) and the staff
+    API (/api/v1), and the background work unless --no-worker."""
     import logging
 
     from aiohttp import web
 
+    from admin_cli.api import add_staff_api
     from bot.server import build_web_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -393,10 +348,74 @@ def serve(
         if not a.settings.public_url and a.settings.twilio_auth_token:
             err.print("[yellow]TALA_PUBLIC_URL is not set: Twilio's signatures are checked "
                       "against the forwarded or requested URL instead.[/yellow]")
-        web.run_app(build_web_app(a, worker=not no_worker, telegram_polling=telegram_polling),
-                    host=host, port=port, access_log=None,  # per-request lines: noise
+        web_app = build_web_app(a, worker=not no_worker, telegram_polling=telegram_polling)
+        add_staff_api(web_app, a)
+        web.run_app(web_app, host=host, port=port, access_log=None,  # per-request lines: noise
                     shutdown_timeout=30, print=lambda *_: out.print(
                         f"tala serves on http://{host}:{port} (Ctrl-C stops it)"))
+
+
+@app.command()
+def login(
+    server: str = typer.Option(..., "--server", help="The tala server, e.g. "
+                               "https://tala.kommun.se"),
+    token: Optional[str] = typer.Option(None, "--token", help="A personal token from an "
+                                        "admin (tala users token NAME). Without it: sign in "
+                                        "with the identity provider."),
+) -> None:
+    """Work with a tala server from this computer: every staff command goes to it from now on,
+    as you. The login is kept in your config directory, readable by you only."""
+    from admin_cli.client import ClientError, Server, check_url, save_login
+
+    try:
+        url = check_url(server)
+        if token is None:
+            token = _sign_in(Server(url))
+        who = json.loads(Server(url, token.strip()).request("GET", "/me").content)
+        path = save_login(url, token.strip(), who)
+    except ClientError as e:
+        fail(e.message, e.code)
+    out.print(f"Logged in to {url} as {who['name']} ({who['role']}"
+              + (f", {who['unit']}" if who.get("unit") else "") + f"). Kept in {path}; "
+              "'tala logout' forgets it.")
+
+
+def _sign_in(server) -> str:
+    """OpenID Connect's device flow with the server's identity provider: a session token."""
+    from admin_cli.client import ClientError
+    from admin_cli.oidc import LoginError, device_login
+
+    methods = json.loads(server.request("GET", "/login").content)
+    if not methods.get("oidc"):
+        raise ClientError(f"{server.url} signs in with personal tokens only: ask an admin for "
+                          "one (tala users token NAME), then tala login --server ... --token ...")
+    oidc = methods["oidc"]
+
+    def show(url: str, code: str) -> None:
+        err.print(f"Open {url} on your phone or computer, sign in, and type the code "
+                  f"[bold]{code}[/bold]")
+        err.print(f"code: {code}", style="dim")
+
+    try:
+        id_token = device_login(oidc["issuer"], oidc["client_id"], show)
+    except LoginError as e:
+        raise ClientError(str(e), 3) from None
+    reply = server.request("POST", "/login/oidc", body={"id_token": id_token})
+    return json.loads(reply.content)["token"]
+
+
+@app.command()
+def logout() -> None:
+    """Forget the login on this computer (an admin can also revoke the token)."""
+    from admin_cli.client import login_file
+
+    path = login_file()
+    if path.exists():
+        path.unlink()
+        out.print(f"Logged out: {path} is removed. Staff commands work on this computer's "
+                  "own data directory again.")
+    else:
+        out.print("You were not logged in to a server.")
 
 
 @app.command("rasa-actions")
@@ -480,19 +499,9 @@ def reply(
     text: str = typer.Argument(..., help="The message, in quotes."),
 ) -> None:
     """Send a short answer back to the child, on the channel the child used."""
-    from bot.service import ReplyError
-
-    with built() as a:
-        allowed(a, "reply", case_ref=case)
-        try:
-            job_id = a.service.reply(case, text, a.settings.user)
-        except ReplyError as e:
-            fail(str(e))
-        job = a.queue.job(job_id)
-        a.service.send_queued(job.get("channel", "sms"), block_ms=0, max_jobs=1)
-        status = a.queue.job(job_id).get("status", "queued")
-        out.print("Sent." if status == "sent" else
-                  "Queued: the worker sends it as soon as it can.")
+    status = call("reply", case=case, text=text)["status"]
+    out.print("Sent." if status == "sent" else
+              "Queued: the worker sends it as soon as it can.")
 
 
 @app.command()
@@ -504,20 +513,15 @@ def audit(
     """Who read or did what, newest first."""
     from rich.table import Table
 
-    with built() as a:
-        allowed(a, "audit")
-        rows = a.db.audit_entries(case_ref=case, actor=actor)
-        a.db.audit(a.settings.user, "audit", case, "")
-        data = [{"at": r.at.isoformat(), "user": r.actor, "action": r.action,
-                 "case": r.case_ref, "detail": r.detail} for r in rows]
-        if as_json:
-            typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
-            return
-        table = Table("when", "user", "action", "case", "detail")
-        for d in data:
-            table.add_row(d["at"][:16].replace("T", " "), d["user"], d["action"],
-                          d["case"] or "", d["detail"] or "")
-        out.print(table)
+    data = call("audit", case=case, user=actor)
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    table = Table("when", "user", "action", "case", "detail")
+    for d in data:
+        table.add_row(d["at"][:16].replace("T", " "), d["user"], d["action"],
+                      d["case"] or "", d["detail"] or "")
+    out.print(table)
 
 
 @app.command()
@@ -526,17 +530,13 @@ def erase(
     yes: bool = typer.Option(False, "--yes", help="Do not ask first."),
 ) -> None:
     """Remove everything about a child from SQL and Redis. Cannot be undone."""
-    with built() as a:
-        allowed(a, "erase", case_ref=case)
-        if a.db.child(case) is None:
-            fail(f"There is no case '{case}'.")
-        if not yes:
-            if not sys.stdin.isatty():
-                fail("Erasing cannot be undone: add --yes to confirm.")
-            typer.confirm(f"Erase everything about {case}? This cannot be undone.", abort=True)
-        a.service.erase(case, a.settings.user)
-        out.print(f"{case} is erased, and their data keys destroyed (README: Privacy). The "
-                  "audit log keeps only that an erasure happened.")
+    if not yes:
+        if not sys.stdin.isatty():
+            fail("Erasing cannot be undone: add --yes to confirm.")
+        typer.confirm(f"Erase everything about {case}? This cannot be undone.", abort=True)
+    call("erase", case=case)
+    out.print(f"{case} is erased, and their data keys destroyed (README: Privacy). The "
+              "audit log keeps only that an erasure happened.")
 
 
 class ReportFormat(str, Enum):
@@ -560,46 +560,13 @@ def report_cmd(
 ) -> None:
     """Anonymised group results: participation and answer distributions, with small groups
     merged or left out and every number rounded to a multiple of 5 (see the README)."""
-    from admin_cli import report
-
     if campaign and (unit or since or until or questionnaire):
         fail("--campaign goes alone: a survey's report covers the whole survey.")
-    with built() as a:
-        try:
-            if campaign:
-                c = a.db.campaign(campaign)
-                user = allowed(a, "report", unit=c.unit if c else None)
-                if c is None or (user is not None and user.role == "manager"
-                                 and c.unit != user.unit):
-                    fail(f"There is no campaign '{campaign}'. 'tala campaign list' shows "
-                         "them.")
-                data = report.build_campaign_report(a, a.settings.user, campaign,
-                                                    min_group=a.settings.min_group_size)
-            else:
-                user = allowed(a, "report", unit=unit)
-                if user is not None and user.role == "manager":
-                    unit = user.unit  # a manager sees their own unit
-                data = report.build_report(a, a.settings.user, unit=unit,
-                                           since=since.date() if since else None,
-                                           until=until.date() if until else None,
-                                           questionnaire=questionnaire,
-                                           min_group=a.settings.min_group_size)
-        except report.ReportError as e:
-            fail(str(e))
-        if fmt is ReportFormat.text:
-            if out_file:
-                with out_file.open("w", encoding="utf-8") as fh:
-                    Console(file=fh, width=110).print(report.render_text(data))
-            else:
-                out.print(report.render_text(data))
-            return
-        content = {"json": report.to_json, "csv": report.to_csv,
-                   "html": report.to_html}[fmt.value](data)
-        if out_file:
-            out_file.write_text(content, encoding="utf-8")
-            err.print(f"Wrote {out_file}.")
-        else:
-            sys.stdout.write(content)
+    view = _text_view(out_file, 110) if fmt is ReportFormat.text else {"format": fmt.value}
+    doc = call("report", unit=unit, since=since.date() if since else None,
+               until=until.date() if until else None, questionnaire=questionnaire,
+               campaign=campaign, **view)
+    _write(doc, out_file)
 
 
 @app.command("export")
@@ -612,20 +579,9 @@ def export_cmd(
 ) -> None:
     """Finished sessions for the case system: never contact details. Written to the audit
     log."""
-    from admin_cli.export import ExportError, export
-
-    with built() as a:
-        allowed(a, "export")
-        try:
-            content = export(a, fmt, a.settings.user, since.date() if since else None,
-                             until.date() if until else None)
-        except ExportError as e:
-            fail(str(e))
-        if out_file:
-            out_file.write_bytes(content.encode("utf-8"))  # the CSV carries its own BOM
-            err.print(f"Wrote {out_file}.")
-        else:
-            sys.stdout.write(content.lstrip("\ufeff"))
+    doc = call("export", format=fmt, since=since.date() if since else None,
+               until=until.date() if until else None)
+    _write(doc, out_file, strip_bom=True)  # a file keeps the CSV's BOM, for Excel
 
 
 @locales_app.command("status")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from admin_cli.common import allowed, built, fail, out
+from admin_cli.common import call, out
 from admin_cli.safe import json_text
 
 users_app = typer.Typer(help="Who may use tala: roles, units, and where their alerts go.",
@@ -28,30 +28,9 @@ def users_add(
     email: Optional[str] = typer.Option(None, "--email", help="E-mail address for alerts."),
 ) -> None:
     """Add a user or change one. The first user ends open mode: add an admin first."""
-    from admin_cli.access import ROLES
-    from bot.channels.sms import NumberError, normalise_number
-
-    if role not in ROLES:
-        fail(f"--role must be one of {', '.join(ROLES)}.")
-    if role != "admin" and not unit:
-        fail(f"A {role} needs --unit (the unit whose cases they work with).")
-    with built() as a:
-        first = not a.db.has_users()
-        if not first:
-            allowed(a, "users")
-        elif role != "admin":
-            fail("The first user must be an admin (until then everyone may do everything): "
-                 f"tala users add {a.settings.user} --role admin")
-        try:
-            number = normalise_number(phone, a.settings.sms_default_region) if phone else None
-        except NumberError as e:
-            fail(str(e))
-        if email and not _EMAIL.fullmatch(email.strip()):
-            fail(f"'{email}' does not look like an e-mail address (name@kommun.se).")
-        a.db.add_user(name, role, unit, number, email.strip() if email else None)
-        a.db.audit(a.settings.user, "users", None, f"{name}: {role} {unit or ''}".strip())
-        out.print(f"{name} is {'an' if role == 'admin' else 'a'} {role}"
-                  + (f" in {unit}" if unit else "") + ".")
+    call("users_add", name=name, role=role, unit=unit, phone=phone, email=email)
+    out.print(f"{name} is {'an' if role == 'admin' else 'a'} {role}"
+              + (f" in {unit}" if unit else "") + ".")
 
 
 @users_app.command("list")
@@ -59,16 +38,54 @@ def users_list() -> None:
     """Everyone who may use tala."""
     from rich.table import Table
 
-    with built() as a:
-        allowed(a, "users")
-        table = Table("name", "role", "unit", "alerts by SMS", "alerts by e-mail")
-        for u in a.db.users():
-            table.add_row(u.name, u.role, u.unit or "", "yes" if u.phone_enc else "no",
-                          "yes" if u.email_enc else "no")
-        out.print(table)
+    table = Table("name", "role", "unit", "alerts by SMS", "alerts by e-mail")
+    for u in call("users"):
+        table.add_row(u["name"], u["role"], u["unit"] or "", "yes" if u["sms"] else "no",
+                      "yes" if u["email"] else "no")
+    out.print(table)
 
 
-_EMAIL = __import__("re").compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+@users_app.command("token")
+def users_token(
+    name: str = typer.Argument(..., help="Whose token: a tala user."),
+    days: int = typer.Option(90, "--days", help="How long it works (at most 366 days)."),
+    label: Optional[str] = typer.Option(None, "--label", help="What it is for, e.g. "
+                                        "\"Annas laptop\"."),
+) -> None:
+    """A personal API token, for `tala login --token` on the user's own computer. Shown once:
+    tala keeps only a hash of it."""
+    t = call("users_token", name=name, days=days, label=label)
+    out.print(f"A token for {t['name']}, until {t['expires_at'][:10]} (id {t['id']}). It is "
+              "shown only now: give it to them in person or by another safe way.")
+    typer.echo(t["token"])
+    out.print("On their own computer they run: tala login --server https://THIS-SERVER "
+              "--token THE-TOKEN")
+
+
+@users_app.command("tokens")
+def users_tokens(name: Optional[str] = typer.Argument(None, help="Only this user's.")) -> None:
+    """The API tokens: whose, what for, until when, last used (never the tokens)."""
+    from rich.table import Table
+
+    table = Table("id", "user", "kind", "label", "until", "last used", "revoked")
+    for t in call("users_tokens", name=name):
+        table.add_row(t["id"], t["name"], t["kind"], t["label"] or "",
+                      t["expires_at"][:10], (t["last_used_at"] or "never")[:16].replace("T", " "),
+                      (t["revoked_at"] or "")[:16].replace("T", " "))
+    out.print(table)
+
+
+@users_app.command("revoke")
+def users_revoke(
+    name: Optional[str] = typer.Argument(None, help="Revoke every token of this user."),
+    token: Optional[str] = typer.Option(None, "--token", help="Revoke only this token (its "
+                                        "id, from 'tala users tokens')."),
+) -> None:
+    """Make API tokens stop working at once (a lost laptop, someone who left)."""
+    n = call("users_revoke", name=name, token=token)["revoked"]
+    out.print(f"{n} token{'s' if n != 1 else ''} revoked.")
+
+
 ROUTE_NAMES = {"sms": "SMS", "email": "e-mail"}
 
 
@@ -85,17 +102,6 @@ def _told(t: dict, tz: str) -> str:
             + (" (escalated)" if t["kind"] == "escalate" else ""))
 
 
-def _age(dt) -> str:
-    from storage.sql import as_utc, utcnow
-
-    minutes = int((utcnow() - as_utc(dt)).total_seconds() // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} h"
-    return f"{minutes // (24 * 60)} d"
-
-
 @alerts_app.callback()
 def alerts_list(
     ctx: typer.Context,
@@ -106,35 +112,22 @@ def alerts_list(
         return
     from rich.table import Table
 
-    with built() as a:
-        user = allowed(a, "alerts")
-        unit = user.unit if user is not None and user.role != "admin" else None
-        rows = a.db.open_alerts(unit)
-        told = a.db.notices_of([al.id for al, _ in rows])
-        a.db.audit(a.settings.user, "alerts", None, f"{len(rows)} open")
-        data = [{"id": al.id, "case": c.case_ref, "unit": c.unit, "level": al.level,
-                 "topic": al.topic, "question_id": al.question_id,
-                 "created_at": al.created_at.isoformat(), "age": _age(al.created_at),
-                 "notified": al.notified_at is not None,
-                 "escalated": al.escalated_at is not None,
-                 "told": [{"who": n.recipient, "route": n.route, "kind": n.kind,
-                           "at": n.queued_at.isoformat(), "status": n.status,
-                           "error": n.error} for n in told[al.id]]}
-                for al, c in rows]
-        if as_json:
-            typer.echo(json_text(data))
-            return
-        if not data:
-            out.print("No open alerts.")
-            return
-        table = Table("id", "case", "unit", "level", "about", "age", "told")
-        for d in data:
-            told = "\n".join(_told(t, a.settings.timezone) for t in d["told"]) or "nobody yet"
-            table.add_row(str(d["id"]), d["case"], d["unit"] or "", d["level"], d["topic"],
-                          d["age"], told, style="red" if d["level"] == "urgent" else None)
-        out.print(table)
-        out.print("Read the answers with: tala summary CASE. When handled: "
-                  "tala alerts ack ID --note \"what was done\"")
+    res = call("alerts")
+    data = res["alerts"]
+    if as_json:
+        typer.echo(json_text(data))
+        return
+    if not data:
+        out.print("No open alerts.")
+        return
+    table = Table("id", "case", "unit", "level", "about", "age", "told")
+    for d in data:
+        told = "\n".join(_told(t, res["timezone"]) for t in d["told"]) or "nobody yet"
+        table.add_row(str(d["id"]), d["case"], d["unit"] or "", d["level"], d["topic"],
+                      d["age"], told, style="red" if d["level"] == "urgent" else None)
+    out.print(table)
+    out.print("Read the answers with: tala summary CASE. When handled: "
+              "tala alerts ack ID --note \"what was done\"")
 
 
 @alerts_app.command("ack")
@@ -143,16 +136,8 @@ def alerts_ack(
     note: Optional[str] = typer.Option(None, "--note", help="What was done."),
 ) -> None:
     """Record that an alert was handled, by whom, and how."""
-    with built() as a:
-        row = a.db.alert(alert_id)
-        if row is None:
-            fail(f"There is no alert {alert_id}. 'tala alerts' lists the open ones.")
-        allowed(a, "ack", case_ref=a.db.case_ref_of(row.child_id))
-        if row.acked_at is not None:
-            fail(f"Alert {alert_id} was acknowledged already by {row.acked_by}.", code=1)
-        a.db.ack_alert(alert_id, a.settings.user, note)
-        a.db.audit(a.settings.user, "ack", a.db.case_ref_of(row.child_id), f"alert {alert_id}")
-        out.print(f"Alert {alert_id} acknowledged.")
+    call("ack", alert_id=alert_id, note=note)
+    out.print(f"Alert {alert_id} acknowledged.")
 
 
 @units_app.callback()
@@ -162,17 +147,14 @@ def units_list(ctx: typer.Context) -> None:
         return
     from rich.table import Table
 
-    from bot.hours import DEFAULT_HOURS
-
-    with built() as a:
-        allowed(a, "units")
-        table = Table("unit", "office hours", "on-call number (urgent alerts outside them)")
-        for u in a.db.units():
-            table.add_row(u.name, u.office_hours or DEFAULT_HOURS,
-                          a.db.on_call(u) or "none: urgent alerts wait for the office")
-        out.print(table)
-        out.print(f"A unit not listed has the office hours {DEFAULT_HOURS} and no on-call "
-                  "number. Swedish public holidays are outside office hours.")
+    res = call("units")
+    table = Table("unit", "office hours", "on-call number (urgent alerts outside them)")
+    for u in res["units"]:
+        table.add_row(u["name"], u["office_hours"],
+                      u["on_call"] or "none: urgent alerts wait for the office")
+    out.print(table)
+    out.print(f"A unit not listed has the office hours {res['default_hours']} and no on-call "
+              "number. Swedish public holidays are outside office hours.")
 
 
 @units_app.command("set")
@@ -185,33 +167,12 @@ def units_set(
                                         "\"mon-fri 08:00-17:00\" or \"always\"."),
 ) -> None:
     """Set a unit's on-call number and office hours."""
-    from bot.channels.sms import NumberError, normalise_number
-    from bot.hours import HoursError
-
-    if on_call is None and hours is None:
-        fail(f"Say what to set, for example: tala units set {unit} --on-call 0701234567 "
-             "--hours \"mon-fri 08:00-17:00\"")
-    with built() as a:
-        allowed(a, "units", unit=unit)
-        try:
-            number = (normalise_number(on_call, a.settings.sms_default_region)
-                      if on_call else on_call)
-            a.service.notifier.set_unit(unit, on_call=number, office_hours=hours)
-        except (NumberError, HoursError) as e:
-            fail(str(e))
-        a.db.audit(a.settings.user, "units", None,
-                   f"{unit}: " + ", ".join(part for part in (
-                       "on-call number " + ("set" if number else "removed")
-                       if on_call is not None else "",
-                       f"hours {hours}" if hours else "") if part))
-        row = a.db.unit(unit)
-        from bot.hours import DEFAULT_HOURS
-
-        out.print(f"{unit}: office hours {row.office_hours or DEFAULT_HOURS}; on-call number "
-                  f"{a.db.on_call(row) or 'none'}.")
-        if "sms" not in a.service.outbound and a.db.on_call(row):
-            out.print("Note: SMS is not set up here (TWILIO_*), so the on-call number cannot "
-                      "be texted yet.")
+    u = call("units_set", unit=unit, on_call=on_call, hours=hours)
+    out.print(f"{unit}: office hours {u['office_hours']}; on-call number "
+              f"{u['on_call'] or 'none'}.")
+    if not u["sms"] and u["on_call"]:
+        out.print("Note: SMS is not set up here (TWILIO_*), so the on-call number cannot "
+                  "be texted yet.")
 
 
 @case_app.command("assign")
@@ -220,19 +181,5 @@ def case_assign(
     name: str = typer.Argument(..., help="The tala user who is now responsible."),
 ) -> None:
     """Make someone responsible for a case: its alerts go to them from now on."""
-    with built() as a:
-        allowed(a, "assign", case_ref=case)
-        child = a.db.child(case)
-        if child is None:
-            fail(f"There is no case '{case}'. It is made by its first invitation: "
-                 f"tala invite {case} --age N")
-        if a.db.has_users():
-            user = a.db.user(name)
-            if user is None:
-                fail(f"There is no tala user '{name}'. 'tala users list' shows who there is.")
-            if user.role != "admin" and child.unit and user.unit != child.unit:
-                fail(f"{name} works in {user.unit}, and {case} is in {child.unit}.")
-        before = child.caseworker
-        a.db.ensure_child(case, caseworker=name)
-        a.db.audit(a.settings.user, "assign", case, f"{before or 'nobody'} -> {name}")
-        out.print(f"{name} is now responsible for {case}; its alerts go to {name}.")
+    call("assign", case=case, name=name)
+    out.print(f"{name} is now responsible for {case}; its alerts go to {name}.")

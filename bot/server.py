@@ -59,7 +59,7 @@ def _networks(trusted: str | None) -> tuple[ipaddress.IPv4Network | ipaddress.IP
                  for p in (trusted or "").split(",") if p.strip())
 
 
-def _from_proxy(request: web.Request, trusted: str | None) -> bool:
+def from_proxy(request: web.Request, trusted: str | None) -> bool:
     try:
         remote = ipaddress.ip_address(request.remote or "")
     except ValueError:
@@ -78,7 +78,7 @@ def _candidate_urls(request: web.Request, public_url: str | None,
         return [public_url.rstrip("/") + path]
     proto = request.headers.get("X-Forwarded-Proto")
     host = request.headers.get("X-Forwarded-Host")
-    if proto and host and _from_proxy(request, trusted_proxies):
+    if proto and host and from_proxy(request, trusted_proxies):
         return [f"{proto.split(',')[-1].strip()}://{host.split(',')[-1].strip()}{path}"]
     return [str(request.url)]
 

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     # X-Forwarded-Host are believed, when TALA_PUBLIC_URL is not set; nobody else's are.
     trusted_proxies: str | None = Field(default=None, alias="TALA_TRUSTED_PROXIES")
     user: str = Field(default_factory=_default_user, alias="TALA_USER")
+    # Staff sign-in with the municipality's identity provider (OpenID Connect): its issuer
+    # URL, the client id registered for tala, and the claim that holds the tala user name.
+    oidc_issuer: str | None = Field(default=None, alias="TALA_OIDC_ISSUER")
+    oidc_client_id: str | None = Field(default=None, alias="TALA_OIDC_CLIENT_ID")
+    oidc_user_claim: str = Field(default="preferred_username", alias="TALA_OIDC_USER_CLAIM")
     # How long a quiet session waits before one reminder, and before it expires (hours).
     remind_after_hours: float = Field(default=24, alias="TALA_REMIND_AFTER_HOURS")
     expire_after_hours: float = Field(default=14 * 24, alias="TALA_EXPIRE_AFTER_HOURS")

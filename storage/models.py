@@ -1,5 +1,6 @@
 """The results database's tables: children, invitations, campaigns, finished sessions and
-their answers, alerts and who was told of them, staff and their units, the audit log.
+their answers, alerts and who was told of them, staff, their API tokens and their units, the
+audit log.
 
 The schema is owned by the Alembic migrations in storage/migrations (a test compares the two);
 storage/sql.py and storage/alerting.py read and write these tables.
@@ -161,6 +162,24 @@ class User(Base):
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     email_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiToken(Base):
+    """A credential for the staff API: a personal token an admin made (`tala users token`), or
+    a session token given after an OpenID Connect sign-in. Only a SHA-256 of the secret is
+    kept; the secret is shown once. A token acts as its user as the user is now (a changed
+    role or unit applies at once) and stops at its expiry or when revoked."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # public, in the token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # personal | oidc
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Unit(Base):

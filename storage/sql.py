@@ -24,6 +24,7 @@ from sqlalchemy.orm import sessionmaker
 
 from flows.engine import State
 from storage.alerting import AlertQueries
+from storage.tokens import TokenQueries
 from storage.crypto import Crypto, subject_of
 from storage.engines import engine_for
 # The tables, also by this module's name (as every caller has always imported them).
@@ -144,7 +145,7 @@ def _scrub_sqlite(engine: Engine, after: str) -> None:
                     after, e.orig, engine.url.database)
 
 
-class Database(AlertQueries):
+class Database(AlertQueries, TokenQueries):
     def __init__(self, engine: Engine, crypto: Crypto):
         self.engine = engine
         self.crypto = crypto

@@ -248,6 +248,18 @@ class StateStore:
         """A hash of the campaigns by "keyword" or by "code"."""
         return f"{self.prefix}:campaigns:{by}"
 
+    def staff_key(self, kind: str, who: str) -> str:
+        """The staff API's counters (failed sign-ins per client address, requests per token)
+        and the ID tokens already exchanged for a session (single use)."""
+        return f"{self.prefix}:staff:{kind}:{who}"
+
+    def count(self, key: str, window: int) -> int:
+        """One more in a counter that starts over `window` seconds after its first count."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.set(key, 0, ex=window, nx=True)
+        pipe.incr(key)
+        return int(pipe.execute()[1])
+
     # -- (de)serialising
     def _encode(self, state: State) -> bytes:
         return self.crypto.seal(json.dumps(state.to_dict(), separators=(",", ":")).encode(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,6 +27,11 @@ from flows.i18n import Catalogs
 from flows.model import load_dir
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
+# A login of the person running the tests (`tala login`, ~/.config/tala) must not send the
+# tests' CLI commands to their server: every test process and its children get an empty
+# config directory of their own, and no TALA_SERVER.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="tala-test-config-")
+os.environ.pop("TALA_SERVER", None)
 REDIS_URL = os.environ.get("TALA_TEST_REDIS_URL")
 DATABASE_URL = os.environ.get("TALA_TEST_DATABASE_URL")
 

@@ -1,5 +1,5 @@
-"""Runs tala's real aiohttp server on 127.0.0.1 (a free port) in a background thread, so tests
-talk to it over real HTTP."""
+"""Runs tala's real aiohttp server on a free port of 127.0.0.1 (or of another address of this
+machine) in a background thread, so tests talk to it over real HTTP."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from aiohttp import web
 
 
 class RunningServer:
-    def __init__(self, web_app: web.Application):
+    def __init__(self, web_app: web.Application, host: str = "127.0.0.1"):
         self.web_app = web_app
+        self.host = host
         sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         self.port = sock.getsockname()[1]
         sock.close()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -27,7 +28,7 @@ class RunningServer:
         asyncio.set_event_loop(self._loop)
         self._runner = web.AppRunner(self.web_app)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        site = web.TCPSite(self._runner, self.host, self.port)
         self._loop.run_until_complete(site.start())
         self._ready.set()
         self._loop.run_forever()

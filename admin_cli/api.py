@@ -1,0 +1,253 @@
+"""The staff API, served by `tala serve` under /api/v1 beside the channels' routes.
+
+Every staff operation (admin_cli/ops) is a route here, run as the user the request proves to
+be: a personal token (`tala users token`) or a session token given after an OpenID Connect
+sign-in (POST /api/v1/login/oidc), always in `Authorization: Bearer`. TALA_USER means nothing
+here. Roles are checked inside each operation; every request is written to the audit log with
+the authenticated name, and every refused one too.
+
+    GET  /api/v1/openapi.json   the API, described (OpenAPI 3.1)
+    GET  /api/v1/login          how to sign in here (tokens; the OIDC issuer and client id)
+    POST /api/v1/login/oidc     {"id_token": ...} from the identity provider -> a session token
+
+Transport: plain HTTP is refused except from this machine (loopback) or from a proxy named in
+TALA_TRUSTED_PROXIES that says the client used HTTPS; a token in the URL is refused; answers
+carry no-store, nosniff, a deny-all CSP and no CORS headers, so no web page elsewhere may call
+this API from a browser. Failed sign-ins are limited per client address, requests per token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from admin_cli import ops
+from bot.app import App
+from bot.server import from_proxy
+
+log = logging.getLogger("tala.api")
+PREFIX = "/api/v1"
+PUBLIC = {(PREFIX + "/openapi.json", "GET"), (PREFIX + "/login", "GET"),
+          (PREFIX + "/login/oidc", "POST")}
+FAILURES_ALLOWED = 20  # failed sign-ins per client address ...
+FAILURE_WINDOW = 600  # ... in this many seconds
+REQUESTS_PER_MINUTE = 600  # per token
+SESSION_HOURS = 12  # a session token after an OIDC sign-in
+HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+           "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+           "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+STAFF_KEY = web.RequestKey("tala_staff", dict)
+
+
+def _error(status: int, message: str, code: int = 2, **headers: str) -> web.Response:
+    resp = web.json_response({"error": message, "exit": code}, status=status)
+    resp.headers.update({k.replace("_", "-"): v for k, v in headers.items()})
+    return resp
+
+
+def _secure(request: web.Request, trusted: str | None) -> bool:
+    """HTTPS, or this machine, or a trusted proxy that says its client used HTTPS."""
+    if request.secure:
+        return True
+    if from_proxy(request, trusted) and request.headers.get("X-Forwarded-For"):
+        return request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False  # a Unix socket: only a proxy on this machine can reach it
+
+
+def _client(request: web.Request, trusted: str | None) -> str:
+    """The client's address: the proxy's last hop when it is trusted, else the peer."""
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded and from_proxy(request, trusted):
+        return forwarded.split(",")[-1].strip()
+    return request.remote or "-"
+
+
+class StaffApi:
+    def __init__(self, app: App, threads: int = 4):
+        self.app = app
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="tala-staff")
+        self.verifier = None
+        s = app.settings
+        if s.oidc_issuer and s.oidc_client_id:
+            from admin_cli.oidc import Verifier
+
+            self.verifier = Verifier(s.oidc_issuer, s.oidc_client_id, s.oidc_user_claim)
+
+    async def run(self, fn, *args) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def audit(self, actor: str, action: str, case: str | None, detail: str) -> None:
+        try:
+            self.app.db.audit(actor, action, case, detail)
+        except Exception:  # noqa: BLE001 - an audit write that fails must be seen
+            log.exception("could not write the audit log for a staff API request")
+            raise
+
+    # -- the guard around every /api/ request
+    @web.middleware
+    async def guard(self, request: web.Request, handler) -> web.StreamResponse:
+        if not request.path.startswith("/api/"):
+            return await handler(request)
+        resp = await self._guarded(request, handler)
+        resp.headers.update(HEADERS)
+        if request.secure or request.headers.get("X-Forwarded-Proto") == "https":
+            resp.headers["Strict-Transport-Security"] = "max-age=31536000"
+        return resp
+
+    async def _guarded(self, request: web.Request, handler) -> web.StreamResponse:
+        trusted = self.app.settings.trusted_proxies
+        if not _secure(request, trusted):
+            return _error(403, "The staff API answers only over HTTPS (or on this machine).")
+        if {"token", "access_token", "api_key"} & set(request.query):
+            return _error(400, "Send the token in the Authorization header, never in the URL.")
+        client = _client(request, trusted)
+        failures_key = self.app.store.staff_key("failed", client)
+        failures = await self.run(self.app.store.r.get, failures_key)
+        if failures is not None and int(failures) >= FAILURES_ALLOWED:
+            return _error(429, "Too many failed sign-ins from here: wait ten minutes.",
+                          Retry_After=str(FAILURE_WINDOW))
+        if (request.path, request.method) in PUBLIC or request.method == "OPTIONS":
+            return await handler(request)
+        auth = request.headers.get("Authorization", "")
+        scheme, _, token = auth.partition(" ")
+        found = (await self.run(self.app.db.token_user, token.strip())
+                 if scheme.lower() == "bearer" and token.strip() else "missing")
+        route = request.match_info.route.resource
+        where = f"{request.method} {route.canonical if route else request.path}"
+        case = request.match_info.get("case")
+        if isinstance(found, str):
+            await self.run(self.app.store.count, failures_key, FAILURE_WINDOW)
+            await self.run(self.audit, "-", "refused", case, f"{where}: token {found}")
+            why = {"missing": "No token: send Authorization: Bearer TOKEN.",
+                   "unknown": "The token is not valid.", "expired": "The token has expired.",
+                   "revoked": "The token was revoked."}[found]
+            return _error(401, why, 3, WWW_Authenticate='Bearer error="invalid_token"')
+        user, row = found
+        used = await self.run(self.app.store.count, self.app.store.staff_key("uses", row.id), 60)
+        if used > REQUESTS_PER_MINUTE:
+            return _error(429, "Too many requests with this token: wait a minute.",
+                          Retry_After="60")
+        request[STAFF_KEY] = {"name": user.name, "role": user.role, "unit": user.unit}
+        resp = await handler(request)
+        await self.run(self.audit, user.name, "api", case, f"{where} -> {resp.status}")
+        return resp
+
+    # -- the routes
+    def route(self, operation: ops.Op):
+        async def handle(request: web.Request) -> web.Response:
+            params: dict[str, Any] = {}
+            for p in operation.params:
+                if p.where == "path":
+                    params[p.name] = request.match_info[p.name]
+                elif p.where == "query" and p.name in request.query:
+                    params[p.name] = request.query[p.name]
+            if operation.method in ("POST", "PUT") and request.can_read_body:
+                try:
+                    body = await request.json()
+                except ValueError:
+                    return _error(400, "The body must be JSON.")
+                if not isinstance(body, dict):
+                    return _error(400, "The body must be a JSON object.")
+                params.update({k: v for k, v in body.items() if k not in params})
+            unknown = set(request.query) - {p.name for p in operation.params}
+            if unknown:
+                return _error(400, f"Unknown parameter: {', '.join(sorted(unknown))}.")
+            actor = request[STAFF_KEY]["name"]
+            try:
+                result = await self.run(ops.run, self.app, actor, operation.name, params)
+            except ops.OpError as e:
+                return _error(e.status, e.message, e.code)
+            if isinstance(result, ops.Document):
+                media, _, rest = result.media_type.partition(";")
+                return web.Response(body=result.content, content_type=media.strip(),
+                                    charset="utf-8" if "charset" in rest else None)
+            return web.json_response(result, dumps=_dumps)
+
+        return handle
+
+    async def login_methods(self, request: web.Request) -> web.Response:
+        s = self.app.settings
+        return web.json_response({
+            "token": True,
+            "oidc": {"issuer": s.oidc_issuer, "client_id": s.oidc_client_id}
+            if self.verifier else None})
+
+    async def login_oidc(self, request: web.Request) -> web.Response:
+        """An ID token from the identity provider, for a session token of tala's own."""
+        from admin_cli.oidc import LoginError
+
+        if self.verifier is None:
+            return _error(404, "This server has no identity provider: ask an admin for a "
+                          "token (tala users token NAME).")
+        try:
+            body = await request.json()
+            id_token = body["id_token"]
+            if not isinstance(id_token, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return _error(400, 'Send {"id_token": "..."} as JSON.')
+        client = _client(request, self.app.settings.trusted_proxies)
+        try:
+            claims = await self.run(self.verifier.verify, id_token)
+        except LoginError as e:
+            await self.run(self.app.store.count, self.app.store.staff_key("failed", client),
+                           FAILURE_WINDOW)
+            await self.run(self.audit, "-", "refused", None, f"OIDC sign-in: {e}")
+            return _error(401, str(e), 3)
+        name = claims[self.verifier.claim]
+        digest = hashlib.sha256(id_token.encode()).hexdigest()
+        ttl = max(int(claims["exp"] - time.time()) + 60, 60)
+        first = await self.run(lambda: self.app.store.r.set(
+            self.app.store.staff_key("idtoken", digest), 1, ex=ttl, nx=True))
+        if not first:
+            await self.run(self.audit, "-", "refused", None, f"OIDC sign-in of {name}: "
+                           "ID token used before")
+            return _error(401, "This sign-in was used already: sign in again.", 3)
+        if await self.run(self.app.db.user, name) is None:
+            await self.run(self.audit, name, "refused", None, "OIDC sign-in: not a tala user")
+            return _error(403, f"'{name}' signed in, but is not a tala user. An admin adds "
+                          f"you with: tala users add {name} --role caseworker --unit UNIT", 3)
+        issued = await self.run(lambda: self.app.db.add_token(
+            name, "oidc", timedelta(hours=SESSION_HOURS), "OIDC sign-in"))
+        await self.run(self.audit, name, "login", None, f"OIDC, token {issued.id}")
+        return web.json_response({"token": issued.token, "expires_at":
+                                  issued.expires_at.isoformat(), "name": name})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        from admin_cli.openapi import document
+
+        return web.json_response(document(ops.registry()), dumps=_dumps)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
+def add_staff_api(web_app: web.Application, app: App) -> StaffApi:
+    """The staff routes and their guard, on the app `tala serve` runs."""
+    api = StaffApi(app)
+    web_app.middlewares.append(api.guard)
+    web_app.router.add_get(PREFIX + "/openapi.json", api.openapi)
+    web_app.router.add_get(PREFIX + "/login", api.login_methods)
+    web_app.router.add_post(PREFIX + "/login/oidc", api.login_oidc)
+    for operation in ops.registry().values():
+        web_app.router.add_route(operation.method, PREFIX + operation.path,
+                                 api.route(operation))
+
+    async def stop(_: web.Application) -> None:
+        api.pool.shutdown(wait=True)
+
+    web_app.on_cleanup.append(stop)
+    return api

@@ -1,0 +1,137 @@
+"""OpenID Connect with the municipality's identity provider.
+
+The server side (`Verifier`): an ID token is believed only when it is signed by a key the
+provider publishes (its JWKS, found through its discovery document), was issued by
+TALA_OIDC_ISSUER for TALA_OIDC_CLIENT_ID, has not expired, and names a tala user in
+TALA_OIDC_USER_CLAIM (preferred_username by default). `tala serve` then gives a session token
+of its own (12 hours), so every later request is checked the one way tokens are.
+
+The CLI side (`device_login`): the device authorization grant (RFC 8628) through Authlib's
+OAuth 2 client, for a terminal with no browser of its own: the user opens the provider's page
+on any device, signs in there (with the municipality's multi-factor rules) and types the code
+the CLI shows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+CACHE_SECONDS = 3600.0
+ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
+
+
+class LoginError(Exception):
+    """The sign-in did not prove who this is; the message says what to do."""
+
+
+def discover(issuer: str, timeout: float = 10.0) -> dict[str, Any]:
+    import requests
+
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    try:
+        resp = requests.get(url, timeout=timeout)
+        resp.raise_for_status()
+        meta = resp.json()
+    except (requests.RequestException, ValueError) as e:
+        raise LoginError(f"The identity provider does not answer at {url} ({e}).") from None
+    if meta.get("issuer", "").rstrip("/") != issuer.rstrip("/"):
+        raise LoginError(f"{url} names another issuer ({meta.get('issuer')}).")
+    return meta
+
+
+class Verifier:
+    def __init__(self, issuer: str, client_id: str, claim: str = "preferred_username",
+                 clock: Callable[[], float] = time.time):
+        self.issuer, self.client_id, self.claim = issuer, client_id, claim
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._meta: dict[str, Any] | None = None
+        self._keys: Any = None
+        self._fetched = 0.0
+
+    def _key_set(self, refresh: bool = False) -> Any:
+        import requests
+        from joserfc.jwk import KeySet
+
+        with self._lock:
+            if refresh or self._keys is None or self.clock() - self._fetched > CACHE_SECONDS:
+                self._meta = discover(self.issuer)
+                try:
+                    resp = requests.get(self._meta["jwks_uri"], timeout=10)
+                    resp.raise_for_status()
+                    self._keys = KeySet.import_key_set(resp.json())
+                except (requests.RequestException, ValueError, KeyError) as e:
+                    raise LoginError(f"The identity provider's keys cannot be read ({e}).") \
+                        from None
+                self._fetched = self.clock()
+            return self._keys
+
+    def verify(self, id_token: str, nonce: str | None = None) -> dict[str, Any]:
+        """The ID token's claims, or LoginError."""
+        from joserfc import jwt
+        from joserfc.errors import JoseError
+
+        try:
+            try:
+                token = jwt.decode(id_token, self._key_set(), algorithms=ALGORITHMS)
+            except JoseError:  # the provider may have rolled its keys since we read them
+                token = jwt.decode(id_token, self._key_set(refresh=True),
+                                   algorithms=ALGORITHMS)
+            checks: dict[str, Any] = {
+                "iss": {"essential": True, "value": self.issuer},
+                "aud": {"essential": True, "value": self.client_id},
+                "exp": {"essential": True}, "sub": {"essential": True}}
+            if nonce is not None:
+                checks["nonce"] = {"essential": True, "value": nonce}
+            jwt.JWTClaimsRegistry(now=int(self.clock()), leeway=30, **checks) \
+                .validate(token.claims)
+        except (JoseError, ValueError) as e:
+            raise LoginError(f"The sign-in is not valid ({getattr(e, 'error', 'token')}).") \
+                from None
+        name = token.claims.get(self.claim)
+        if not isinstance(name, str) or not name:
+            raise LoginError(f"The identity provider did not say {self.claim}.")
+        return token.claims
+
+
+def device_login(issuer: str, client_id: str, show: Callable[[str, str], None],
+                 timeout: float = 900.0) -> str:
+    """Sign in by the device flow; the ID token. `show(url, code)` tells the user where to go
+    and what to type."""
+    from authlib.integrations.requests_client import OAuth2Session
+    from authlib.oauth2.rfc6749.errors import OAuth2Error
+
+    meta = discover(issuer)
+    if "device_authorization_endpoint" not in meta:
+        raise LoginError("The identity provider offers no device sign-in: use a token "
+                         "(tala login --token).")
+    # A public client (the CLI keeps no secret): its id in the body, no client authentication.
+    client = OAuth2Session(client_id, scope="openid profile", token_endpoint_auth_method="none")
+    resp = client.post(meta["device_authorization_endpoint"], withhold_token=True,
+                       data={"client_id": client_id, "scope": "openid profile"}, timeout=10)
+    if resp.status_code != 200:
+        raise LoginError(f"The identity provider refused the sign-in ({resp.status_code}).")
+    grant = resp.json()
+    show(grant.get("verification_uri_complete") or grant["verification_uri"],
+         grant["user_code"])
+    interval = float(grant.get("interval", 5))
+    deadline = time.monotonic() + min(float(grant.get("expires_in", timeout)), timeout)
+    while time.monotonic() < deadline:
+        time.sleep(interval)  # the provider's own pace (RFC 8628 section 3.5)
+        try:
+            token = client.fetch_token(meta["token_endpoint"], grant_type=DEVICE_GRANT,
+                                       device_code=grant["device_code"], client_id=client_id)
+        except OAuth2Error as e:
+            if e.error == "authorization_pending":
+                continue
+            if e.error == "slow_down":
+                interval += 5
+                continue
+            raise LoginError(f"The sign-in did not finish ({e.error}).") from None
+        if not token.get("id_token"):
+            raise LoginError("The identity provider gave no ID token (scope openid).")
+        return token["id_token"]
+    raise LoginError("The sign-in took too long: run tala login again.")

@@ -1,0 +1,159 @@
+"""The staff use cases, each written once and run two ways: by the CLI on the local data
+directory (as the operating-system user, or TALA_USER), and by the staff API in `tala serve`
+(as the user the server authenticated). The CLI after `tala login` sends the same call to the
+API instead, so both ways print the same.
+
+An operation is a function `fn(app, actor, **params)` registered with its HTTP method and
+path under /api/v1. Its parameters, their types and which are required are read from its
+signature: the API checks requests against them and the OpenAPI document is made from them. It
+returns JSON-ready data or a `Document` (a summary as HTML or PNG, a CSV report), and says no
+with `OpError` (the message the CLI prints, its exit code, the HTTP status). Access is checked
+inside each operation, by admin_cli.access, with the actor it is given.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+MODULES = ("cases", "alerts", "records", "people")
+
+
+class OpError(Exception):
+    """No: the message says why and what to do instead."""
+
+    def __init__(self, message: str, code: int = 2, status: int = 400):
+        super().__init__(message)
+        self.message, self.code, self.status = message, code, status
+
+
+def not_found(message: str) -> OpError:
+    return OpError(message, 2, 404)
+
+
+@dataclass(frozen=True)
+class Document:
+    """A rendered result: the bytes and their media type."""
+
+    content: bytes
+    media_type: str
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: type  # str, int, bool, date or list (of str)
+    required: bool
+    default: Any
+    where: str  # path | query | body
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    method: str
+    path: str  # under /api/v1, with {name} for path parameters
+    fn: Callable[..., Any]
+    params: tuple[Param, ...]
+    doc: str
+    document: bool  # answers with a Document (its own media type), not JSON data
+
+
+REGISTRY: dict[str, Op] = {}
+_KINDS = {"bool": bool, "int": int, "date": date, "list": list, "str": str}
+
+
+def _kind(annotation: str) -> type:
+    """The parameter's type from its annotation as written ("int", "date | None")."""
+    names = {part.strip() for part in annotation.split("|")} - {"None"}
+    if len(names) == 1 and names <= set(_KINDS):
+        return _KINDS[names.pop()]
+    raise TypeError(f"unsupported parameter type {annotation!r}")
+
+
+def op(method: str, path: str, name: str | None = None) -> Callable:
+    """Register `fn(app, actor, *, ...)` as the operation `name` (default: its own name)."""
+
+    def register(fn: Callable) -> Callable:
+        signature = inspect.signature(fn)
+        in_path = set(re.findall(r"{(\w+)}", path))
+        params = []
+        for p in list(signature.parameters.values())[2:]:
+            required = p.default is inspect.Parameter.empty
+            where = "path" if p.name in in_path else (
+                "query" if method in ("GET", "DELETE") else "body")
+            params.append(Param(p.name, _kind(str(p.annotation)), required,
+                                None if required else p.default, where))
+        key = name or fn.__name__
+        REGISTRY[key] = Op(key, method, path, fn, tuple(params),
+                           inspect.cleandoc(fn.__doc__ or ""),
+                           str(signature.return_annotation) == "Document")
+        return fn
+
+    return register
+
+
+def registry() -> dict[str, Op]:
+    import importlib
+
+    for module in MODULES:
+        importlib.import_module(f"admin_cli.ops.{module}")
+    return REGISTRY
+
+
+def convert(param: Param, value: Any) -> Any:
+    """A parameter's value from JSON or a query string, as its function takes it; OpError (400)
+    when it cannot be."""
+    if value is None:
+        return None
+    try:
+        if param.kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes"):
+                return True
+            if str(value).lower() in ("0", "false", "no"):
+                return False
+            raise ValueError(value)
+        if param.kind is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if param.kind is date:
+            return value if isinstance(value, date) else date.fromisoformat(str(value))
+        if param.kind is list:
+            items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+            return [str(v) for v in items]
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise ValueError(value)
+        return str(value)
+    except ValueError:
+        what = {bool: "true or false", int: "a whole number", date: "a date YYYY-MM-DD",
+                list: "a list", str: "text"}[param.kind]
+        raise OpError(f"{param.name} must be {what}.", 2, 400) from None
+
+
+def run(app: App, actor: str, name: str, params: dict[str, Any], /) -> Any:
+    """Run operation `name` as `actor`; a refusal from admin_cli.access becomes OpError (exit
+    3, HTTP 403)."""
+    from admin_cli.access import AccessError
+
+    operation = registry()[name]
+    known = {p.name: p for p in operation.params}
+    unknown = set(params) - set(known)
+    if unknown:
+        raise OpError(f"Unknown parameter: {', '.join(sorted(unknown))}.", 2, 400)
+    missing = [p.name for p in operation.params if p.required and params.get(p.name) is None]
+    if missing:
+        raise OpError(f"Missing: {', '.join(missing)}.", 2, 400)
+    args = {k: convert(known[k], v) for k, v in params.items() if v is not None}
+    try:
+        return operation.fn(app, actor, **args)
+    except AccessError as e:
+        raise OpError(str(e), 3, 403) from None

@@ -1,0 +1,163 @@
+"""A child's case: invite, read the summary, reply, make someone responsible, erase."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from admin_cli.access import require
+from admin_cli.ops import Document, OpError, not_found, op
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+CHANNELS = ("console", "sms", "telegram", "rasa")
+
+
+@op("POST", "/invitations")
+def invite(app: App, actor: str, case: str, age: int, lang: str = "sv",
+           channel: str = "console", to: str | None = None,
+           questionnaire: str | None = None, unit: str | None = None,
+           caseworker: str | None = None) -> dict:
+    """Invite a child to answer a questionnaire. `invitation` is what `tala invite --json`
+    prints; `notes` say who will hear of the case's alerts when tala cannot reach them."""
+    from bot.service import InviteError
+
+    if channel not in CHANNELS:
+        raise OpError(f"channel must be one of {', '.join(CHANNELS)}.")
+    user = require(app, actor, "invite", case_ref=case, unit=unit)
+    if user is not None and user.role != "admin":
+        unit = unit or user.unit
+    try:
+        inv = app.service.invite(case, age, lang=lang, channel=channel, contact=to,
+                                 questionnaire_id=questionnaire, unit=unit,
+                                 caseworker=caseworker, actor=actor)
+    except InviteError as e:
+        raise OpError(str(e)) from None
+    sent = None
+    if channel == "sms":
+        # One try now; if Twilio is away, the worker (tala serve / tala worker) retries.
+        app.service.send_queued("sms", block_ms=0, max_jobs=1)
+        delivery = app.db.invitation(inv.session_id)
+        sent = delivery.delivery_status if delivery else None
+    link = None
+    if channel == "telegram":
+        from bot.channels.telegram import deep_link
+
+        link = deep_link(app.settings, inv.code)
+    alerts_to, notes = _who_is_told(app, inv.case_ref)
+    return {"invitation": {
+        "case": inv.case_ref, "session_id": inv.session_id,
+        "questionnaire": inv.questionnaire_id, "lang": inv.lang, "channel": inv.channel,
+        "code": inv.code, "link": link, "expires_at": inv.expires_at.isoformat(),
+        "delivery": sent}, "alerts_to": alerts_to, "notes": notes}
+
+
+def _who_is_told(app: App, case_ref: str) -> tuple[str | None, list[str]]:
+    """Who gets the case's alerts, and a warning when tala has no way to reach them."""
+    child = app.db.child(case_ref)
+    who = child.caseworker if child else None
+    if not {"sms", "email"} & set(app.service.outbound):
+        return None, (["Note: neither SMS (TWILIO_*) nor e-mail (TALA_SMTP_URL) is set up "
+                       "here, so alerts only wait in 'tala alerts'."]
+                      if app.db.has_users() else [])
+    reachable = [c for c in app.db.contacts(names=[who])
+                 if (c.phone and "sms" in app.service.outbound)
+                 or (c.email and "email" in app.service.outbound)] if who else []
+    if reachable:
+        return who, []
+    if app.db.has_users():
+        return None, [f"Note: tala cannot reach {who or 'anyone responsible'} for {case_ref} "
+                      "(no work phone or e-mail), so its alerts go to the unit's manager. Add "
+                      "one with: tala users add NAME --role caseworker --unit UNIT --phone "
+                      "070... --email name@kommun.se"]
+    return None, []
+
+
+def text_document(renderable: object, width: int, wrap: bool, color: bool) -> Document:
+    """A Rich renderable as the terminal would show it: `wrap` false keeps long lines whole
+    (the terminal wraps them), `color` keeps Rich's colours as ANSI codes."""
+    from rich.console import Console
+
+    buf = io.StringIO()
+    Console(file=buf, width=width, soft_wrap=not wrap, force_terminal=color,
+            color_system="truecolor" if color else None, highlight=True).print(renderable)
+    return Document(buf.getvalue().encode("utf-8"), "text/plain; charset=utf-8")
+
+
+@op("GET", "/cases/{case}/summary")
+def summary(app: App, actor: str, case: str, format: str = "json",
+            since: date | None = None, until: date | None = None,
+            compare: list | None = None, width: int = 100, wrap: bool = True,
+            color: bool = False) -> Document:
+    """What the child said, for the caseworker (format json, text, html or png). Every read
+    is in the audit log. `compare`: BEFORE,AFTER (dates or session ids)."""
+    from admin_cli import summary as s
+    from admin_cli.safe import json_text
+
+    if format not in ("json", "text", "html", "png"):
+        raise OpError("format must be json, text, html or png.")
+    require(app, actor, "summary", case_ref=case)
+    try:
+        data = s.build(app, case, actor, since=since, until=until,
+                       compare=tuple(compare) if compare else None)
+    except s.SummaryError as e:
+        raise (not_found(str(e)) if app.db.child(case) is None else OpError(str(e))) from None
+    if format == "text":
+        return text_document(s.render_text(app, data), width, wrap, color)
+    if format == "html":
+        return Document(s.render_html(app, data).encode("utf-8"), "text/html; charset=utf-8")
+    if format == "png":
+        with tempfile.TemporaryDirectory() as tmp:
+            path = s.render_png(app, data, Path(tmp) / "summary.png")
+            return Document(path.read_bytes(), "image/png")
+    return Document((json_text(data) + "\n").encode("utf-8"), "application/json")
+
+
+@op("POST", "/cases/{case}/replies")
+def reply(app: App, actor: str, case: str, text: str) -> dict:
+    """Send a short answer back to the child, on the channel the child used."""
+    from bot.service import ReplyError
+
+    require(app, actor, "reply", case_ref=case)
+    try:
+        job_id = app.service.reply(case, text, actor)
+    except ReplyError as e:
+        raise OpError(str(e)) from None
+    job = app.queue.job(job_id)
+    app.service.send_queued(job.get("channel", "sms"), block_ms=0, max_jobs=1)
+    return {"case": case, "status": app.queue.job(job_id).get("status", "queued")}
+
+
+@op("PUT", "/cases/{case}/caseworker")
+def assign(app: App, actor: str, case: str, name: str) -> dict:
+    """Make someone responsible for a case: its alerts go to them from now on."""
+    require(app, actor, "assign", case_ref=case)
+    child = app.db.child(case)
+    if child is None:
+        raise not_found(f"There is no case '{case}'. It is made by its first invitation: "
+                        f"tala invite {case} --age N")
+    if app.db.has_users():
+        user = app.db.user(name)
+        if user is None:
+            raise OpError(f"There is no tala user '{name}'. 'tala users list' shows who there "
+                          "is.")
+        if user.role != "admin" and child.unit and user.unit != child.unit:
+            raise OpError(f"{name} works in {user.unit}, and {case} is in {child.unit}.")
+    before = child.caseworker
+    app.db.ensure_child(case, caseworker=name)
+    app.db.audit(actor, "assign", case, f"{before or 'nobody'} -> {name}")
+    return {"case": case, "caseworker": name}
+
+
+@op("DELETE", "/cases/{case}", name="erase")
+def erase(app: App, actor: str, case: str) -> dict:
+    """Remove everything about a child and destroy their data keys. Cannot be undone."""
+    require(app, actor, "erase", case_ref=case)
+    if app.db.child(case) is None:
+        raise not_found(f"There is no case '{case}'.")
+    app.service.erase(case, actor)
+    return {"case": case, "erased": True}
