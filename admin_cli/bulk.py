@@ -1,10 +1,12 @@
 """`tala invite --from-csv FILE`: invite a class or a unit by SMS in one go.
 
-Each row gets a session id derived from the file's content and the row, so running the same
-file again (after a crash, a kill, Ctrl-C) invites nobody twice and queues nothing twice; the
-send queue then sends what is left at the configured rate (what Twilio cannot take for a
-while is left to the worker, which keeps trying). Every problem is reported with the line it
-came from, and the other rows go on.
+The rows are invited by `start` wherever the data is (here, or on the server after `tala
+login`); the text messages are then sent here at the configured rate, or by the server's
+worker while this follows them. Each row gets a session id derived from the file's content
+and the row, so running the same file again (after a crash, a kill, Ctrl-C) invites nobody
+twice and queues nothing twice (what Twilio cannot take for a while is left to the worker,
+which keeps trying). Every problem is reported with the line it came from, and the other
+rows go on.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -35,8 +38,18 @@ class BulkReport:
     failures: list[tuple[int, str]] = field(default_factory=list)  # (line, what went wrong)
 
 
-def _rows(path: Path) -> tuple[str, list[tuple[int, dict[str, str]]]]:
-    raw = path.read_bytes()
+@dataclass
+class BulkStart:
+    """What inviting the rows did: the rows read, those invited, the rows that could not be,
+    and the send-queue job of each invitation (job id -> line)."""
+
+    rows: int = 0
+    invited: int = 0
+    failures: list[tuple[int, str]] = field(default_factory=list)
+    jobs: dict[str, int] = field(default_factory=dict)
+
+
+def _rows(raw: bytes, name: str) -> tuple[str, list[tuple[int, dict[str, str]]]]:
     batch = hashlib.sha256(raw).hexdigest()[:16]
     text = raw.decode("utf-8-sig")  # a BOM from Excel is fine
     dialect = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t") if text else csv.excel
@@ -44,7 +57,7 @@ def _rows(path: Path) -> tuple[str, list[tuple[int, dict[str, str]]]]:
     headers = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED if c not in headers]
     if missing:
-        raise InviteError(f"{path.name}: the first line must name the columns; missing: "
+        raise InviteError(f"{name}: the first line must name the columns; missing: "
                           f"{', '.join(missing)} (have: {', '.join(headers) or 'nothing'}).")
     rows = []
     for line, row in enumerate(reader, start=2):  # line 1 is the header, as in a spreadsheet
@@ -53,20 +66,20 @@ def _rows(path: Path) -> tuple[str, list[tuple[int, dict[str, str]]]]:
     return batch, rows
 
 
-def invite_from_csv(app: App, path: Path, actor: str, console: Console) -> BulkReport:
-    report = BulkReport()
+def start(app: App, raw: bytes, name: str, actor: str) -> BulkStart:
+    """Invite every row (by SMS, on the bulk lane) and queue its text message."""
+    began = BulkStart()
     try:
-        batch, rows = _rows(path)
-    except (InviteError, OSError, UnicodeDecodeError, csv.Error) as e:
-        report.failures.append((0, str(e)))
-        console.print(f"[red]{e}[/red]")
-        return report
-    jobs: dict[str, int] = {}  # job id -> line
+        batch, rows = _rows(raw, name)
+    except (InviteError, UnicodeDecodeError, csv.Error) as e:
+        began.failures.append((0, str(e)))
+        return began
+    began.rows = len(rows)
     for line, row in rows:
         try:
             age = int(row["age"])
         except ValueError:
-            report.failures.append((line, f"age '{row['age']}' is not a number of years"))
+            began.failures.append((line, f"age '{row['age']}' is not a number of years"))
             continue
         sid = uuid.uuid5(uuid.NAMESPACE_URL, f"tala-bulk:{batch}:{line}").hex
         try:
@@ -76,14 +89,65 @@ def invite_from_csv(app: App, path: Path, actor: str, console: Console) -> BulkR
                                caseworker=row.get("caseworker") or None, actor=actor,
                                session_id=sid, lane=BULK)
         except InviteError as e:
-            report.failures.append((line, str(e)))
+            began.failures.append((line, str(e)))
             continue
-        report.invited += 1
-        jobs[f"invite:{sid}:0"] = line
+        began.invited += 1
+        began.jobs[f"invite:{sid}:0"] = line
+    return began
 
+
+def job_state(app: App, job_id: str) -> dict[str, object]:
+    """Where one invitation's text message is: its status and error, and whether it is left
+    to the worker (put off further ahead than is worth waiting for here)."""
+    job = app.queue.job(job_id)
+    return {"status": job.get("status"), "error": job.get("error"),
+            "left_to_worker": app.queue.left_to_worker(job)}
+
+
+def settled(state: dict[str, object]) -> bool:
+    return state["status"] in ("sent", "failed") or bool(state["left_to_worker"])
+
+
+def report(began: BulkStart, states: dict[str, dict], console: Console) -> BulkReport:
+    """The outcome by line, printed: how many were invited and sent, and every problem."""
+    done = BulkReport(invited=began.invited, failures=list(began.failures))
+    for job_id, line in sorted(began.jobs.items(), key=lambda kv: kv[1]):
+        state = states[job_id]
+        if state["status"] == "sent":
+            done.sent += 1
+        elif state["status"] in ("retry", "unsure"):
+            done.failures.append((line, f"not sent yet ({state['error']}); tala serve or "
+                                        "tala worker keeps trying"))
+        else:
+            done.failures.append((line, state["error"] or "not sent"))
+    done.failures.sort()
+    if began.failures and began.failures[0][0] == 0:  # the file itself could not be read
+        console.print(f"[red]{began.failures[0][1]}[/red]")
+        return done
+    console.print(f"Invited {done.invited} of {began.rows}; {done.sent} text messages sent.")
+    for line, what in done.failures:
+        console.print(f"[red]line {line}:[/red] {what}")
+    return done
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("Sending invitations"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console)
+
+
+def invite_from_csv(app: App, path: Path, actor: str, console: Console) -> BulkReport:
+    """On the local data directory: invite, then send at the configured rate here."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raw, began = b"", BulkStart(failures=[(0, str(e))])
+    else:
+        began = start(app, raw, path.name, actor)
+    if not raw or (began.failures and began.failures[0][0] == 0):
+        return report(began, {}, console)
+    jobs = began.jobs
     left = {j for j in jobs if app.queue.job(j).get("status") not in ("sent", "failed")}
-    with Progress(TextColumn("Sending invitations"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console) as progress:
+    with _progress(console) as progress:
         task = progress.add_task("send", total=len(jobs), completed=len(jobs) - len(left))
         last_check = [time.monotonic()]
 
@@ -99,26 +163,38 @@ def invite_from_csv(app: App, path: Path, actor: str, console: Console) -> BulkR
             if left and time.monotonic() - last_check[0] > 2:
                 last_check[0] = time.monotonic()
                 for j in list(left):
-                    job = app.queue.job(j)
-                    if job.get("status") in ("sent", "failed") or app.queue.left_to_worker(job):
+                    if settled(job_state(app, j)):
                         left.discard(j)
                         progress.advance(task)
             return not left
 
         while not finished():
             app.service.send_queued("sms", block_ms=500, stop=finished, on_result=done)
+    return report(began, {j: job_state(app, j) for j in jobs}, console)
 
-    for job_id, line in sorted(jobs.items(), key=lambda kv: kv[1]):
-        job = app.queue.job(job_id)
-        if job.get("status") == "sent":
-            report.sent += 1
-        elif job.get("status") in ("retry", "unsure"):
-            report.failures.append((line, f"not sent yet ({job.get('error')}); tala serve or "
-                                          "tala worker keeps trying"))
-        else:
-            report.failures.append((line, job.get("error") or "not sent"))
-    report.failures.sort()
-    console.print(f"Invited {report.invited} of {len(rows)}; {report.sent} text messages sent.")
-    for line, what in report.failures:
-        console.print(f"[red]line {line}:[/red] {what}")
-    return report
+
+def invite_through(server: Any, path: Path, console: Console,
+                   poll: float = 1.0) -> BulkReport:
+    """After `tala login`: the server invites and its worker sends; this follows the sending
+    until every message is sent, failed or left to the worker, and reports the same."""
+    from admin_cli.ops import registry
+
+    ops = registry()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        return report(BulkStart(failures=[(0, str(e))]), {}, console)
+    answer = server.call(ops["invite_bulk"], {"csv": raw.decode("utf-8", "replace"),
+                                              "name": path.name})
+    began = BulkStart(answer["rows"], answer["invited"],
+                      [tuple(f) for f in answer["failures"]], answer["jobs"])
+    states: dict[str, dict] = {}
+    with _progress(console) as progress:
+        task = progress.add_task("send", total=len(began.jobs))
+        while True:
+            states = server.call(ops["invite_bulk_jobs"], {"jobs": list(began.jobs)})
+            progress.update(task, completed=sum(settled(s) for s in states.values()))
+            if all(settled(s) for s in states.values()):
+                break
+            time.sleep(poll)  # the server sends at its own rate: look again in a while
+    return report(began, states, console)

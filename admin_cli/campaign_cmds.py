@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from admin_cli.common import allowed, built, err, fail, out
+from admin_cli.common import call, err, fail, out
 
 campaign_app = typer.Typer(help="Anonymous group surveys: a class answers by keyword.",
                            no_args_is_help=True)
@@ -29,26 +29,14 @@ def campaign_create(
 ) -> None:
     """Start an anonymous survey: pupils text the keyword (or open the Telegram link) and
     answer with no name; results only in aggregate (tala report --campaign NAME)."""
-    from bot.service import CampaignError
-
-    with built() as a:
-        user = allowed(a, "campaigns", unit=unit)
-        if user is not None and user.role == "manager":
-            unit = unit or user.unit
-        try:
-            c = a.service.create_campaign(name, questionnaire, keyword, opens.date(),
-                                          closes.date(), unit=unit, langs=lang or ["sv"],
-                                          actor=a.settings.user)
-        except CampaignError as e:
-            fail(str(e))
-        out.print(f"Campaign {c.name}: text [bold]{c.keyword.upper()}[/bold]"
-                  + (f" to {a.settings.twilio_from_number}" if a.settings.twilio_from_number
-                     else "") + f", open {c.opens} - {c.closes}.")
-        if a.settings.telegram_bot_username:
-            from bot.channels.telegram import campaign_link
-
-            out.print(f"Telegram: {campaign_link(a.settings, c.code)}")
-        out.print(f"Poster: tala campaign poster {c.name} --out poster.pdf")
+    c = call("campaign_create", name=name, questionnaire=questionnaire, keyword=keyword,
+             unit=unit, opens=opens.date(), closes=closes.date(), lang=lang or None)
+    out.print(f"Campaign {c['name']}: text [bold]{c['keyword']}[/bold]"
+              + (f" to {c['sms_number']}" if c["sms_number"] else "")
+              + f", open {c['opens']} - {c['closes']}.")
+    if c["telegram"]:
+        out.print(f"Telegram: {c['telegram']}")
+    out.print(f"Poster: tala campaign poster {c['name']} --out poster.pdf")
 
 
 @campaign_app.command("list")
@@ -56,16 +44,11 @@ def campaign_list() -> None:
     """Every campaign, open or closed."""
     from rich.table import Table
 
-    with built() as a:
-        user = allowed(a, "campaigns")
-        table = Table("name", "keyword", "questionnaire", "unit", "open", "state")
-        for c in a.db.campaigns():
-            if user is not None and user.role == "manager" and c.unit != user.unit:
-                continue
-            state = "closed" if c.closed_at else "open"
-            table.add_row(c.name, c.keyword.upper(), c.questionnaire_id, c.unit or "",
-                          f"{c.opens} - {c.closes}", state)
-        out.print(table)
+    table = Table("name", "keyword", "questionnaire", "unit", "open", "state")
+    for c in call("campaign_list"):
+        table.add_row(c["name"], c["keyword"], c["questionnaire"], c["unit"] or "",
+                      f"{c['opens']} - {c['closes']}", "closed" if c["closed"] else "open")
+    out.print(table)
 
 
 @campaign_app.command("poster")
@@ -75,37 +58,20 @@ def campaign_poster(
 ) -> None:
     """An A4 poster for the classroom wall: the keyword and number, a QR code for Telegram,
     a line on anonymity, in the campaign's languages."""
-    from admin_cli.poster import PosterError, make_poster, untranslated
-
-    with built() as a:
-        c = a.db.campaign(name)
-        if c is None:
-            fail(f"There is no campaign '{name}'. 'tala campaign list' shows them.")
-        allowed(a, "campaigns", unit=c.unit)
-        link = None
-        if a.settings.telegram_bot_username:
-            from bot.channels.telegram import campaign_link
-
-            link = campaign_link(a.settings, c.code)
-        try:
-            make_poster(c, sms_number=a.settings.twilio_from_number, telegram_link=link,
-                        catalogs=a.runtime.catalogs, out=out_file)
-        except (PosterError, ValueError) as e:
-            fail(str(e))
-        missing = untranslated(c.langs, a.runtime.catalogs)
-        if missing:
-            err.print(f"[yellow]Left off the poster (not translated yet): "
-                      f"{', '.join(missing)}.[/yellow]")
-        out.print(f"Wrote {out_file}.")
+    suffix = out_file.suffix.lower().lstrip(".")
+    if suffix not in ("pdf", "png"):
+        fail(f"The poster is a PDF or a PNG: --out {out_file.stem}.pdf")
+    doc = call("campaign_poster", name=name, format=suffix)
+    out_file.write_bytes(doc.content)
+    missing = call("campaign_untranslated", name=name)
+    if missing:
+        err.print(f"[yellow]Left off the poster (not translated yet): "
+                  f"{', '.join(missing)}.[/yellow]")
+    out.print(f"Wrote {out_file}.")
 
 
 @campaign_app.command("close")
 def campaign_close(name: str = typer.Argument(...)) -> None:
     """Close a campaign now: the keyword then gets a polite "closed" answer."""
-    with built() as a:
-        c = a.db.campaign(name)
-        if c is None:
-            fail(f"There is no campaign '{name}'. 'tala campaign list' shows them.")
-        allowed(a, "campaigns", unit=c.unit)
-        a.service.close_campaign(name, a.settings.user)
-        out.print(f"Campaign {name} is closed.")
+    call("campaign_close", name=name)
+    out.print(f"Campaign {name} is closed.")

@@ -131,11 +131,19 @@ def invite(
 ) -> None:
     """Invite a child (or, with --from-csv, many) to answer a questionnaire."""
     if from_csv:
-        from admin_cli.bulk import invite_from_csv
+        from admin_cli import bulk
+        from admin_cli.client import ClientError, remote
 
-        with built() as a:
-            allowed(a, "invite")
-            report = invite_from_csv(a, from_csv, a.settings.user, out)
+        try:
+            server = remote()
+            if server is not None:
+                report = bulk.invite_through(server, from_csv, out)
+            else:
+                with built() as a:
+                    allowed(a, "invite")
+                    report = bulk.invite_from_csv(a, from_csv, a.settings.user, out)
+        except ClientError as e:
+            fail(e.message, e.code)
         raise typer.Exit(0 if not report.failures else 1)
     if not case or age is None:
         fail("Give the case reference and the child's age, for example: "

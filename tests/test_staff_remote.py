@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.idp import FakeIdP
+from tests.fakes.twilio_api import FakeTwilio
 from tests.test_cli import FULL_6_11
 from tests.test_serve import _free_port, _stop_embedded_redis, _wait_healthy
 
@@ -47,9 +48,12 @@ def _ok(result: subprocess.CompletedProcess) -> str:
 
 def test_invite_summary_alerts_and_report_from_a_second_machine(tmp_path):
     server_dir = tmp_path / "server"
-    with FakeIdP() as idp:
+    with FakeIdP() as idp, FakeTwilio() as twilio:
         oidc = {"TALA_OIDC_ISSUER": idp.issuer, "TALA_OIDC_CLIENT_ID": idp.client_id}
-        here = _env(server_dir, tmp_path / "server-config", "admin", **oidc)
+        sms = {"TWILIO_ACCOUNT_SID": twilio.account_sid, "TWILIO_AUTH_TOKEN": twilio.auth_token,
+               "TWILIO_FROM_NUMBER": "+46700000000", "TWILIO_API_BASE_URL": twilio.base_url,
+               "TALA_PUBLIC_URL": "https://tala.example.org"}
+        here = _env(server_dir, tmp_path / "server-config", "admin", **oidc, **sms)
         _ok(_tala(here, "users", "add", "admin", "--role", "admin"))
         _ok(_tala(here, "users", "add", "anna", "--role", "caseworker", "--unit", "Nord"))
         _ok(_tala(here, "users", "add", "mia", "--role", "manager", "--unit", "Nord"))
@@ -59,11 +63,12 @@ def test_invite_summary_alerts_and_report_from_a_second_machine(tmp_path):
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen([sys.executable, "-m", "admin_cli.main", "serve", "--port",
-                                   str(port), "--no-worker"], env=here,
+                                   str(port)], env=here,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             _wait_healthy(url)
             _from_anna_s_laptop(tmp_path, here, url, token)
+            _a_class_by_sms_from_anna_s_laptop(tmp_path, url, token, twilio)
             _from_mia_s_laptop(tmp_path, here, url, idp)
         finally:
             server.send_signal(signal.SIGTERM)
@@ -113,6 +118,24 @@ def _from_anna_s_laptop(tmp_path: Path, here: dict, url: str, token: str) -> Non
     assert not login.exists()
 
 
+def _a_class_by_sms_from_anna_s_laptop(tmp_path: Path, url: str, token: str,
+                                       twilio: FakeTwilio) -> None:
+    laptop = tmp_path / "anna-again"
+    there = _env(laptop / "data", laptop / "config", "anna")
+    _ok(_tala(there, "login", "--server", url, "--token", token))
+    rows = tmp_path / "klass.csv"
+    rows.write_text("case,age,to,unit\nB-1,9,0701234501,Nord\nB-2,10,0701234502,Nord\n"
+                    "B-3,ett,0701234503,Nord\n", encoding="utf-8")
+    result = _tala(there, "invite", "--from-csv", str(rows))
+    assert result.returncode == 1, result.stderr  # one row could not be invited
+    assert "Invited 2 of 3; 2 text messages sent." in result.stdout
+    assert "line 4:" in result.stdout and "not a number of years" in result.stdout
+    assert sorted(m["to"] for m in twilio.messages) == ["+46701234501", "+46701234502"]
+    again = _tala(there, "invite", "--from-csv", str(rows))  # the same file: nobody twice
+    assert "Invited 2 of 3; 2 text messages sent." in again.stdout
+    assert len(twilio.messages) == 2
+
+
 def _from_mia_s_laptop(tmp_path: Path, here: dict, url: str, idp: FakeIdP) -> None:
     laptop = tmp_path / "mia"
     there = _env(laptop / "data", laptop / "config", "admin")
@@ -140,3 +163,8 @@ def _from_mia_s_laptop(tmp_path: Path, here: dict, url: str, idp: FakeIdP) -> No
     summary = _tala(there, "summary", "K-9")
     assert summary.returncode == 3 and "may not read a child's answers" in summary.stderr
     assert "No open alerts." in _ok(_tala(there, "alerts"))  # the unit's: all acknowledged
+    made = _ok(_tala(there, "campaign", "create", "--name", "ak8", "--keyword", "SKOLA8",
+                     "--opens", "2026-01-01", "--closes", "2030-12-31"))
+    assert "text SKOLA8 to +46700000000" in made
+    listed = _ok(_tala(there, "campaign", "list"))
+    assert "ak8" in listed and "Nord" in listed  # a manager's campaign is her unit's

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from bot.app import App
 
-MODULES = ("cases", "alerts", "records", "people")
+MODULES = ("cases", "alerts", "records", "people", "campaigns")
 
 
 class OpError(Exception):

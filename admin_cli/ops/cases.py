@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from bot.app import App
 
 CHANNELS = ("console", "sms", "telegram", "rasa")
+JOB_ID = re.compile(r"invite:[0-9a-f]{32}:0")
 
 
 @op("POST", "/invitations")
@@ -54,6 +56,32 @@ def invite(app: App, actor: str, case: str, age: int, lang: str = "sv",
         "questionnaire": inv.questionnaire_id, "lang": inv.lang, "channel": inv.channel,
         "code": inv.code, "link": link, "expires_at": inv.expires_at.isoformat(),
         "delivery": sent}, "alerts_to": alerts_to, "notes": notes}
+
+
+@op("POST", "/invitations/bulk", name="invite_bulk")
+def invite_bulk(app: App, actor: str, csv: str, name: str = "invitations.csv") -> dict:
+    """Invite everyone in a CSV file (columns case, age, to; optional lang, unit,
+    questionnaire, caseworker) by SMS. The worker sends the text messages at the configured
+    rate: `jobs` (job id -> line) are followed with invite_bulk_jobs. The same file again
+    invites nobody twice."""
+    from admin_cli import bulk
+
+    require(app, actor, "invite")
+    began = bulk.start(app, csv.encode("utf-8"), name, actor)
+    return {"rows": began.rows, "invited": began.invited, "failures": began.failures,
+            "jobs": began.jobs}
+
+
+@op("POST", "/invitations/bulk/jobs", name="invite_bulk_jobs")
+def invite_bulk_jobs(app: App, actor: str, jobs: list) -> dict:
+    """Where each bulk invitation's text message is (job id -> status, error, and whether it
+    is left to the worker's later tries)."""
+    from admin_cli import bulk
+
+    require(app, actor, "invite")
+    if len(jobs) > 10_000 or not all(JOB_ID.fullmatch(j) for j in jobs):
+        raise OpError("jobs: the job ids invite_bulk gave (at most 10,000).")
+    return {j: bulk.job_state(app, j) for j in jobs}
 
 
 def _who_is_told(app: App, case_ref: str) -> tuple[str | None, list[str]]:
