@@ -55,15 +55,19 @@ def _error(status: int, message: str, code: int = 2, **headers: str) -> web.Resp
 
 
 def _secure(request: web.Request, trusted: str | None) -> bool:
-    """HTTPS, or this machine, or a trusted proxy that says its client used HTTPS."""
+    """HTTPS; or a trusted proxy that says its client used HTTPS; or this machine itself. A
+    request from this machine that a proxy marked as plain HTTP (X-Forwarded-Proto: http, an
+    nginx on port 80 in front) is refused too, trusted or not."""
     if request.secure:
         return True
-    if from_proxy(request, trusted) and request.headers.get("X-Forwarded-For"):
-        return request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    proto = request.headers.get("X-Forwarded-Proto")
+    if from_proxy(request, trusted) and (proto or request.headers.get("X-Forwarded-For")):
+        return (proto or "").lower() == "https"
     try:
-        return ipaddress.ip_address(request.remote or "").is_loopback
+        loopback = ipaddress.ip_address(request.remote or "").is_loopback
     except ValueError:
-        return False  # a Unix socket: only a proxy on this machine can reach it
+        loopback = False  # a Unix socket: only a proxy on this machine can reach it
+    return loopback and (proto is None or proto.lower() == "https")
 
 
 def _client(request: web.Request, trusted: str | None) -> str:

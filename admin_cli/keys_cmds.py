@@ -20,8 +20,13 @@ def keys_rotate(
     """A new installation key: every data key and staff contact detail is encrypted again
     with it, and the old key is of no more use. Stop tala serve and tala worker first, and
     start them again afterwards. Safe to run again if it was interrupted."""
+    from admin_cli.client import load_login
     from bot.rotation import rotate
 
+    if load_login():
+        fail("tala keys rotate works on the installation's own key, so it runs on the "
+             "server's machine, by its operator: it is not sent to the server you are logged "
+             "in to ('tala logout' first if this is that machine).")
     with built() as a:
         allowed(a, "keys")
         if not yes:

@@ -257,6 +257,12 @@ def test_plain_http_from_the_network_is_refused_unless_a_trusted_proxy_says_http
         resp = _get(outside.url, "/me", t["anna"])
         assert resp.status_code == 403 and "HTTPS" in resp.json()["error"]
         assert requests.get(outside.url + "/healthz", timeout=10).status_code == 200
+    web_app = build_web_app(app, worker=False)
+    add_staff_api(web_app, app)
+    with RunningServer(web_app) as local:  # a proxy on this machine that says plain HTTP
+        marked = requests.get(local.url + API + "/me", timeout=10, headers={
+            "X-Forwarded-Proto": "http", "Authorization": f"Bearer {t['anna']}"})
+        assert marked.status_code == 403
     app.settings.trusted_proxies = "127.0.0.1"
     web_app = build_web_app(app, worker=False)
     add_staff_api(web_app, app)
