@@ -8,7 +8,8 @@ the authenticated name, and every refused one too.
 
     GET  /api/v1/openapi.json   the API, described (OpenAPI 3.1)
     GET  /api/v1/login          how to sign in here (tokens; the OIDC issuer and client id)
-    POST /api/v1/login/oidc     {"id_token": ...} from the identity provider -> a session token
+    POST /api/v1/login/oidc     {"id_token": ..., "nonce": ...} from the identity provider ->
+                                a session token (the nonce the browser sign-in sent)
 
 Transport: plain HTTP is refused except from this machine (loopback) or from a proxy named in
 TALA_TRUSTED_PROXIES that says the client used HTTPS; a token in the URL is refused; answers
@@ -197,14 +198,14 @@ class StaffApi:
                           "token (tala users token NAME).")
         try:
             body = await request.json()
-            id_token = body["id_token"]
-            if not isinstance(id_token, str):
+            id_token, nonce = body["id_token"], body.get("nonce")
+            if not isinstance(id_token, str) or not isinstance(nonce, (str, type(None))):
                 raise TypeError
-        except (ValueError, KeyError, TypeError):
-            return _error(400, 'Send {"id_token": "..."} as JSON.')
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _error(400, 'Send {"id_token": "...", "nonce": "..."} as JSON.')
         client = _client(request, self.app.settings.trusted_proxies)
         try:
-            claims = await self.run(self.verifier.verify, id_token)
+            claims = await self.run(self.verifier.verify, id_token, nonce)
         except LoginError as e:
             await self.run(self.app.store.count, self.app.store.staff_key("failed", client),
                            FAILURE_WINDOW)

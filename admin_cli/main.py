@@ -370,6 +370,10 @@ def login(
     token: Optional[str] = typer.Option(None, "--token", help="A personal token from an "
                                         "admin (tala users token NAME). Without it: sign in "
                                         "with the identity provider."),
+    browser: Optional[bool] = typer.Option(None, "--browser/--device", help="Sign in in this "
+                                           "computer's browser, or on another device with a "
+                                           "code (default: with a code where the identity "
+                                           "provider allows it)."),
 ) -> None:
     """Work with a tala server from this computer: every staff command goes to it from now on,
     as you. The login is kept in your config directory, readable by you only."""
@@ -378,7 +382,7 @@ def login(
     try:
         url = check_url(server)
         if token is None:
-            token = _sign_in(Server(url))
+            token = _sign_in(Server(url), browser)
         who = json.loads(Server(url, token.strip()).request("GET", "/me").content)
         path = save_login(url, token.strip(), who)
     except ClientError as e:
@@ -388,10 +392,11 @@ def login(
               "'tala logout' forgets it.")
 
 
-def _sign_in(server) -> str:
-    """OpenID Connect's device flow with the server's identity provider: a session token."""
+def _sign_in(server, browser: bool | None) -> str:
+    """OpenID Connect with the server's identity provider: in this computer's browser
+    (authorization code with PKCE) or on any device (device flow); a session token."""
     from admin_cli.client import ClientError
-    from admin_cli.oidc import LoginError, device_login
+    from admin_cli.oidc import LoginError, browser_login, device_login, discover
 
     methods = json.loads(server.request("GET", "/login").content)
     if not methods.get("oidc"):
@@ -399,16 +404,28 @@ def _sign_in(server) -> str:
                           "one (tala users token NAME), then tala login --server ... --token ...")
     oidc = methods["oidc"]
 
-    def show(url: str, code: str) -> None:
+    def show_code(url: str, code: str) -> None:
         err.print(f"Open {url} on your phone or computer, sign in, and type the code "
                   f"[bold]{code}[/bold]")
         err.print(f"code: {code}", style="dim")
 
+    def open_page(url: str) -> None:
+        import webbrowser
+
+        err.print("Sign in in the browser window that opens. If none does, open this "
+                  f"address:\n{url}")
+        webbrowser.open(url)
+
     try:
-        id_token = device_login(oidc["issuer"], oidc["client_id"], show)
+        if browser is None:
+            browser = "device_authorization_endpoint" not in discover(oidc["issuer"])
+        if browser:
+            id_token, nonce = browser_login(oidc["issuer"], oidc["client_id"], open_page)
+        else:
+            id_token, nonce = device_login(oidc["issuer"], oidc["client_id"], show_code), None
     except LoginError as e:
         raise ClientError(str(e), 3) from None
-    reply = server.request("POST", "/login/oidc", body={"id_token": id_token})
+    reply = server.request("POST", "/login/oidc", body={"id_token": id_token, "nonce": nonce})
     return json.loads(reply.content)["token"]
 
 

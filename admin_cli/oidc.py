@@ -6,14 +6,19 @@ TALA_OIDC_ISSUER for TALA_OIDC_CLIENT_ID, has not expired, and names a tala user
 TALA_OIDC_USER_CLAIM (preferred_username by default). `tala serve` then gives a session token
 of its own (12 hours), so every later request is checked the one way tokens are.
 
-The CLI side (`device_login`): the device authorization grant (RFC 8628) through Authlib's
-OAuth 2 client, for a terminal with no browser of its own: the user opens the provider's page
-on any device, signs in there (with the municipality's multi-factor rules) and types the code
-the CLI shows.
+The CLI side, through Authlib's OAuth 2 client, two ways:
+- `browser_login`: the authorization code flow with PKCE (S256) for a native app (RFC 8252):
+  the browser on this computer opens the provider's sign-in page, which sends it back to a
+  one-time listener on 127.0.0.1 with the code; the code is worth nothing without the
+  verifier only this process knows. For providers that do not allow the device flow.
+- `device_login`: the device authorization grant (RFC 8628), for a terminal with no browser:
+  the user opens the provider's page on any device, signs in there (with the municipality's
+  multi-factor rules) and types the code the CLI shows.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from typing import Any, Callable
@@ -84,7 +89,7 @@ class Verifier:
                 "iss": {"essential": True, "value": self.issuer},
                 "aud": {"essential": True, "value": self.client_id},
                 "exp": {"essential": True}, "sub": {"essential": True}}
-            if nonce is not None:
+            if nonce:
                 checks["nonce"] = {"essential": True, "value": nonce}
             jwt.JWTClaimsRegistry(now=int(self.clock()), leeway=30, **checks) \
                 .validate(token.claims)
@@ -135,3 +140,74 @@ def device_login(issuer: str, client_id: str, show: Callable[[str, str], None],
             raise LoginError("The identity provider gave no ID token (scope openid).")
         return token["id_token"]
     raise LoginError("The sign-in took too long: run tala login again.")
+
+
+SIGNED_IN_PAGE = ("<!doctype html><html lang=\"sv\"><meta charset=\"utf-8\"><title>tala</title>"
+                  "<p>Du är inloggad i tala. Du kan stänga det här fönstret och gå tillbaka "
+                  "till terminalen.</p></html>").encode("utf-8")
+
+
+def browser_login(issuer: str, client_id: str, open_page: Callable[[str], object],
+                  timeout: float = 300.0) -> tuple[str, str]:
+    """Sign in in this computer's browser; the ID token and the nonce it must carry.
+    `open_page(url)` sends the browser to the provider's sign-in page."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    from authlib.common.security import generate_token
+    from authlib.integrations.requests_client import OAuth2Session
+    from authlib.oauth2.rfc6749.errors import OAuth2Error
+
+    meta = discover(issuer)
+    answer: dict[str, str] = {}
+    got = threading.Event()
+
+    class Redirected(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+            if urlsplit(self.path).path != "/callback" or got.is_set():
+                self.send_error(404)
+                return
+            answer.update(query)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(SIGNED_IN_PAGE)))
+            self.end_headers()
+            self.wfile.write(SIGNED_IN_PAGE)
+            got.set()
+
+        def log_message(self, *args: Any) -> None:
+            pass  # the code must not reach a log
+
+    listener = HTTPServer(("127.0.0.1", 0), Redirected)
+    serving = threading.Thread(target=listener.serve_forever, kwargs={"poll_interval": 0.1},
+                               daemon=True)
+    serving.start()
+    try:
+        redirect_uri = f"http://127.0.0.1:{listener.server_address[1]}/callback"
+        client = OAuth2Session(client_id, scope="openid profile", redirect_uri=redirect_uri,
+                               code_challenge_method="S256",
+                               token_endpoint_auth_method="none")
+        verifier, state, nonce = generate_token(64), secrets.token_urlsafe(24), \
+            secrets.token_urlsafe(24)
+        url, _ = client.create_authorization_url(meta["authorization_endpoint"], state=state,
+                                                 nonce=nonce, code_verifier=verifier)
+        open_page(url)
+        if not got.wait(timeout):
+            raise LoginError("The sign-in in the browser took too long: run tala login again.")
+    finally:
+        listener.shutdown()
+        listener.server_close()
+    if answer.get("state") != state:
+        raise LoginError("The browser came back from another sign-in (state): try again.")
+    if "code" not in answer:
+        raise LoginError(f"The sign-in was refused ({answer.get('error', 'no code')}).")
+    try:
+        token = client.fetch_token(meta["token_endpoint"], grant_type="authorization_code",
+                                   code=answer["code"], code_verifier=verifier,
+                                   redirect_uri=redirect_uri, client_id=client_id)
+    except OAuth2Error as e:
+        raise LoginError(f"The sign-in did not finish ({e.error}).") from None
+    if not token.get("id_token"):
+        raise LoginError("The identity provider gave no ID token (scope openid).")
+    return token["id_token"], nonce

@@ -275,3 +275,28 @@ def test_plain_http_from_the_network_is_refused_unless_a_trusted_proxy_says_http
                            headers={**forwarded, "X-Forwarded-Proto": "https"})
         assert tls.status_code == 200
         assert tls.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_the_cli_browser_sign_in_uses_pkce_and_the_server_checks_its_nonce(oidc):
+    from admin_cli.oidc import browser_login
+
+    app, url, idp = oidc
+    _people(app)
+    idp.browser_user = "bo"
+    pages: list[str] = []
+
+    def the_browser(page: str) -> None:
+        pages.append(page)
+        # The provider signs bo in and sends the browser back to the CLI's listener.
+        landed = requests.get(page, timeout=10)
+        assert landed.status_code == 200 and "Du är inloggad" in landed.text
+
+    id_token, nonce = browser_login(idp.issuer, idp.client_id, the_browser, timeout=30)
+    assert "code_challenge_method=S256" in pages[0] and "code_challenge=" in pages[0]
+    wrong = requests.post(url + API + "/login/oidc", json={"id_token": id_token,
+                                                         "nonce": "another"}, timeout=10)
+    assert wrong.status_code == 401
+    resp = requests.post(url + API + "/login/oidc", json={"id_token": id_token,
+                                                        "nonce": nonce}, timeout=10)
+    assert resp.status_code == 200 and resp.json()["name"] == "bo"
+    assert _get(url, "/cases/S-1/summary", resp.json()["token"]).status_code == 200

@@ -8,8 +8,13 @@ It speaks the parts of the protocol tala uses, on the wire:
                                              user_code, verification_uri, interval
     POST /device/approve                     what the user does in the browser: user_code and
                                              username (the test plays the user)
+    GET  /authorize                          the authorization code flow with PKCE: the user
+                                             `browser_user` is signed in at once and sent
+                                             back to the (loopback) redirect_uri with a code
     POST /token                              grant_type device_code: authorization_pending
-                                             until approved, then access_token and id_token
+                                             until approved, then access_token and id_token;
+                                             grant_type authorization_code: the code with
+                                             its redirect_uri and the PKCE verifier (S256)
 
 ID tokens carry iss, aud (the client id), sub, preferred_username, iat and exp, signed with
 the provider's key. `id_token(...)` makes one directly, also with another key, audience or
@@ -18,12 +23,14 @@ expiry, for the tests that forge them. Every request is recorded in `requests`.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets
 import time
 from email.message import Message
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
@@ -40,17 +47,22 @@ class FakeIdP(HTTPFake):
                                                          "use": "sig"})
         self.requests: list[tuple[str, str]] = []
         self.devices: dict[str, dict[str, Any]] = {}  # device_code -> grant
+        self.codes: dict[str, dict[str, Any]] = {}  # authorization code -> its request
+        self.browser_user = "anna"  # who signs in at /authorize
 
     @property
     def issuer(self) -> str:
         return self._base_url()
 
     def id_token(self, username: str, *, audience: str | None = None, lifetime: int = 300,
-                 key: RSAKey | None = None, issuer: str | None = None) -> str:
+                 key: RSAKey | None = None, issuer: str | None = None,
+                 nonce: str | None = None) -> str:
         now = int(time.time())
         claims = {"iss": issuer or self.issuer, "aud": audience or self.client_id,
                   "sub": f"sub-{username}", "preferred_username": username, "iat": now,
                   "exp": now + lifetime}
+        if nonce:
+            claims["nonce"] = nonce
         return jwt.encode({"alg": "RS256", "kid": "k1"}, claims, key or self.key)
 
     def approve(self, user_code: str, username: str) -> None:
@@ -94,6 +106,11 @@ class FakeIdP(HTTPFake):
             except KeyError:
                 return 404, {"error": "no such code"}, {}
             return 200, {"approved": True}, {}
+        if method == "GET" and path == "/authorize":
+            return self._authorize({k: v[0] for k, v in parse_qs(urlsplit(target).query).items()})
+        if method == "POST" and path == "/token" and form.get("grant_type") == \
+                "authorization_code":
+            return self._code_for_token(form)
         if method == "POST" and path == "/token":
             if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:device_code":
                 return 400, {"error": "unsupported_grant_type"}, {}
@@ -107,3 +124,31 @@ class FakeIdP(HTTPFake):
             return 200, {"access_token": secrets.token_urlsafe(16), "token_type": "Bearer",
                          "expires_in": 300, "id_token": self.id_token(grant["username"])}, {}
         return 404, {"error": "not found"}, {}
+
+    def _authorize(self, q: dict[str, str]) -> Answer:
+        redirect = q.get("redirect_uri", "")
+        if q.get("client_id") != self.client_id or not redirect.startswith("http://127.0.0.1:"):
+            return 400, {"error": "invalid_request"}, {}
+        if q.get("response_type") != "code" or q.get("code_challenge_method") != "S256" \
+                or not q.get("code_challenge") or "openid" not in q.get("scope", "").split():
+            return 400, {"error": "invalid_request", "error_description": "PKCE S256"}, {}
+        code = secrets.token_urlsafe(16)
+        with self._cond:
+            self.codes[code] = {"challenge": q["code_challenge"], "redirect_uri": redirect,
+                                "nonce": q.get("nonce"), "username": self.browser_user}
+        back = urlencode({"code": code, "state": q.get("state", "")})
+        return 302, {}, {"Location": f"{redirect}?{back}"}
+
+    def _code_for_token(self, form: dict[str, str]) -> Answer:
+        with self._cond:
+            grant = self.codes.pop(form.get("code", ""), None)
+        if grant is None or form.get("redirect_uri") != grant["redirect_uri"]:
+            return 400, {"error": "invalid_grant"}, {}
+        verifier = form.get("code_verifier", "")
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()) \
+            .rstrip(b"=").decode()
+        if challenge != grant["challenge"]:
+            return 400, {"error": "invalid_grant", "error_description": "PKCE verifier"}, {}
+        return 200, {"access_token": secrets.token_urlsafe(16), "token_type": "Bearer",
+                     "expires_in": 300,
+                     "id_token": self.id_token(grant["username"], nonce=grant["nonce"])}, {}
