@@ -105,7 +105,10 @@ class StaffApi:
     async def guard(self, request: web.Request, handler) -> web.StreamResponse:
         if not request.path.startswith("/api/"):
             return await handler(request)
-        resp = await self._guarded(request, handler)
+        try:
+            resp = await self._guarded(request, handler)
+        except web.HTTPException as e:  # no such path, or not this method (a CORS preflight)
+            resp = _error(e.status, f"{request.method} {request.path}: {e.reason}.")
         resp.headers.update(HEADERS)
         if request.secure or request.headers.get("X-Forwarded-Proto") == "https":
             resp.headers["Strict-Transport-Security"] = "max-age=31536000"
@@ -145,7 +148,15 @@ class StaffApi:
             return _error(429, "Too many requests with this token: wait a minute.",
                           Retry_After="60")
         request[STAFF_KEY] = {"name": user.name, "role": user.role, "unit": user.unit}
-        resp = await handler(request)
+        try:
+            resp = await handler(request)
+        except web.HTTPException as e:
+            await self.run(self.audit, user.name, "api", case, f"{where} -> {e.status}")
+            raise
+        except Exception:
+            log.exception("a staff API request failed: %s", where)
+            await self.run(self.audit, user.name, "api", case, f"{where} -> 500")
+            return _error(500, "Something went wrong on the server; its log says what.", 1)
         await self.run(self.audit, user.name, "api", case, f"{where} -> {resp.status}")
         return resp
 

@@ -337,10 +337,11 @@ class Database(AlertQueries, TokenQueries):
     def audit(self, actor: str, action: str, case_ref: str | None, detail: str = "") -> None:
         """One entry. A case reference is kept in clear only while the case exists: one that
         was erased (or never made, such as a typo) is kept by its keyed hash, as the erasure
-        itself is, so looking an erased case up never writes it back."""
+        itself is, so looking an erased case up never writes it back. (One that no case could
+        have, too long or with a NUL, is not even looked up: PostgreSQL refuses a NUL.)"""
         with self.Session.begin() as db:
-            if case_ref is not None and db.scalar(
-                    select(Child.id).where(Child.case_ref == case_ref)) is None:
+            if case_ref is not None and (len(case_ref) > 64 or "\x00" in case_ref or db.scalar(
+                    select(Child.id).where(Child.case_ref == case_ref)) is None):
                 detail = "; ".join(filter(None, [
                     detail, f"case #{self.crypto.lookup_hash(case_ref)[:16]}"]))
                 case_ref = None

@@ -154,6 +154,40 @@ def test_bad_input_gets_a_clear_4xx(served):
     assert app.db.child("N-2").unit == "Nord"  # a caseworker invites into their own unit
 
 
+WRONG = {int: ["nine", "", 10**30, -1, [1], {"a": 1}, True],
+         str: [[], {"a": 1}, 7, "x" * 5000, "../../etc", "\u0000", "ä" * 300],
+         bool: ["perhaps", 2, []], list: ["a,b,c", 5, {"a": 1}, [[1]]],
+         "date": ["2026-13-45", "igår", 20260101, []]}
+
+
+def test_no_malformed_request_to_any_operation_gets_a_500(served):
+    """Every operation, each parameter in turn given values of the wrong kind, shape or size
+    (the others left out or sensible): a 4xx with a message, never a 500."""
+    from datetime import date
+
+    app, url = served
+    t = _people(app)
+    h = {"Authorization": f"Bearer {t['admin']}"}
+    for op in registry().values():
+        for p in op.params:
+            for value in WRONG[p.kind if p.kind is not date else "date"]:
+                path = op.path
+                for q in op.params:
+                    if q.where == "path":
+                        path = path.replace("{%s}" % q.name, str(value) if q is p else "N-1")
+                target = url + API + path.replace("/../", "/%2E%2E/")
+                send = {} if p.where == "path" else {p.name: value}
+                if op.method in ("GET", "DELETE"):
+                    send = {k: str(v) for k, v in send.items()}
+                    resp = requests.request(op.method, target, params=send, headers=h,
+                                            timeout=30)
+                else:
+                    resp = requests.request(op.method, target, json=send, headers=h, timeout=30)
+                assert resp.status_code < 500, (op.name, p.name, value, resp.text)
+                if resp.status_code >= 400:
+                    assert resp.json()["error"], (op.name, p.name, value)
+
+
 def test_the_server_publishes_its_openapi_description(served):
     _, url = served
     doc = requests.get(url + API + "/openapi.json", timeout=10).json()

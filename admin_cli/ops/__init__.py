@@ -66,6 +66,8 @@ class Op:
 
 
 REGISTRY: dict[str, Op] = {}
+MAX_INT = 2**31 - 1  # what every SQL column of tala's takes
+MAX_TEXT = 2000  # longer than any name, note or reply; a CSV file has no such limit
 _KINDS = {"bool": bool, "int": int, "date": date, "list": list, "str": str}
 
 
@@ -122,20 +124,29 @@ def convert(param: Param, value: Any) -> Any:
                 return False
             raise ValueError(value)
         if param.kind is int:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or isinstance(value, float):
                 raise ValueError(value)
-            return int(value)
+            number = int(value)
+            if not -MAX_INT <= number <= MAX_INT:
+                raise ValueError(value)
+            return number
         if param.kind is date:
             return value if isinstance(value, date) else date.fromisoformat(str(value))
         if param.kind is list:
             items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+            if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in items):
+                raise ValueError(value)
             return [str(v) for v in items]
         if not isinstance(value, (str, int)) or isinstance(value, bool):
             raise ValueError(value)
-        return str(value)
-    except ValueError:
-        what = {bool: "true or false", int: "a whole number", date: "a date YYYY-MM-DD",
-                list: "a list", str: "text"}[param.kind]
+        text = str(value)
+        if len(text) > MAX_TEXT and param.name != "csv" or "\x00" in text:
+            raise ValueError(value)
+        return text
+    except (ValueError, TypeError):
+        what = {bool: "true or false", int: "a whole number (not too large)",
+                date: "a date YYYY-MM-DD", list: "a list",
+                str: f"text (at most {MAX_TEXT} characters)"}[param.kind]
         raise OpError(f"{param.name} must be {what}.", 2, 400) from None
 
 
@@ -153,7 +164,12 @@ def run(app: App, actor: str, name: str, params: dict[str, Any], /) -> Any:
     if missing:
         raise OpError(f"Missing: {', '.join(missing)}.", 2, 400)
     args = {k: convert(known[k], v) for k, v in params.items() if v is not None}
+    from sqlalchemy.exc import DataError
+
     try:
         return operation.fn(app, actor, **args)
     except AccessError as e:
         raise OpError(str(e), 3, 403) from None
+    except DataError:  # PostgreSQL: a name longer than its column, say
+        raise OpError("A value is too long (or not of its kind) for the database: a name "
+                      "or unit has at most 120 characters, a case or campaign 64.") from None
