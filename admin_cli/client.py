@@ -10,7 +10,6 @@ used here, so a command on a caseworker's own computer starts quickly.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import urllib.error
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from admin_cli.ops import Document, Op
+from bot.net import is_loopback
 
 API = "/api/v1"
 TIMEOUT = 300.0  # an export of a year's sessions takes a while
@@ -48,19 +48,10 @@ def check_url(server: str) -> str:
     if url.scheme not in ("http", "https") or not url.hostname:
         raise ClientError(f"'{server}' is not a server address: give it as "
                           "https://tala.kommun.se")
-    if url.scheme == "http" and not _loopback(url.hostname):
+    if url.scheme == "http" and not is_loopback(url.hostname):
         raise ClientError(f"{server} is plain HTTP: your token would cross the network "
                           f"unprotected. Use https://{url.netloc}")
     return f"{url.scheme}://{url.netloc}{url.path.rstrip('/')}"
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def save_login(server: str, token: str, who: dict) -> Path:

@@ -15,7 +15,6 @@ sent again: an alert e-mail may arrive twice, never not at all. Logs name no add
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import smtplib
 import socket
@@ -25,6 +24,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from bot.net import is_loopback
 from bot.settings import Settings, SettingsError
 from storage.queue import SendResult
 
@@ -35,15 +35,6 @@ TIMEOUT = 20.0
 
 class MailSettingsError(SettingsError):
     """TALA_SMTP_URL cannot be used; the message says what to write."""
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class EmailSender:
@@ -78,7 +69,7 @@ class EmailSender:
             if smtp.has_extn("starttls"):
                 smtp.starttls(context=self._tls())
                 smtp.ehlo()
-            elif not _loopback(self.host):
+            elif not is_loopback(self.host):
                 raise smtplib.SMTPNotSupportedError(
                     "the mail server offers no STARTTLS: tala sends no alert in clear text")
         except BaseException:
