@@ -53,7 +53,7 @@ class Panel:
 def panels(data: dict, single: bool = False) -> list[Panel]:
     """One panel per life area (and scale, if an area mixes 1-5 and 0-10) from the over-time
     questions; with single=True also scale questions answered only once (a first session)."""
-    from admin_cli.summary import DOMAIN_TITLES, _domain_order
+    from admin_cli.labels import DOMAIN_TITLES, domain_order
 
     ot = data.get("over_time") or {}
     items: list[dict[str, Any]] = [dict(q) for q in ot.get("questions", [])]
@@ -73,7 +73,7 @@ def panels(data: dict, single: bool = False) -> list[Panel]:
                     "series": [], "change": None})
                 item["series"].append({"session_id": s["id"], "date": s.get("date"),
                                        "value": a["value"]})
-        items += sorted(extra.values(), key=lambda q: _domain_order(q["domain"]))
+        items += sorted(extra.values(), key=lambda q: domain_order(q["domain"]))
     grouped: dict[tuple[str, int, int], Panel] = {}
     for q in items:
         sc = q["scale"]
@@ -87,7 +87,7 @@ def panels(data: dict, single: bool = False) -> list[Panel]:
         for p in q["series"]:
             if (p["date"] or "", p["session_id"]) not in panel.xs:
                 panel.xs.append((p["date"] or "", p["session_id"]))
-    out = sorted(grouped.values(), key=lambda p: (_domain_order(p.domain), p.hi - p.lo))
+    out = sorted(grouped.values(), key=lambda p: (domain_order(p.domain), p.hi - p.lo))
     for p in out:
         p.xs.sort()
         if sum(1 for o in out if o.domain == p.domain) > 1:
@@ -99,7 +99,7 @@ def _legend_label(line: Line, xs: list[tuple[str, str]], width: int, mode: str,
                   detail: bool = True) -> str:
     """The question, its answers in order, and the change with the two answers it compares
     (detail=False: the question only, when a table next to the chart gives the rest)."""
-    from admin_cli.summary import CHANGE_WORDS
+    from admin_cli.labels import CHANGE_WORDS
 
     if not detail:
         return textwrap.fill(line.question, width)

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, select
 
 from admin_cli.safe import json_text, shown
-from admin_cli.summary import _answer_value, _iso, _label
+from admin_cli.labels import answer_label, answer_value, iso
 from bot.app import App
 from flows.model import Question, Questionnaire
 from storage.sql import Alert, AnswerRow, Child, SessionRow
@@ -149,17 +149,17 @@ def _question(qn: Questionnaire | None, qid: str) -> Question | None:
 
 
 def _answer_dict(app: App, qn: Questionnaire | None, a: AnswerRow) -> dict[str, Any]:
-    value = _answer_value(a)
+    value = answer_value(a)
     q = _question(qn, a.question_id)
     return {
         "question_id": a.question_id,
         "domain": a.domain,
         "question": q.text if q else None,
         "value": value,
-        "label": _label(qn, a.question_id, value, a.skipped),
+        "label": answer_label(qn, a.question_id, value, a.skipped),
         "text": app.crypto.decrypt(a.text_enc, a.session_id) if a.text_enc else None,
         "skipped": a.skipped,
-        "answered_at": _iso(a.answered_at),
+        "answered_at": iso(a.answered_at),
     }
 
 
@@ -171,7 +171,7 @@ def _session_head(s: _Session) -> dict[str, Any]:
     return {"case": s.case_ref, "unit": s.unit, "session_id": r.id,
             "questionnaire": r.questionnaire_id, "questionnaire_version": r.questionnaire_version,
             "status": r.status, "language": r.lang, "channel": r.channel,
-            "started_at": _iso(r.started_at), "completed_at": _iso(r.completed_at)}
+            "started_at": iso(r.started_at), "completed_at": iso(r.completed_at)}
 
 
 def _to_json(app: App, sessions: list[_Session]) -> str:
@@ -182,7 +182,7 @@ def _to_json(app: App, sessions: list[_Session]) -> str:
             **_session_head(s),
             "answers": [_answer_dict(app, qn, a) for a in s.answers],
             "alerts": [{"question_id": al.question_id, "level": al.level, "topic": al.topic,
-                        "created_at": _iso(al.created_at)} for al in s.alerts],
+                        "created_at": iso(al.created_at)} for al in s.alerts],
         })
     return json_text(out) + "\n"
 
@@ -281,7 +281,7 @@ def _fhir_answers(app: App, qid: str, q: Question | None, a: AnswerRow,
     """The FHIR answer values of one (not skipped) answer. `q` is the question as tala knows
     it now: its type decides the value type; its option texts are shown only when it is the
     version the child answered."""
-    value = _answer_value(a)
+    value = answer_value(a)
     qtype = q.type if q else None
     if a.text_enc and qtype in (None, "free_text"):
         return [{"valueString": app.crypto.decrypt(a.text_enc, a.session_id)}]
@@ -326,7 +326,7 @@ def _fhir_response(app: App, s: _Session) -> Any:
         "questionnaire": f"{_canonical(r.questionnaire_id)}|{r.questionnaire_version}",
         "status": FHIR_STATUS.get(r.status, "stopped"),
         "subject": {"identifier": {"system": "urn:tala:case", "value": s.case_ref}},
-        "authored": _iso(r.completed_at or r.started_at),
+        "authored": iso(r.completed_at or r.started_at),
     }
     if items:
         data["item"] = items

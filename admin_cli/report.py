@@ -86,7 +86,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import String, case, cast, func, literal, or_, select
 
-from admin_cli.summary import DOMAIN_TITLES, _label
+from admin_cli.labels import DOMAIN_TITLES, answer_label
 from bot.app import App
 from flows.model import Questionnaire
 from storage.sql import AnswerRow, Child, Invitation, SessionRow, as_utc
@@ -359,7 +359,7 @@ def _question_entry(qn: Questionnaire, q: Any, answered: int, values: dict[Any, 
         "questionnaire": qn.id, "questionnaire_title": qn.title,
         "question_id": q.id, "question": q.text, "type": q.type, "domain": q.domain,
         "answered": answered,
-        "values": [{"value": v, "label": _label(qn, q.id, [v] if q.type == "multi_choice"
+        "values": [{"value": v, "label": answer_label(qn, q.id, [v] if q.type == "multi_choice"
                                                 else v, False) or str(v),
                     "count": c, "percent": round(100 * c / answered) if answered else None}
                    for v, c in values.items()]}

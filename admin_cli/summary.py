@@ -28,56 +28,15 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from admin_cli.labels import (CHANGE_WORDS, DOMAIN_TITLES, LEVEL_TITLES, OUTSIDE_QUESTIONS,
+                              STATUS_TITLES, TOPIC_TITLES, answer_label, answer_value,
+                              domain_order, iso)
 from admin_cli.safe import shown_all
 from bot.app import App
 from flows import engine
 from flows.model import Questionnaire
-from storage.sql import AnswerRow, as_utc
+from storage.sql import as_utc
 
-# Caseworker-facing, in Swedish: the order areas are shown in, "wants help with" first.
-DOMAIN_TITLES = {
-    "help": "Vill ha hjälp med",
-    "safety": "Trygghet",
-    "home": "Hemma och viktiga vuxna",
-    "school": "Skolan",
-    "friends": "Kompisar och fritid",
-    "health": "Hälsa och mående",
-    "caseworker": "Kontakten med socialtjänsten",
-    "feedback": "Om träffen",
-    "general": "Övrigt",
-}
-STATUS_TITLES = {"completed": "klar", "stopped": "avbruten av barnet",
-                 "expired": "inte klar (tiden gick ut)", "invited": "inte påbörjad",
-                 "active": "pågår", "paused": "pausad"}
-LEVEL_TITLES = {"urgent": "BRÅDSKANDE", "concern": "Oro", "message": "Meddelande",
-                "note": "Hälsning"}
-# Where an alert came from that is not a question of the questionnaire.
-OUTSIDE_QUESTIONS = {"_after_end": "(efter sista frågan)", "_before_start": "(före första frågan)"}
-# What a safeguarding alert is about, for the caseworker (the topic ids are in the YAML files).
-TOPIC_TITLES = {
-    "unsafe_home": "känner sig inte trygg där hen bor",
-    "harm_by_adult": "har blivit illa behandlad av en vuxen",
-    "harm_disclosed": "berättar att hen har blivit utsatt",
-    "hurt_by_others": "blir slagen eller skadad av andra",
-    "pressured_or_exploited": "blir pressad eller utnyttjad",
-    "self_harm": "skriver om att skada sig själv eller inte vilja leva",
-    "self_harm_thoughts": "har tankar på att skada sig själv",
-    "suicidal_thoughts": "har tankar på att inte vilja leva",
-    "suicidal_thoughts_now": "har tankar på att inte vilja leva, just nu",
-    "very_low_home_wellbeing": "mår mycket dåligt där hen bor",
-    "very_low_mood": "mår mycket dåligt inuti",
-    "deep_sadness": "blir så ledsen att det gör jätteont",
-    "unsafe_school_or_outside": "känner sig inte trygg i skolan eller ute",
-    "violence_or_abuse": "skriver om våld eller övergrepp",
-    "message_after_end": "har skrivit efter sista frågan",
-    "sexual_abuse": "skriver om sexuella övergrepp",
-    "violence_at_home": "skriver om våld mellan vuxna hemma",
-    "threats_or_control": "skriver om hot eller kontroll, till exempel hedersrelaterad",
-    "afraid_to_go_home": "är rädd för att gå hem",
-    "neglect": "skriver om att inte få mat eller att lämnas ensam",
-}
-# The change words: ids in the JSON, Swedish in what a caseworker reads.
-CHANGE_WORDS = {"better": "bättre", "worse": "sämre", "unchanged": "ingen tydlig förändring"}
 
 CHANGE_THRESHOLD = Fraction(1, 5)
 """When an answer on a scale counts as changed: the difference between two sessions must be at
@@ -131,11 +90,6 @@ def threshold_rule_sv() -> str:
             "0–10. Mindre skillnader kallas ”ingen tydlig förändring”. Högre siffra är bättre.")
 
 
-def _iso(dt: Any) -> str | None:
-    dt = as_utc(dt)
-    return dt.isoformat() if dt else None
-
-
 def _tz(app: App) -> ZoneInfo:
     try:
         return ZoneInfo(app.settings.timezone)
@@ -157,38 +111,6 @@ def sv_date(day: str | date | None, short: bool = False) -> str:
     if isinstance(day, str):
         day = date.fromisoformat(day[:10])
     return format_date(day, "d MMM y" if short else "d MMMM y", locale="sv")
-
-
-def _label(qn: Questionnaire | None, qid: str, value: Any, skipped: bool) -> str | None:
-    """The answer in Swedish, as the child saw it."""
-    if skipped:
-        return "(hoppade över)"
-    if qn is None or not qn.has(qid):
-        return None
-    q = qn.question(qid)
-    if q.type == "yes_no":
-        return {"yes": "Ja", "no": "Nej"}.get(value)
-    if q.type == "scale" and isinstance(value, int):
-        word = q.scale.labels.get(value)
-        return f"{value} av {q.scale.max}" + (f" ({word})" if word else "")
-    if q.type in ("choice", "multi_choice"):
-        ids = value if isinstance(value, list) else [value]
-        return ", ".join(q.option(i).text for i in ids if q.option(i))
-    return None
-
-
-def _answer_value(a: AnswerRow) -> Any:
-    if a.value_options is not None:
-        return list(a.value_options)
-    if a.value_option is not None:
-        return a.value_option
-    if a.value_num is not None:
-        return int(a.value_num) if float(a.value_num).is_integer() else a.value_num
-    return None
-
-
-def _domain_order(domain: str) -> int:
-    return list(DOMAIN_TITLES).index(domain) if domain in DOMAIN_TITLES else 99
 
 
 def _is_number(v: Any) -> bool:
@@ -260,14 +182,14 @@ def build(app: App, case_ref: str, actor: str, since: date | None = None,
         qn = app.questionnaires.get(s.questionnaire_id)
         rows = []
         for a in answers:
-            value = _answer_value(a)
+            value = answer_value(a)
             q = qn.question(a.question_id) if qn and qn.has(a.question_id) else None
             rows.append({
                 "question_id": a.question_id,
                 "question": q.text if q else None,
                 "domain": a.domain,
                 "value": value,
-                "label": _label(qn, a.question_id, value, a.skipped),
+                "label": answer_label(qn, a.question_id, value, a.skipped),
                 "text": app.crypto.decrypt(a.text_enc, a.session_id) if a.text_enc else None,
                 "skipped": a.skipped,
                 "type": q.type if q else None,
@@ -278,8 +200,8 @@ def build(app: App, case_ref: str, actor: str, since: date | None = None,
             "id": s.id, "questionnaire": s.questionnaire_id,
             "questionnaire_version": s.questionnaire_version, "status": s.status,
             "language": s.lang, "translation": _translation(app, s.lang),
-            "channel": s.channel, "started_at": _iso(s.started_at),
-            "completed_at": _iso(s.completed_at), "date": day.isoformat() if day else None,
+            "channel": s.channel, "started_at": iso(s.started_at),
+            "completed_at": iso(s.completed_at), "date": day.isoformat() if day else None,
             "answers": rows,
         })
     open_sessions = []
@@ -293,7 +215,7 @@ def build(app: App, case_ref: str, actor: str, since: date | None = None,
             continue
         open_sessions.append({
             "id": inv.session_id, "questionnaire": inv.questionnaire_id, "status": state.status,
-            "language": state.lang, "channel": inv.channel, "invited_at": _iso(inv.created_at),
+            "language": state.lang, "channel": inv.channel, "invited_at": iso(inv.created_at),
             "answered": sum(1 for a in state.answers.values() if not a["skipped"]),
             "waiting_because": state.hold, "delivery": inv.delivery_status,
             "delivery_error": inv.delivery_error,
@@ -307,9 +229,9 @@ def build(app: App, case_ref: str, actor: str, since: date | None = None,
         qn = app.questionnaires.get(qn_of.get(al.session_id, ""))
         alerts.append({
             "id": al.id, "session_id": al.session_id, "question_id": al.question_id,
-            "level": al.level, "topic": al.topic, "created_at": _iso(al.created_at),
+            "level": al.level, "topic": al.topic, "created_at": iso(al.created_at),
             "text": app.crypto.decrypt(al.text_enc, al.session_id) if al.text_enc else None,
-            "acked_at": _iso(al.acked_at), "acked_by": al.acked_by,
+            "acked_at": iso(al.acked_at), "acked_by": al.acked_by,
             "question": qn.question(al.question_id).text
             if qn and qn.has(al.question_id) else None,
             "in_period": in_period,
@@ -433,7 +355,7 @@ def _over_time(sessions: list[dict], compare: tuple[str, str] | None, case_ref: 
                     "before": pb, "after": pa, "difference": pa["value"] - pb["value"],
                     "word": change_word(pb["value"], pa["value"], sc["min"], sc["max"])}
         questions.append(item)
-    questions.sort(key=lambda q: (_domain_order(q["domain"]), q["questionnaire"], q["order"]))
+    questions.sort(key=lambda q: (domain_order(q["domain"]), q["questionnaire"], q["order"]))
     for q in questions:
         del q["order"]
     return {
@@ -627,7 +549,7 @@ def render_text(app: App, summary: dict) -> Group:
         by_domain: dict[str, list[dict]] = {}
         for a in s["answers"]:
             by_domain.setdefault(a["domain"], []).append(a)
-        for domain in sorted(by_domain, key=_domain_order):
+        for domain in sorted(by_domain, key=domain_order):
             table.add_row(Text(DOMAIN_TITLES.get(domain, domain), style="bold underline"), "")
             for a in by_domain[domain]:
                 answer = a["label"] or ""
@@ -913,7 +835,7 @@ def render_html(app: App, data: dict) -> str:
                 domains.setdefault(a["domain"], {"latest": [], "trend": [], "earlier": []})
                 domains[a["domain"]]["earlier"].append((s, a))
     panels = {p.domain: p for p in charts.panels(data)}
-    for domain in sorted(domains, key=_domain_order):
+    for domain in sorted(domains, key=domain_order):
         d = domains[domain]
         out.append(f'<section class="area"><h2>{_e(DOMAIN_TITLES.get(domain, domain))}</h2>')
         if d["latest"]:

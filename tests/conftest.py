@@ -32,6 +32,8 @@ T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 # config directory of their own, and no TALA_SERVER.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="tala-test-config-")
 os.environ.pop("TALA_SERVER", None)
+# Staff texts in Swedish whatever this machine's locale says; tests of English set TALA_LANG=en.
+os.environ["TALA_LANG"] = "sv"
 REDIS_URL = os.environ.get("TALA_TEST_REDIS_URL")
 DATABASE_URL = os.environ.get("TALA_TEST_DATABASE_URL")
 
