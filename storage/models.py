@@ -16,6 +16,11 @@ from sqlalchemy import (JSON, Boolean, Date, DateTime, Float, ForeignKey, Intege
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
+# The case phase an invitation (and the session it led to) belongs to, as a unit follows its
+# indicators: preliminary assessment, investigation, follow-up of an intervention, placement.
+PHASES = ("forhandsbedomning", "utredning", "uppfoljning", "placering")
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -63,6 +68,7 @@ class Invitation(Base):
     created_by: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    phase: Mapped[str | None] = mapped_column(String(24))  # one of PHASES, or not given
 
 
 class Campaign(Base):
@@ -104,6 +110,7 @@ class SessionRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    phase: Mapped[str | None] = mapped_column(String(24))  # the invitation's, when written
 
 
 class AnswerRow(Base):

@@ -29,7 +29,8 @@ from storage.crypto import Crypto, subject_of
 from storage.engines import engine_for
 # The tables, also by this module's name (as every caller has always imported them).
 from storage.models import (Alert, AnswerRow, AuditLog, Base, Campaign, Child,  # noqa: F401
-                            Invitation, SessionRow, User, as_utc, new_id, utcnow)
+                            PHASES, Invitation, SessionRow, User, as_utc, new_id,
+                            utcnow)
 
 
 log = logging.getLogger("tala.sql")
@@ -200,6 +201,17 @@ class Database(AlertQueries, TokenQueries):
             return list(db.scalars(select(Invitation).where(Invitation.child_id == child_id)
                                    .order_by(Invitation.created_at)))
 
+    def set_invitation_phase(self, session_id: str, phase: str | None) -> None:
+        """The case phase of an invitation (models.PHASES), and of its session if one is
+        written already."""
+        if phase is not None and phase not in PHASES:
+            raise ValueError(f"phase must be one of {', '.join(PHASES)}")
+        with self.Session.begin() as db:
+            db.execute(update(Invitation).where(Invitation.session_id == session_id)
+                       .values(phase=phase))
+            db.execute(update(SessionRow).where(SessionRow.id == session_id)
+                       .values(phase=phase))
+
     def set_invitation_status(self, session_id: str, status: str) -> None:
         with self.Session.begin() as db:
             inv = db.scalar(select(Invitation).where(Invitation.session_id == session_id))
@@ -315,9 +327,13 @@ class Database(AlertQueries, TokenQueries):
             with self.Session.begin() as db:
                 invitation_id = (select(Invitation.id).where(Invitation.session_id == sid)
                                  .scalar_subquery())
+                # The session belongs to the case phase its invitation was made in.
+                phase = (select(Invitation.phase).where(Invitation.session_id == sid)
+                         .scalar_subquery())
                 db.execute(insert(SessionRow).values(
                     id=sid, child_id=child_id, campaign_id=state.campaign_id,
-                    invitation_id=invitation_id, questionnaire_id=state.questionnaire_id,
+                    invitation_id=invitation_id, phase=phase,
+                    questionnaire_id=state.questionnaire_id,
                     questionnaire_version=state.questionnaire_version, lang=state.lang,
                     channel=state.channel, status=state.status,
                     started_at=_dt(state.started_at), completed_at=_dt(state.finished_at)))
