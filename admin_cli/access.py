@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from admin_cli.i18n import N_, _
+
 if TYPE_CHECKING:
     from bot.app import App
     from storage.sql import User
@@ -26,13 +28,24 @@ ALLOWED = {
     "admin": {"invite", "summary", "reply", "alerts", "ack", "report", "export", "audit",
               "erase", "users", "campaigns", "assign", "units", "keys"},
 }
-WHAT = {"invite": "invite children", "summary": "read a child's answers",
-        "reply": "reply to a child", "alerts": "see alerts", "ack": "acknowledge alerts",
-        "report": "see group reports", "export": "export answers", "audit": "read the audit log",
-        "erase": "erase a child's data", "users": "manage users",
-        "campaigns": "run anonymous surveys", "assign": "make someone responsible for a case",
-        "units": "set a unit's office hours and on-call number",
-        "keys": "rotate the installation key"}
+WHAT = {"invite": N_("bjuda in barn"), "summary": N_("läsa ett barns svar"),
+        "reply": N_("svara ett barn"), "alerts": N_("se larm"), "ack": N_("kvittera larm"),
+        "report": N_("se sammanställningar för grupper"), "export": N_("exportera svar"),
+        "audit": N_("läsa loggen över vem som gjort vad"),
+        "erase": N_("radera ett barns uppgifter"), "users": N_("hantera användare"),
+        "campaigns": N_("göra anonyma enkäter"),
+        "assign": N_("göra någon ansvarig för ett ärende"),
+        "units": N_("ställa in en enhets kontorstider och jourtelefon"),
+        "keys": N_("byta installationens nyckel")}
+# The roles as staff read them (the ids stay in the data and on the command line).
+ROLE_TITLES = {"caseworker": N_("handläggare"), "manager": N_("chef"),
+               "admin": N_("administratör")}
+
+
+def role_title(role: str | None) -> str:
+    """A role's name in the staff language ("handläggare"); the id itself if unknown."""
+    found = ROLE_TITLES.get(role or "")
+    return _(found) if found else (role or "")
 
 
 class AccessError(PermissionError):
@@ -57,10 +70,13 @@ def _check(app: App, actor: str, action: str, case_ref: str | None,
         return None
     user = app.db.user(actor)
     if user is None:
-        raise AccessError(f"'{actor}' is not a tala user. An admin can add you with: "
-                          f"tala users add {actor} --role caseworker --unit YOUR-UNIT")
+        raise AccessError(_("'{actor}' är inte användare i tala. En administratör kan lägga "
+                            "till dig med: tala users add {actor} --role caseworker --unit "
+                            "DIN-ENHET").format(actor=actor))
     if action not in ALLOWED.get(user.role, set()):
-        raise AccessError(f"As {user.role}, {actor} may not {WHAT.get(action, action)}.")
+        what = _(WHAT[action]) if action in WHAT else action
+        raise AccessError(_("Som {role} får {actor} inte {what}.").format(
+            role=role_title(user.role), actor=actor, what=what))
     if user.role == "admin":
         return user
     if case_ref is not None:
@@ -70,7 +86,10 @@ def _check(app: App, actor: str, action: str, case_ref: str | None,
         # they exist.
         if (child is None and action != "invite") or (child is not None
                                                       and child.unit != user.unit):
-            raise AccessError(f"There is no case '{case_ref}' in your unit ({user.unit}).")
+            raise AccessError(_("Det finns inget ärende '{case}' i din enhet ({unit}). "
+                                "Skriv `tala alerts` för att se din enhets larm.").format(
+                case=case_ref, unit=user.unit))
     if unit is not None and unit != user.unit:
-        raise AccessError(f"{actor} works in {user.unit}, not {unit}.")
+        raise AccessError(_("{actor} arbetar i {unit}, inte i {other}.").format(
+            actor=actor, unit=user.unit, other=unit))
     return user

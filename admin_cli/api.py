@@ -20,6 +20,7 @@ this API from a browser. Failed sign-ins are limited per client address, request
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import ipaddress
 import json
@@ -32,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from admin_cli import ops
+from admin_cli.i18n import _, use_lang
 from bot.app import App
 from bot.server import from_proxy
 
@@ -91,7 +93,11 @@ class StaffApi:
             self.verifier = Verifier(s.oidc_issuer, s.oidc_client_id, s.oidc_user_claim)
 
     async def run(self, fn, *args) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        # A pool thread does not get this request's context by itself: without the copy, an
+        # operation would answer in the server's language instead of the caller's.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self.pool, context.run, fn,
+                                                                *args)
 
     def audit(self, actor: str, action: str, case: str | None, detail: str) -> None:
         self.app.db.audit(actor, action, case, detail)  # a failure propagates: no request
@@ -102,10 +108,13 @@ class StaffApi:
     async def guard(self, request: web.Request, handler) -> web.StreamResponse:
         if not request.path.startswith("/api/"):
             return await handler(request)
-        try:
-            resp = await self._guarded(request, handler)
-        except web.HTTPException as e:  # no such path, or not this method (a CORS preflight)
-            resp = _error(e.status, f"{request.method} {request.path}: {e.reason}.")
+        # Every answer, and every operation run for it, in the caller's language (the CLI
+        # sends its own; without the header, the server's TALA_LANG or locale).
+        with use_lang(request.headers.get("Accept-Language")):
+            try:
+                resp = await self._guarded(request, handler)
+            except web.HTTPException as e:  # no such path, or not this method (a preflight)
+                resp = _error(e.status, f"{request.method} {request.path}: {e.reason}.")
         resp.headers.update(HEADERS)
         if request.secure or request.headers.get("X-Forwarded-Proto") == "https":
             resp.headers["Strict-Transport-Security"] = "max-age=31536000"
@@ -114,19 +123,21 @@ class StaffApi:
     async def _guarded(self, request: web.Request, handler) -> web.StreamResponse:
         trusted = self.app.settings.trusted_proxies
         if not _secure(request, trusted):
-            return _error(403, "The staff API answers only over HTTPS (or on this machine).")
+            return _error(403, _("API:et för personal svarar bara över HTTPS (eller på den "
+                                 "här datorn)."))
         if {"token", "access_token", "api_key"} & set(request.query):
-            return _error(400, "Send the token in the Authorization header, never in the URL.")
+            return _error(400, _("Skicka din token i huvudet Authorization, aldrig i "
+                                 "adressen."))
         client = _client(request, trusted)
         failures_key = self.app.store.staff_key("failed", client)
         failures = await self.run(self.app.store.r.get, failures_key)
         if failures is not None and int(failures) >= FAILURES_ALLOWED:
-            return _error(429, "Too many failed sign-ins from here: wait ten minutes.",
-                          Retry_After=str(FAILURE_WINDOW))
+            return _error(429, _("För många misslyckade inloggningar härifrån: vänta tio "
+                                 "minuter."), Retry_After=str(FAILURE_WINDOW))
         if (request.path, request.method) in PUBLIC or request.method == "OPTIONS":
             return await handler(request)
         auth = request.headers.get("Authorization", "")
-        scheme, _, token = auth.partition(" ")
+        scheme, __, token = auth.partition(" ")
         found = (await self.run(self.app.db.token_user, token.strip())
                  if scheme.lower() == "bearer" and token.strip() else "missing")
         route = request.match_info.route.resource
@@ -135,14 +146,14 @@ class StaffApi:
         if isinstance(found, str):
             await self.run(self.app.store.count, failures_key, FAILURE_WINDOW)
             await self.run(self.audit, "-", "refused", case, f"{where}: token {found}")
-            why = {"missing": "No token: send Authorization: Bearer TOKEN.",
-                   "unknown": "The token is not valid.", "expired": "The token has expired.",
-                   "revoked": "The token was revoked."}[found]
+            why = {"missing": _("Ingen token: skicka Authorization: Bearer TOKEN."),
+                   "unknown": _("Din token gäller inte."), "expired": _("Din token har gått ut."),
+                   "revoked": _("Din token har spärrats.")}[found]
             return _error(401, why, 3, WWW_Authenticate='Bearer error="invalid_token"')
         user, row = found
         used = await self.run(self.app.store.count, self.app.store.staff_key("uses", row.id), 60)
         if used > REQUESTS_PER_MINUTE:
-            return _error(429, "Too many requests with this token: wait a minute.",
+            return _error(429, _("För många anrop med den här token: vänta en minut."),
                           Retry_After="60")
         request[STAFF_KEY] = {"name": user.name, "role": user.role, "unit": user.unit}
         try:
@@ -153,7 +164,7 @@ class StaffApi:
         except Exception:
             log.exception("a staff API request failed: %s", where)
             await self.run(self.audit, user.name, "api", case, f"{where} -> 500")
-            return _error(500, "Something went wrong on the server; its log says what.", 1)
+            return _error(500, _("Något gick fel på servern; serverns logg säger vad."), 1)
         await self.run(self.audit, user.name, "api", case, f"{where} -> {resp.status}")
         return resp
 
@@ -170,20 +181,21 @@ class StaffApi:
                 try:
                     body = await request.json()
                 except ValueError:
-                    return _error(400, "The body must be JSON.")
+                    return _error(400, _("Innehållet ska vara JSON."))
                 if not isinstance(body, dict):
-                    return _error(400, "The body must be a JSON object.")
+                    return _error(400, _("Innehållet ska vara ett JSON-objekt."))
                 params.update({k: v for k, v in body.items() if k not in params})
             unknown = set(request.query) - {p.name for p in operation.params}
             if unknown:
-                return _error(400, f"Unknown parameter: {', '.join(sorted(unknown))}.")
+                return _error(400, _("Okänd parameter: {names}.").format(
+                    names=", ".join(sorted(unknown))))
             actor = request[STAFF_KEY]["name"]
             try:
                 result = await self.run(ops.run, self.app, actor, operation.name, params)
             except ops.OpError as e:
                 return _error(e.status, e.message, e.code)
             if isinstance(result, ops.Document):
-                media, _, rest = result.media_type.partition(";")
+                media, __, rest = result.media_type.partition(";")
                 return web.Response(body=result.content, content_type=media.strip(),
                                     charset="utf-8" if "charset" in rest else None)
             return web.json_response(result, dumps=_dumps)
@@ -202,15 +214,15 @@ class StaffApi:
         from admin_cli.oidc import LoginError
 
         if self.verifier is None:
-            return _error(404, "This server has no identity provider: ask an admin for a "
-                          "token (tala users token NAME).")
+            return _error(404, _("Den här servern har ingen identitetstjänst: be en "
+                                 "administratör om en token (tala users token NAMN)."))
         try:
             body = await request.json()
             id_token, nonce = body["id_token"], body.get("nonce")
             if not isinstance(id_token, str) or not isinstance(nonce, (str, type(None))):
                 raise TypeError
         except (ValueError, KeyError, TypeError, AttributeError):
-            return _error(400, 'Send {"id_token": "...", "nonce": "..."} as JSON.')
+            return _error(400, _('Skicka {"id_token": "...", "nonce": "..."} som JSON.'))
         client = _client(request, self.app.settings.trusted_proxies)
         try:
             claims = await self.run(self.verifier.verify, id_token, nonce)
@@ -227,11 +239,12 @@ class StaffApi:
         if not first:
             await self.run(self.audit, "-", "refused", None, f"OIDC sign-in of {name}: "
                            "ID token used before")
-            return _error(401, "This sign-in was used already: sign in again.", 3)
+            return _error(401, _("Den här inloggningen är redan använd: logga in igen."), 3)
         if await self.run(self.app.db.user, name) is None:
             await self.run(self.audit, name, "refused", None, "OIDC sign-in: not a tala user")
-            return _error(403, f"'{name}' signed in, but is not a tala user. An admin adds "
-                          f"you with: tala users add {name} --role caseworker --unit UNIT", 3)
+            return _error(403, _("'{name}' loggade in, men är inte användare i tala. En "
+                                 "administratör lägger till dig med: tala users add {name} "
+                                 "--role caseworker --unit ENHET").format(name=name), 3)
         issued = await self.run(lambda: self.app.db.add_token(
             name, "oidc", timedelta(hours=SESSION_HOURS), "OIDC sign-in"))
         await self.run(self.audit, name, "login", None, f"OIDC, token {issued.id}")

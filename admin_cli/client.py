@@ -20,6 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from admin_cli.i18n import _, staff_lang
 from admin_cli.ops import Document, Op
 from bot.net import is_loopback
 
@@ -46,11 +47,12 @@ def check_url(server: str) -> str:
     """The server's base URL, or ClientError: https, or http only to this machine."""
     url = urllib.parse.urlsplit(server.strip())
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise ClientError(f"'{server}' is not a server address: give it as "
-                          "https://tala.kommun.se")
+        raise ClientError(_("'{server}' är ingen serveradress: skriv den som "
+                            "https://tala.kommun.se").format(server=server))
     if url.scheme == "http" and not is_loopback(url.hostname):
-        raise ClientError(f"{server} is plain HTTP: your token would cross the network "
-                          f"unprotected. Use https://{url.netloc}")
+        raise ClientError(_("{server} är vanlig HTTP: din token skulle gå oskyddad över "
+                            "nätet. Använd https://{host}").format(server=server,
+                                                                   host=url.netloc))
     return f"{url.scheme}://{url.netloc}{url.path.rstrip('/')}"
 
 
@@ -79,12 +81,13 @@ def remote() -> Server | None:
     named = os.environ.get("TALA_SERVER")
     if login and login.get("server") and login.get("token"):
         if named and check_url(named) != login["server"]:
-            raise ClientError(f"You are logged in to {login['server']}, not {named}: "
-                              f"tala login --server {named}")
+            raise ClientError(_("Du är inloggad på {server}, inte på {named}: "
+                                "tala login --server {named}").format(server=login["server"],
+                                                                      named=named))
         return Server(login["server"], login["token"])
     if named:
-        raise ClientError(f"TALA_SERVER is {named}, but you have not logged in there: "
-                          f"tala login --server {named}", 3)
+        raise ClientError(_("TALA_SERVER är {named}, men du har inte loggat in där: "
+                            "tala login --server {named}").format(named=named), 3)
     return None
 
 
@@ -109,7 +112,9 @@ class Server:
         if query:
             target += "?" + urllib.parse.urlencode(
                 {k: _plain(v) for k, v in query.items() if v is not None})
-        headers = {"Accept": "application/json", "User-Agent": "tala-cli"}
+        # The server answers in the language this person reads (admin_cli/i18n.py).
+        headers = {"Accept": "application/json", "User-Agent": "tala-cli",
+                   "Accept-Language": staff_lang()}
         data = None
         if body is not None:
             data = json.dumps({k: v.isoformat() if isinstance(v, date) else v
@@ -125,17 +130,19 @@ class Server:
             raise self._error(e) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
-            raise ClientError(f"Cannot reach {self.url} ({reason}). Is tala serve running "
-                              "there?", 4) from None
+            raise ClientError(_("Kan inte nå {url} ({reason}). Är tala serve igång där?")
+                              .format(url=self.url, reason=reason), 4) from None
 
     def _error(self, e: urllib.error.HTTPError) -> ClientError:
         try:
             answer = json.loads(e.read() or b"{}")
         except ValueError:
             answer = {}
-        message = answer.get("error") or f"{self.url} answered {e.code} {e.reason}."
+        message = answer.get("error") or _("{url} svarade {status} {reason}.").format(
+            url=self.url, status=e.code, reason=e.reason)
         if e.code == 401:
-            return ClientError(f"{message} Log in again: tala login --server {self.url}", 3)
+            return ClientError(_("{message} Logga in igen: tala login --server {url}").format(
+                message=message, url=self.url), 3)
         return ClientError(message, int(answer.get("exit", 3 if e.code == 403 else 2)))
 
     def call(self, op: Op, params: dict[str, Any]) -> Any:

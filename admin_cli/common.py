@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 import typer
 from rich.console import Console
 
+from admin_cli.i18n import _
+
 if TYPE_CHECKING:
     from bot.app import App
 
@@ -32,15 +34,15 @@ def built(migrate: bool | None = None) -> Iterator[App]:
     try:
         the_app = create_app(settings, migrate=migrate)
     except SettingsError as e:
-        fail(f"The settings do not work together: {e}")
+        fail(_("Inställningarna fungerar inte ihop: {problem}").format(problem=e))
     try:
         yield the_app
     except SettingsError as e:  # a channel's sender is made when first used
-        fail(f"The settings do not work together: {e}")
+        fail(_("Inställningarna fungerar inte ihop: {problem}").format(problem=e))
     except SetupNeeded as e:
         fail(str(e))
     except QuestionnaireError as e:  # loaded when first used, so here and not at create_app
-        fail(f"The questionnaires are broken; fix them first:\n{e}")
+        fail(_("Frågeformulären är trasiga; rätta dem först:\n{problems}").format(problems=e))
     finally:
         the_app.close()
 

@@ -245,7 +245,7 @@ def test_units_set_and_tala_alerts_shows_who_was_told(staff_app, fake, mailbox, 
     assert told == {("anna", "sms", "delivered"), ("anna", "email", "sent")}
     assert all(t["at"] for t in alert["told"])
     table = _cli(staff_app, monkeypatch, "anna", "alerts").output
-    assert "anna" in table and "delivered" in table
+    assert "anna" in table and "levererat" in table
 
 
 def test_a_disclosure_through_the_running_server_reaches_phone_and_mail_within_seconds(

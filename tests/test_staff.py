@@ -99,16 +99,16 @@ def test_roles_decide_who_may_read_what(app):
     app.db.add_user("anna", "caseworker", "Nord", None)
     app.db.add_user("mia", "manager", "Nord", None)
     assert require(app, "anna", "summary", case_ref="N-1").name == "anna"
-    with pytest.raises(AccessError, match="no case 'S-1' in your unit"):
+    with pytest.raises(AccessError, match="inget ärende 'S-1' i din enhet"):
         require(app, "anna", "summary", case_ref="S-1")
-    with pytest.raises(AccessError, match="may not read a child's answers"):
+    with pytest.raises(AccessError, match="inte läsa ett barns svar"):
         require(app, "mia", "summary", case_ref="N-1")
     assert require(app, "mia", "report", unit="Nord").name == "mia"
-    with pytest.raises(AccessError, match="not Syd"):
+    with pytest.raises(AccessError, match="inte i Syd"):
         require(app, "mia", "report", unit="Syd")
-    with pytest.raises(AccessError, match="may not export"):
+    with pytest.raises(AccessError, match="inte exportera"):
         require(app, "anna", "export")
-    with pytest.raises(AccessError, match="not a tala user"):
+    with pytest.raises(AccessError, match="inte användare i tala"):
         require(app, "eve", "summary", case_ref="N-1")
     assert require(app, "admin", "erase", case_ref="S-1").role == "admin"
 
@@ -135,7 +135,7 @@ def test_the_cli_refuses_other_units_and_lists_and_acks_alerts(app, monkeypatch)
     app.db.add_user("bo", "caseworker", "Syd", None)
 
     denied = _cli(app, monkeypatch, "bo", "summary", "N-1")
-    assert denied.exit_code == 3 and "no case 'N-1' in your unit" in denied.output
+    assert denied.exit_code == 3 and "inget ärende 'N-1' i din enhet" in denied.output
     mine = _cli(app, monkeypatch, "bo", "alerts", "--json")
     assert mine.exit_code == 0 and json.loads(mine.output) == []  # Syd has none
     listed = _cli(app, monkeypatch, "anna", "alerts", "--json")
@@ -145,7 +145,7 @@ def test_the_cli_refuses_other_units_and_lists_and_acks_alerts(app, monkeypatch)
                  "Ringde BUP")
     assert acked.exit_code == 0, acked.output
     again = _cli(app, monkeypatch, "anna", "alerts", "ack", str(alert["id"]))
-    assert again.exit_code == 1 and "already" in again.output
+    assert again.exit_code == 1 and "redan kvitterat" in again.output
     assert json.loads(_cli(app, monkeypatch, "anna", "alerts", "--json").output) == []
 
     trail = json.loads(_cli(app, monkeypatch, "admin", "audit", "--json").output)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Callable
 
+from admin_cli.i18n import _
+
 if TYPE_CHECKING:
     from bot.app import App
 
@@ -144,10 +146,11 @@ def convert(param: Param, value: Any) -> Any:
             raise ValueError(value)
         return text
     except (ValueError, TypeError):
-        what = {bool: "true or false", int: "a whole number (not too large)",
-                date: "a date YYYY-MM-DD", list: "a list",
-                str: f"text (at most {MAX_TEXT} characters)"}[param.kind]
-        raise OpError(f"{param.name} must be {what}.", 2, 400) from None
+        what = {bool: _("true eller false"), int: _("ett heltal (inte för stort)"),
+                date: _("ett datum ÅÅÅÅ-MM-DD"), list: _("en lista"),
+                str: _("text (högst {n} tecken)").format(n=MAX_TEXT)}[param.kind]
+        raise OpError(_("{name} ska vara {what}.").format(name=param.name, what=what),
+                      2, 400) from None
 
 
 def run(app: App, actor: str, name: str, params: dict[str, Any], /) -> Any:
@@ -159,10 +162,11 @@ def run(app: App, actor: str, name: str, params: dict[str, Any], /) -> Any:
     known = {p.name: p for p in operation.params}
     unknown = set(params) - set(known)
     if unknown:
-        raise OpError(f"Unknown parameter: {', '.join(sorted(unknown))}.", 2, 400)
+        raise OpError(_("Okänd parameter: {names}.").format(names=", ".join(sorted(unknown))),
+                      2, 400)
     missing = [p.name for p in operation.params if p.required and params.get(p.name) is None]
     if missing:
-        raise OpError(f"Missing: {', '.join(missing)}.", 2, 400)
+        raise OpError(_("Det saknas: {names}.").format(names=", ".join(missing)), 2, 400)
     args = {k: convert(known[k], v) for k, v in params.items() if v is not None}
     from sqlalchemy.exc import DataError
 
@@ -171,5 +175,6 @@ def run(app: App, actor: str, name: str, params: dict[str, Any], /) -> Any:
     except AccessError as e:
         raise OpError(str(e), 3, 403) from None
     except DataError:  # PostgreSQL: a name longer than its column, say
-        raise OpError("A value is too long (or not of its kind) for the database: a name "
-                      "or unit has at most 120 characters, a case or campaign 64.") from None
+        raise OpError(_("Ett värde är för långt (eller av fel slag) för databasen: ett namn "
+                        "eller en enhet har högst 120 tecken, ett ärende eller en kampanj "
+                        "högst 64.")) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from admin_cli.access import require
+from admin_cli.i18n import _
 from admin_cli.ops import OpError, not_found, op
 
 if TYPE_CHECKING:
@@ -16,10 +17,10 @@ def _age(dt) -> str:
 
     minutes = int((utcnow() - as_utc(dt)).total_seconds() // 60)
     if minutes < 60:
-        return f"{minutes} min"
+        return _("{n} min").format(n=minutes)
     if minutes < 48 * 60:
-        return f"{minutes // 60} h"
-    return f"{minutes // (24 * 60)} d"
+        return _("{n} tim").format(n=minutes // 60)
+    return _("{n} dygn").format(n=minutes // (24 * 60))
 
 
 @op("GET", "/alerts")
@@ -47,11 +48,13 @@ def ack(app: App, actor: str, alert_id: int, note: str | None = None) -> dict:
     """Record that an alert was handled, by whom, and how."""
     row = app.db.alert(alert_id)
     if row is None:
-        raise not_found(f"There is no alert {alert_id}. 'tala alerts' lists the open ones.")
+        raise not_found(_("Det finns inget larm {id}. Skriv `tala alerts` för att se de "
+                          "öppna larmen.").format(id=alert_id))
     case = app.db.case_ref_of(row.child_id)
     require(app, actor, "ack", case_ref=case)
     if row.acked_at is not None:
-        raise OpError(f"Alert {alert_id} was acknowledged already by {row.acked_by}.", 1, 409)
+        raise OpError(_("Larm {id} är redan kvitterat av {who}.").format(
+            id=alert_id, who=row.acked_by), 1, 409)
     app.db.ack_alert(alert_id, actor, note)
     app.db.audit(actor, "ack", case, f"alert {alert_id}")
     return {"id": alert_id, "acked_by": actor}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from admin_cli.access import require
+from admin_cli.i18n import _
 from admin_cli.ops import Document, OpError, not_found, op
 
 if TYPE_CHECKING:
@@ -27,7 +28,8 @@ def _telegram_link(app: App, code: str) -> str | None:
 def _campaign(app: App, actor: str, name: str):
     c = app.db.campaign(name)
     if c is None:
-        raise not_found(f"There is no campaign '{name}'. 'tala campaign list' shows them.")
+        raise not_found(_("Det finns ingen kampanj '{name}'. Skriv `tala campaign list` för "
+                          "att se dem.").format(name=name))
     require(app, actor, "campaigns", unit=c.unit)
     return c
 
@@ -71,7 +73,7 @@ def campaign_poster(app: App, actor: str, name: str, format: str = "pdf") -> Doc
     from admin_cli.poster import PosterError, make_poster
 
     if format not in POSTER_TYPES:
-        raise OpError("format must be pdf or png.")
+        raise OpError(_("format ska vara pdf eller png."))
     c = _campaign(app, actor, name)
     with tempfile.TemporaryDirectory() as tmp:
         try:

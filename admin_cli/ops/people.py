@@ -7,7 +7,8 @@ import re
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from admin_cli.access import ROLES, require
+from admin_cli.access import ROLES, require, role_title
+from admin_cli.i18n import _
 from admin_cli.ops import OpError, not_found, op
 
 if TYPE_CHECKING:
@@ -41,20 +42,22 @@ def users_add(app: App, actor: str, name: str, role: str, unit: str | None = Non
     from bot.channels.sms import NumberError, normalise_number
 
     if role not in ROLES:
-        raise OpError(f"--role must be one of {', '.join(ROLES)}.")
+        raise OpError(_("--role ska vara en av {roles}.").format(roles=", ".join(ROLES)))
     if role != "admin" and not unit:
-        raise OpError(f"A {role} needs --unit (the unit whose cases they work with).")
+        raise OpError(_("En {role} behöver --unit (den enhet vars ärenden hen arbetar "
+                        "med).").format(role=role_title(role)))
     if app.db.has_users():
         require(app, actor, "users")
     elif role != "admin":
-        raise OpError("The first user must be an admin (until then everyone may do "
-                      f"everything): tala users add {actor} --role admin")
+        raise OpError(_("Den första användaren ska vara administratör (tills dess får alla "
+                        "göra allt): tala users add {actor} --role admin").format(actor=actor))
     try:
         number = normalise_number(phone, app.settings.sms_default_region) if phone else None
     except NumberError as e:
         raise OpError(str(e)) from None
     if email and not EMAIL.fullmatch(email.strip()):
-        raise OpError(f"'{email}' does not look like an e-mail address (name@kommun.se).")
+        raise OpError(_("'{email}' ser inte ut som en e-postadress (namn@kommun.se).").format(
+            email=email))
     app.db.add_user(name, role, unit, number, email.strip() if email else None)
     app.db.audit(actor, "users", None, f"{name}: {role} {unit or ''}".strip())
     return {"name": name, "role": role, "unit": unit}
@@ -66,12 +69,13 @@ def users_token(app: App, actor: str, name: str, days: int = 90,
     """A personal API token for `name` (shown once, kept only as a hash), valid for `days`."""
     require(app, actor, "users")
     if not 1 <= days <= MAX_TOKEN_DAYS:
-        raise OpError(f"--days must be between 1 and {MAX_TOKEN_DAYS}.")
+        raise OpError(_("--days ska vara mellan 1 och {max}.").format(max=MAX_TOKEN_DAYS))
     try:
         issued = app.db.add_token(name, "personal", timedelta(days=days), label)
     except LookupError:
-        raise not_found(f"There is no tala user '{name}'. Add them first: tala users add "
-                        f"{name} --role caseworker --unit UNIT") from None
+        raise not_found(_("Det finns ingen användare '{name}' i tala. Lägg till hen först: "
+                          "tala users add {name} --role caseworker --unit ENHET").format(
+            name=name)) from None
     app.db.audit(actor, "users", None, f"{name}: token {issued.id} for {days} days")
     return {"name": name, "id": issued.id, "token": issued.token,
             "expires_at": issued.expires_at.isoformat()}
@@ -97,7 +101,8 @@ def users_revoke(app: App, actor: str, name: str | None = None,
     """Revoke one token (its id) or every token of a user: they stop working at once."""
     require(app, actor, "users")
     if not (name or token):
-        raise OpError("Say whose tokens: tala users revoke NAME, or one: --token ID.")
+        raise OpError(_("Säg vems token som ska spärras: tala users revoke NAMN, "
+                        "eller en enda: --token ID."))
     n = app.db.revoke_tokens(token=token, user_name=None if token else name)
     app.db.audit(actor, "users", None, f"revoked {n} token(s) of {token or name}")
     return {"revoked": n}
@@ -122,8 +127,9 @@ def units_set(app: App, actor: str, unit: str, on_call: str | None = None,
     from bot.hours import DEFAULT_HOURS, HoursError
 
     if on_call is None and hours is None:
-        raise OpError(f"Say what to set, for example: tala units set {unit} --on-call "
-                      "0701234567 --hours \"mon-fri 08:00-17:00\"")
+        raise OpError(_("Säg vad som ska ställas in, till exempel: tala units set {unit} "
+                        "--on-call 0701234567 --hours \"mon-fri 08:00-17:00\"").format(
+            unit=unit))
     require(app, actor, "units", unit=unit)
     try:
         number = (normalise_number(on_call, app.settings.sms_default_region)
