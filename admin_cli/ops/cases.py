@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from admin_cli.access import require
+from admin_cli.i18n import _
 from admin_cli.ops import Document, OpError, not_found, op
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ def invite(app: App, actor: str, case: str, age: int, lang: str = "sv",
     from bot.service import InviteError
 
     if channel not in CHANNELS:
-        raise OpError(f"channel must be one of {', '.join(CHANNELS)}.")
+        raise OpError(_("channel ska vara en av {channels}.").format(
+            channels=", ".join(CHANNELS)))
     user = require(app, actor, "invite", case_ref=case, unit=unit)
     if user is not None and user.role != "admin":
         unit = unit or user.unit
@@ -80,7 +82,7 @@ def invite_bulk_jobs(app: App, actor: str, jobs: list) -> dict:
 
     require(app, actor, "invite")
     if len(jobs) > 10_000 or not all(JOB_ID.fullmatch(j) for j in jobs):
-        raise OpError("jobs: the job ids invite_bulk gave (at most 10,000).")
+        raise OpError(_("jobs: de jobb-id som invite_bulk gav (högst 10 000)."))
     return {j: bulk.job_state(app, j) for j in jobs}
 
 
@@ -89,8 +91,8 @@ def _who_is_told(app: App, case_ref: str) -> tuple[str | None, list[str]]:
     child = app.db.child(case_ref)
     who = child.caseworker if child else None
     if not {"sms", "email"} & set(app.service.outbound):
-        return None, (["Note: neither SMS (TWILIO_*) nor e-mail (TALA_SMTP_URL) is set up "
-                       "here, so alerts only wait in 'tala alerts'."]
+        return None, ([_("Obs: varken sms (TWILIO_*) eller e-post (TALA_SMTP_URL) är "
+                         "inställt här, så larmen väntar bara i `tala alerts`.")]
                       if app.db.has_users() else [])
     reachable = [c for c in app.db.contacts(names=[who])
                  if (c.phone and "sms" in app.service.outbound)
@@ -98,10 +100,11 @@ def _who_is_told(app: App, case_ref: str) -> tuple[str | None, list[str]]:
     if reachable:
         return who, []
     if app.db.has_users():
-        return None, [f"Note: tala cannot reach {who or 'anyone responsible'} for {case_ref} "
-                      "(no work phone or e-mail), so its alerts go to the unit's manager. Add "
-                      "one with: tala users add NAME --role caseworker --unit UNIT --phone "
-                      "070... --email name@kommun.se"]
+        return None, [_("Obs: tala kan inte nå {who} för {case} (inget jobbnummer eller "
+                        "e-post), så ärendets larm går till enhetens chef. Lägg till ett med: "
+                        "tala users add NAMN --role caseworker --unit ENHET --phone 070... "
+                        "--email namn@kommun.se").format(
+            who=who or _("någon ansvarig"), case=case_ref)]
     return None, []
 
 
@@ -127,7 +130,7 @@ def summary(app: App, actor: str, case: str, format: str = "json",
     from admin_cli.safe import json_text
 
     if format not in ("json", "text", "html", "png"):
-        raise OpError("format must be json, text, html or png.")
+        raise OpError(_("format ska vara json, text, html eller png."))
     require(app, actor, "summary", case_ref=case)
     try:
         data = s.build(app, case, actor, since=since, until=until,
@@ -166,15 +169,17 @@ def assign(app: App, actor: str, case: str, name: str) -> dict:
     require(app, actor, "assign", case_ref=case)
     child = app.db.child(case)
     if child is None:
-        raise not_found(f"There is no case '{case}'. It is made by its first invitation: "
-                        f"tala invite {case} --age N")
+        raise not_found(_("Det finns inget ärende som heter {case}. Ett ärende skapas när "
+                          "barnet bjuds in första gången: tala invite {case} --age N").format(
+            case=case))
     if app.db.has_users():
         user = app.db.user(name)
         if user is None:
-            raise OpError(f"There is no tala user '{name}'. 'tala users list' shows who there "
-                          "is.")
+            raise OpError(_("Det finns ingen användare '{name}' i tala. Skriv `tala users "
+                            "list` för att se vilka som finns.").format(name=name))
         if user.role != "admin" and child.unit and user.unit != child.unit:
-            raise OpError(f"{name} works in {user.unit}, and {case} is in {child.unit}.")
+            raise OpError(_("{name} arbetar i {unit}, men {case} hör till {other}.").format(
+                name=name, unit=user.unit, case=case, other=child.unit))
     before = child.caseworker
     app.db.ensure_child(case, caseworker=name)
     app.db.audit(actor, "assign", case, f"{before or 'nobody'} -> {name}")
@@ -186,6 +191,7 @@ def erase(app: App, actor: str, case: str) -> dict:
     """Remove everything about a child and destroy their data keys. Cannot be undone."""
     require(app, actor, "erase", case_ref=case)
     if app.db.child(case) is None:
-        raise not_found(f"There is no case '{case}'.")
+        raise not_found(_("Det finns inget ärende som heter {case}. Skriv `tala alerts` för "
+                          "att se dina ärenden.").format(case=case))
     app.service.erase(case, actor)
     return {"case": case, "erased": True}

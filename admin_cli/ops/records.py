@@ -6,6 +6,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from admin_cli.access import require
+from admin_cli.i18n import _
 from admin_cli.ops import Document, OpError, not_found, op
 from admin_cli.ops.cases import text_document
 
@@ -28,17 +29,17 @@ def report(app: App, actor: str, unit: str | None = None, since: date | None = N
     from admin_cli import report as r
 
     if format not in ("text", *REPORT_TYPES):
-        raise OpError("format must be json, text, csv or html.")
+        raise OpError(_("format ska vara json, text, csv eller html."))
     if campaign and (unit or since or until or questionnaire):
-        raise OpError("--campaign goes alone: a survey's report covers the whole survey.")
+        raise OpError(_("--campaign står ensamt: en enkäts rapport gäller hela enkäten."))
     try:
         if campaign:
             c = app.db.campaign(campaign)
             user = require(app, actor, "report", unit=c.unit if c else None)
             if c is None or (user is not None and user.role == "manager"
                              and c.unit != user.unit):
-                raise not_found(f"There is no campaign '{campaign}'. 'tala campaign list' "
-                                "shows them.")
+                raise not_found(_("Det finns ingen kampanj '{name}'. Skriv `tala campaign "
+                                  "list` för att se dem.").format(name=campaign))
             data = r.build_campaign_report(app, actor, campaign,
                                            min_group=app.settings.min_group_size)
         else:
