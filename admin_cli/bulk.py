@@ -23,12 +23,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from admin_cli.labels import phase_problem
 from bot.app import App
 from bot.service import InviteError
 from storage.queue import BULK, Job, SendResult
 
 REQUIRED = ("case", "age", "to")
-OPTIONAL = ("lang", "unit", "questionnaire", "caseworker")
+OPTIONAL = ("lang", "unit", "questionnaire", "caseworker", "phase")
 
 
 @dataclass
@@ -81,6 +82,11 @@ def start(app: App, raw: bytes, name: str, actor: str) -> BulkStart:
         except ValueError:
             began.failures.append((line, f"age '{row['age']}' is not a number of years"))
             continue
+        phase = row.get("phase") or None
+        wrong_phase = phase_problem(phase)
+        if wrong_phase:
+            began.failures.append((line, wrong_phase))
+            continue
         sid = uuid.uuid5(uuid.NAMESPACE_URL, f"tala-bulk:{batch}:{line}").hex
         try:
             app.service.invite(row["case"], age, lang=row.get("lang") or "sv", channel="sms",
@@ -91,6 +97,8 @@ def start(app: App, raw: bytes, name: str, actor: str) -> BulkStart:
         except InviteError as e:
             began.failures.append((line, str(e)))
             continue
+        if phase:
+            app.db.set_invitation_phase(sid, phase)
         began.invited += 1
         began.jobs[f"invite:{sid}:0"] = line
     return began

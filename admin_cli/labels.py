@@ -60,6 +60,18 @@ TOPIC_TITLES = {
 # The change words: ids in the JSON, Swedish in what a caseworker reads.
 CHANGE_WORDS = {"better": N_("bättre"), "worse": N_("sämre"),
                 "unchanged": N_("ingen tydlig förändring")}
+# The case phase of an invitation (storage.models.PHASES), as the unit's indicators name it.
+PHASE_TITLES = {"forhandsbedomning": N_("förhandsbedömning"), "utredning": N_("utredning"),
+                "uppfoljning": N_("uppföljning"), "placering": N_("placering")}
+
+
+def phase_problem(phase: str | None) -> str | None:
+    """What is wrong with a case phase someone typed, in the staff language; None when it is
+    one of the four (or not given)."""
+    if phase is None or phase in PHASE_TITLES:
+        return None
+    return _("Fasen '{phase}' finns inte. Skriv en av: {phases}.").format(
+        phase=phase, phases=", ".join(PHASE_TITLES))
 
 
 def title(table: dict[str, str], key: str) -> str:

@@ -39,6 +39,14 @@ YEAR = 2025
 FREE_TEXTS = ["Det är bråk hemma ibland", "Jag saknar min bror", "Jag vill ha en egen lampa",
               "Fotboll på tisdagar är bäst", "Läraren är snäll", "Jag sover dåligt på natten",
               "Vet inte riktigt", "Jag vill träffa mamma oftare"]
+# The case phase of a child's invitations: about one child in five is placed (and is to be
+# heard four times a year); the others' first invitation is mostly in the preliminary
+# assessment, later ones in the investigation or the follow-up of an intervention.
+PLACED_SHARE = 0.15
+FIRST_PHASES = [("forhandsbedomning", 0.45), ("utredning", 0.3), ("uppfoljning", 0.25)]
+LATER_PHASES = [("forhandsbedomning", 0.2), ("utredning", 0.4), ("uppfoljning", 0.4)]
+# How many questionnaires a placed child finished in the year: 0 to 6, four most often.
+PLACED_TIMES = [(0, 0.08), (1, 0.1), (2, 0.14), (3, 0.18), (4, 0.24), (5, 0.16), (6, 0.1)]
 OUTCOMES = [("completed", 0.66), ("stopped", 0.08), ("expired", 0.07), ("not_started", 0.13),
             ("opted_out", 0.03), ("sent", 0.03)]
 
@@ -87,7 +95,7 @@ class Builder:
 
     def invitation(self, case_ref: str, questionnaire: str, at: datetime, outcome: str, *,
                    lang: str = "sv", answers: list[Answer] | None = None,
-                   channel: str = "sms") -> str:
+                   channel: str = "sms", phase: str | None = None) -> str:
         """One invitation and what became of it.
 
         outcome: completed, stopped or expired (the child started: a session with `answers`),
@@ -103,7 +111,8 @@ class Builder:
             "status": inv_status,
             "delivery_status": ("opted_out" if outcome == "opted_out" else "delivered")
             if channel == "sms" else None,
-            "created_by": "seed", "created_at": at, "expires_at": at + timedelta(days=14)})
+            "created_by": "seed", "created_at": at, "expires_at": at + timedelta(days=14),
+            "phase": phase})
         if not started:
             return sid
         begun = at + timedelta(hours=self.rng.randint(1, 96))
@@ -133,7 +142,7 @@ class Builder:
             "id": sid, "case_ref": case_ref, "invitation_id": self._p.invitations[-1]["id"],
             "questionnaire_id": qn.id, "questionnaire_version": qn.version, "lang": lang,
             "channel": channel, "status": outcome, "started_at": begun,
-            "completed_at": finished, "written_at": finished})
+            "completed_at": finished, "written_at": finished, "phase": phase})
         return sid
 
     def commit(self) -> None:
@@ -234,7 +243,10 @@ def seed(app: App, children: int = 500, seed: int = 1) -> None:
 
     Six units of different sizes, two or three caseworkers each, ages 6-18, a few languages,
     invitations in the four quarters of 2025: most children are followed up in the quarters
-    after their first, most answer the whole questionnaire, some stop, some never start."""
+    after their first, most answer the whole questionnaire, some stop, some never start.
+    Every invitation has a case phase: a placed child (one in five) is invited in placement
+    and finishes 0-6 questionnaires spread over the year; the others are invited in the
+    preliminary assessment, the investigation or the follow-up."""
     rng = random.Random(seed)
     b = Builder(app, rng)
     staff: dict[str, list[str]] = {}
@@ -250,9 +262,12 @@ def seed(app: App, children: int = 500, seed: int = 1) -> None:
                       birth_year=YEAR - age, lang=lang)
         qn = pick_for_age(app.questionnaires, age)
         wellbeing = rng.betavariate(4, 2)
+        if rng.random() < PLACED_SHARE:
+            _placed_child(b, rng, ref, qn, lang, wellbeing)
+            continue
         first = rng.choices(range(4), [4, 3, 2, 2])[0]
         for quarter in range(first, 4):
-            if quarter > first and rng.random() < 0.3:
+            if quarter > first and rng.random() < 0.2:
                 break  # not followed up any more
             start = quarter_starts[quarter]
             at = datetime(start.year, start.month, start.day, 7, tzinfo=timezone.utc) + \
@@ -263,9 +278,31 @@ def seed(app: App, children: int = 500, seed: int = 1) -> None:
                 stop = None if outcome == "completed" else rng.randint(1, 12)
                 answers = answer_path(qn, rng, min(1.0, max(0.0, wellbeing +
                                                             rng.gauss(0, 0.1))), stop)
+            phase = _weighted(rng, FIRST_PHASES if quarter == first else LATER_PHASES)
             b.invitation(ref, qn.id, at, outcome, lang=lang, answers=answers,
-                         channel=rng.choice(["sms", "sms", "sms", "console"]))
+                         channel=rng.choice(["sms", "sms", "sms", "console"]), phase=phase)
     b.commit()
+
+
+def _placed_child(b: Builder, rng: random.Random, ref: str, qn: Questionnaire, lang: str,
+                  wellbeing: float) -> None:
+    """A placed child's year: 0-6 finished questionnaires on days spread over the year, and
+    now and then an invitation the child did not answer."""
+    done = _weighted(rng, PLACED_TIMES)
+    missed = rng.choice([0, 0, 1, 1, 2])
+    days = sorted(rng.sample(range(0, 350), done + missed))
+    finished = set(rng.sample(range(len(days)), done))
+    for i, day in enumerate(days):
+        at = datetime(YEAR, 1, 1, 7, tzinfo=timezone.utc) + timedelta(
+            days=day, minutes=rng.randint(0, 600))
+        if i in finished:
+            b.invitation(ref, qn.id, at, "completed", lang=lang, phase="placering",
+                         answers=answer_path(qn, rng, wellbeing))
+        else:
+            b.invitation(ref, qn.id, at, _weighted(rng, [("not_started", 0.7),
+                                                         ("stopped", 0.3)]),
+                         lang=lang, phase="placering",
+                         answers=answer_path(qn, rng, wellbeing, rng.randint(1, 5)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,11 +24,18 @@ JOB_ID = re.compile(r"invite:[0-9a-f]{32}:0")
 def invite(app: App, actor: str, case: str, age: int, lang: str = "sv",
            channel: str = "console", to: str | None = None,
            questionnaire: str | None = None, unit: str | None = None,
-           caseworker: str | None = None) -> dict:
+           caseworker: str | None = None, phase: str | None = None) -> dict:
     """Invite a child to answer a questionnaire. `invitation` is what `tala invite --json`
-    prints; `notes` say who will hear of the case's alerts when tala cannot reach them."""
+    prints; `notes` say who will hear of the case's alerts when tala cannot reach them.
+    `phase`: the case phase (forhandsbedomning, utredning, uppfoljning or placering), for the
+    unit's indicators (`tala report --indicators`)."""
     from bot.service import InviteError
 
+    from admin_cli.labels import phase_problem
+
+    wrong_phase = phase_problem(phase)
+    if wrong_phase:
+        raise OpError(wrong_phase)
     if channel not in CHANNELS:
         raise OpError(_("channel ska vara en av {channels}.").format(
             channels=", ".join(CHANNELS)))
@@ -41,6 +48,8 @@ def invite(app: App, actor: str, case: str, age: int, lang: str = "sv",
                                  caseworker=caseworker, actor=actor)
     except InviteError as e:
         raise OpError(str(e)) from None
+    if phase:
+        app.db.set_invitation_phase(inv.session_id, phase)
     sent = None
     if channel == "sms":
         # One try now; if Twilio is away, the worker (tala serve / tala worker) retries.
@@ -57,13 +66,13 @@ def invite(app: App, actor: str, case: str, age: int, lang: str = "sv",
         "case": inv.case_ref, "session_id": inv.session_id,
         "questionnaire": inv.questionnaire_id, "lang": inv.lang, "channel": inv.channel,
         "code": inv.code, "link": link, "expires_at": inv.expires_at.isoformat(),
-        "delivery": sent}, "alerts_to": alerts_to, "notes": notes}
+        "delivery": sent, "phase": phase}, "alerts_to": alerts_to, "notes": notes}
 
 
 @op("POST", "/invitations/bulk", name="invite_bulk")
 def invite_bulk(app: App, actor: str, csv: str, name: str = "invitations.csv") -> dict:
     """Invite everyone in a CSV file (columns case, age, to; optional lang, unit,
-    questionnaire, caseworker) by SMS. The worker sends the text messages at the configured
+    questionnaire, caseworker, phase) by SMS. The worker sends the text messages at the configured
     rate: `jobs` (job id -> line) are followed with invite_bulk_jobs. The same file again
     invites nobody twice."""
     from admin_cli import bulk
@@ -119,6 +128,9 @@ def text_document(renderable: object, width: int, wrap: bool, color: bool) -> Do
     return Document(buf.getvalue().encode("utf-8"), "text/plain; charset=utf-8")
 
 
+MIN_WIDTH, MAX_WIDTH = 30, 1000  # a summary's text lines, in characters
+
+
 @op("GET", "/cases/{case}/summary")
 def summary(app: App, actor: str, case: str, format: str = "json",
             since: date | None = None, until: date | None = None,
@@ -131,6 +143,9 @@ def summary(app: App, actor: str, case: str, format: str = "json",
 
     if format not in ("json", "text", "html", "png"):
         raise OpError(_("format ska vara json, text, html eller png."))
+    if not MIN_WIDTH <= width <= MAX_WIDTH:
+        raise OpError(_("width ska vara ett tal från {lo} till {hi} (tecken per rad).").format(
+            lo=MIN_WIDTH, hi=MAX_WIDTH))
     require(app, actor, "summary", case_ref=case)
     try:
         data = s.build(app, case, actor, since=since, until=until,
@@ -138,7 +153,8 @@ def summary(app: App, actor: str, case: str, format: str = "json",
     except s.SummaryError as e:
         raise (not_found(str(e)) if app.db.child(case) is None else OpError(str(e))) from None
     if format == "text":
-        return text_document(s.render_text(app, data), width, wrap, color)
+        # Always wrapped at `width`: the summary never leaves a line to the terminal to cut.
+        return text_document(s.render_text(app, data), width, True, color)
     if format == "html":
         return Document(s.render_html(app, data).encode("utf-8"), "text/html; charset=utf-8")
     if format == "png":

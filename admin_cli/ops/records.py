@@ -57,6 +57,32 @@ def report(app: App, actor: str, unit: str | None = None, since: date | None = N
     return Document(content.encode("utf-8"), REPORT_TYPES[format])
 
 
+@op("GET", "/reports/indicators")
+def indicators(app: App, actor: str, unit: str | None = None, since: date | None = None,
+               until: date | None = None, format: str = "json", width: int = 110,
+               wrap: bool = True, color: bool = False) -> Document:
+    """The unit's monthly indicators per case phase (format json, text or csv): the share of
+    children invited in a phase who were heard, and placed children heard at least four times
+    in the last twelve months. Small groups hidden. A manager sees their own unit."""
+    from admin_cli import report as r
+
+    if format not in ("text", "json", "csv"):
+        raise OpError("format must be json, text or csv.")
+    user = require(app, actor, "report", unit=unit)
+    if user is not None and user.role == "manager":
+        unit = user.unit
+    try:
+        data = r.build_indicators(app, actor, unit=unit, since=since, until=until,
+                                  min_group=app.settings.min_group_size)
+    except r.ReportError as e:
+        raise OpError(str(e)) from None
+    if format == "text":
+        return text_document(r.indicators_text(data), width, wrap, color)
+    if format == "csv":
+        return Document(r.indicators_csv(data).encode("utf-8"), REPORT_TYPES["csv"])
+    return Document(r.indicators_json(data).encode("utf-8"), REPORT_TYPES["json"])
+
+
 @op("GET", "/export")
 def export(app: App, actor: str, format: str = "json", since: date | None = None,
            until: date | None = None) -> Document:
