@@ -1,15 +1,24 @@
-"""The translators' pipeline: extract every child-facing string (code and questionnaires) into
-locales/tala.pot, then merge it into every language's tala.po. Uses Babel's own front end, so
-it is exactly what `pybabel extract` / `pybabel update` would do."""
+"""The translators' pipeline, for both gettext domains: extract every string (child-facing
+ones from code and questionnaires into locales/tala.pot, staff-facing ones into
+locales/tala-staff.pot), then merge the template into every language's catalog of that domain.
+Uses Babel's own front end, so it is exactly what `pybabel extract` / `pybabel update` would do
+with the options below.
+
+Unchanged sources give byte-identical files: messages are never wrapped (`--no-wrap`),
+translator comments are whole sentences that Babel wraps at a fixed width (see
+flows/babel_extract.py), entries are sorted by file, and a template whose only change would be
+its POT-Creation-Date is left as it is, so the catalogs keep theirs too.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
-
-from dataclasses import dataclass
 
 from babel.messages.frontend import CommandLineInterface
 from babel.messages.mofile import write_mo
@@ -23,6 +32,27 @@ LOCALES = Path(locales.__file__).parent
 POT = LOCALES / f"{DOMAIN}.pot"
 
 
+@dataclass(frozen=True)
+class Domain:
+    """One gettext domain: where its strings are found and what marks them."""
+    name: str
+    config: str  # the extraction config at the project root
+    keywords: tuple[str, ...]
+
+    def pot(self, locales_dir: Path = LOCALES) -> Path:
+        return locales_dir / f"{self.name}.pot"
+
+    def catalogs(self, locales_dir: Path = LOCALES) -> list[Path]:
+        return sorted(locales_dir.glob(f"*/LC_MESSAGES/{self.name}.po"))
+
+
+CHILD = Domain(DOMAIN, "babel.cfg", ("N_",))
+STAFF = Domain("tala-staff", "babel-staff.cfg", ("_", "N_", "ngettext:1,2"))
+DOMAINS = (CHILD, STAFF)
+
+_CREATED = re.compile(rb'^"POT-Creation-Date: [^"]*"\n', re.MULTILINE)
+
+
 @contextmanager
 def _in_root() -> Iterator[None]:
     # Run from the project root so the catalogs name files by relative path.
@@ -34,25 +64,40 @@ def _in_root() -> Iterator[None]:
         os.chdir(before)
 
 
-def extract(pot: Path = POT) -> Path:
-    with _in_root():
-        CommandLineInterface().run([
-            "pybabel", "-q", "extract", "-F", "babel.cfg", "--no-default-keywords", "-k", "N_",
-            "-c", "Translators:", "--sort-by-file", "--no-wrap", "--project", "tala",
-            "--copyright-holder", "tala contributors", "--msgid-bugs-address", "",
-            "-o", str(pot), "."])
+def extract(pot: Path = POT, domain: Domain = CHILD) -> Path:
+    """Write the domain's template. When nothing but the creation date would change, the
+    template already there is kept as it is."""
+    pot.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp) / pot.name
+        keywords = [arg for k in domain.keywords for arg in ("-k", k)]
+        with _in_root():
+            CommandLineInterface().run([
+                "pybabel", "-q", "extract", "-F", domain.config, "--no-default-keywords",
+                *keywords, "-c", "Translators:", "--sort-by-file", "--no-wrap",
+                "--project", "tala", "--copyright-holder", "tala contributors",
+                "--msgid-bugs-address", "", "-o", str(fresh), "."])
+        new = fresh.read_bytes()
+        if not (pot.exists() and _CREATED.sub(b"", pot.read_bytes()) == _CREATED.sub(b"", new)):
+            pot.write_bytes(new)
     return pot
 
 
-def update(pot: Path = POT, locales_dir: Path = LOCALES) -> list[Path]:
-    """Extract, then update every catalog. Returns the catalogs touched."""
-    extract(pot)
-    catalogs = sorted(locales_dir.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
+def update(pot: Path = POT, locales_dir: Path = LOCALES, domain: Domain = CHILD) -> list[Path]:
+    """Extract, then merge the template into every catalog of the domain. Returns the catalogs
+    (each is rewritten by Babel, and comes out byte for byte the same when nothing changed)."""
+    extract(pot, domain)
+    catalogs = domain.catalogs(locales_dir)
     if catalogs:
         CommandLineInterface().run([
-            "pybabel", "-q", "update", "-D", DOMAIN, "-i", str(pot), "-d", str(locales_dir),
+            "pybabel", "-q", "update", "-D", domain.name, "-i", str(pot), "-d", str(locales_dir),
             "--no-wrap", "--ignore-obsolete"])
     return catalogs
+
+
+def update_all(locales_dir: Path = LOCALES) -> list[Path]:
+    """`tala locales update`: both domains, child-facing and staff-facing."""
+    return [po for d in DOMAINS for po in update(d.pot(locales_dir), locales_dir, d)]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,12 @@
 """A Babel extractor for questionnaire YAML, so `pybabel extract` finds every child-facing
 string in the questionnaires with a comment that tells the translator where it is used.
 
-Registered in babel.cfg as `[extractors] tala_yaml = flows.babel_extract:extract`.
+Registered in babel.cfg as `[extractors] tala_yaml = flows.babel_extract:extract`, beside
+`tala_python = flows.babel_extract:extract_python`: Babel's own Python extractor, except that a
+translator comment written over several source lines comes out as one sentence. Babel wraps
+every comment line at 76 columns on its own, so a 95-column source line became a line and a
+stub ("... when the unit's" / "on-call staff"); as one sentence it is wrapped evenly, and the
+same source always gives the same comment.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 from typing import IO, Any, Iterator
 
 import yaml
+from babel.messages.extract import extract_python as _babel_python
 
 TYPE_NAMES = {"info": "information text", "yes_no": "yes/no question", "scale": "scale question",
               "choice": "question with one answer", "multi_choice": "question with several "
@@ -60,3 +66,11 @@ def extract(fileobj: IO[bytes], keywords: Any, comment_tags: Any,
             for k, v in labels.value:
                 yield v.start_mark.line + 1, None, v.value, [
                     f"{about}. What the number {k.value} on the scale means."]
+
+
+def extract_python(fileobj: IO[bytes], keywords: Any, comment_tags: Any,
+                   options: dict) -> Iterator[tuple[int, Any, Any, list[str]]]:
+    for lineno, funcname, message, comments in _babel_python(fileobj, keywords, comment_tags,
+                                                             options):
+        joined = " ".join(c.strip() for c in comments if c.strip())
+        yield lineno, funcname, message, [joined] if joined else []
