@@ -10,68 +10,78 @@ from typing import Optional
 import typer
 
 from admin_cli.common import call, err, fail, out
+from admin_cli.i18n import _
 
-campaign_app = typer.Typer(help="Anonymous group surveys: a class answers by keyword.",
-                           no_args_is_help=True)
+campaign_app = typer.Typer(help=_("Anonyma enkäter för grupper: en klass svarar med ett "
+                                  "nyckelord."), no_args_is_help=True)
 
 
-@campaign_app.command("create")
+@campaign_app.command("create", help=_(
+    "Starta en anonym enkät: eleverna skickar nyckelordet (eller öppnar Telegramlänken) och "
+    "svarar utan namn; resultaten bara för hela gruppen (tala report --campaign NAMN)."))
 def campaign_create(
-    name: str = typer.Option(..., "--name", help="A short name, e.g. ak8-hosten-2026."),
-    questionnaire: str = typer.Option("school-survey", "--questionnaire"),
-    keyword: str = typer.Option(..., "--keyword", help="The word pupils text, e.g. SKOLA8."),
-    unit: Optional[str] = typer.Option(None, "--unit"),
-    opens: datetime = typer.Option(..., "--opens", formats=["%Y-%m-%d"]),
+    name: str = typer.Option(..., "--name", help=_("Ett kort namn, t.ex. ak8-hosten-2026.")),
+    questionnaire: str = typer.Option("school-survey", "--questionnaire",
+                                      help=_("Frågeformulärets id.")),
+    keyword: str = typer.Option(..., "--keyword", help=_("Ordet eleverna skickar, t.ex. "
+                                                         "SKOLA8.")),
+    unit: Optional[str] = typer.Option(None, "--unit", help=_("Enheten.")),
+    opens: datetime = typer.Option(..., "--opens", formats=["%Y-%m-%d"],
+                                   help=_("Den första dagen den är öppen.")),
     closes: datetime = typer.Option(..., "--closes", formats=["%Y-%m-%d"],
-                                    help="The last day it is open."),
-    lang: Optional[list[str]] = typer.Option(None, "--lang", help="Languages on the poster "
-                                             "and to start in (repeat: --lang sv --lang ar)."),
+                                    help=_("Den sista dagen den är öppen.")),
+    lang: Optional[list[str]] = typer.Option(None, "--lang", help=_(
+        "Språk på affischen och att börja på (upprepa: --lang sv --lang ar).")),
 ) -> None:
-    """Start an anonymous survey: pupils text the keyword (or open the Telegram link) and
-    answer with no name; results only in aggregate (tala report --campaign NAME)."""
     c = call("campaign_create", name=name, questionnaire=questionnaire, keyword=keyword,
              unit=unit, opens=opens.date(), closes=closes.date(), lang=lang or None)
-    out.print(f"Campaign {c['name']}: text [bold]{c['keyword']}[/bold]"
-              + (f" to {c['sms_number']}" if c["sms_number"] else "")
-              + f", open {c['opens']} - {c['closes']}.")
+    keyword = f"[bold]{c['keyword']}[/bold]"
+    if c["sms_number"]:
+        out.print(_("Kampanj {name}: skicka {keyword} till {number}, öppen {opens} - {closes}.")
+                  .format(name=c["name"], keyword=keyword, number=c["sms_number"],
+                          opens=c["opens"], closes=c["closes"]))
+    else:
+        out.print(_("Kampanj {name}: skicka {keyword}, öppen {opens} - {closes}.").format(
+            name=c["name"], keyword=keyword, opens=c["opens"], closes=c["closes"]))
     if c["telegram"]:
         out.print(f"Telegram: {c['telegram']}")
-    out.print(f"Poster: tala campaign poster {c['name']} --out poster.pdf")
+    out.print(_("Affisch: tala campaign poster {name} --out affisch.pdf").format(name=c["name"]))
 
 
-@campaign_app.command("list")
+@campaign_app.command("list", help=_("Alla kampanjer, öppna och stängda."))
 def campaign_list() -> None:
-    """Every campaign, open or closed."""
     from rich.table import Table
 
-    table = Table("name", "keyword", "questionnaire", "unit", "open", "state")
+    table = Table(_("namn"), _("nyckelord"), _("frågeformulär"), _("enhet"), _("öppen"),
+                  _("läge"))
     for c in call("campaign_list"):
         table.add_row(c["name"], c["keyword"], c["questionnaire"], c["unit"] or "",
-                      f"{c['opens']} - {c['closes']}", "closed" if c["closed"] else "open")
+                      f"{c['opens']} - {c['closes']}",
+                      _("stängd") if c["closed"] else _("öppen"))
     out.print(table)
 
 
-@campaign_app.command("poster")
+@campaign_app.command("poster", help=_(
+    "En A4-affisch för klassrummets vägg: nyckelordet och numret, en QR-kod för Telegram, en "
+    "rad om att eleven är anonym, på kampanjens språk."))
 def campaign_poster(
-    name: str = typer.Argument(...),
-    out_file: Path = typer.Option(..., "--out", help="poster.pdf or poster.png (A4)."),
+    name: str = typer.Argument(..., help=_("Kampanjens namn.")),
+    out_file: Path = typer.Option(..., "--out", help=_("affisch.pdf eller affisch.png (A4).")),
 ) -> None:
-    """An A4 poster for the classroom wall: the keyword and number, a QR code for Telegram,
-    a line on anonymity, in the campaign's languages."""
     suffix = out_file.suffix.lower().lstrip(".")
     if suffix not in ("pdf", "png"):
-        fail(f"The poster is a PDF or a PNG: --out {out_file.stem}.pdf")
+        fail(_("Affischen är en PDF eller en PNG: --out {stem}.pdf").format(stem=out_file.stem))
     doc = call("campaign_poster", name=name, format=suffix)
     out_file.write_bytes(doc.content)
     missing = call("campaign_untranslated", name=name)
     if missing:
-        err.print(f"[yellow]Left off the poster (not translated yet): "
-                  f"{', '.join(missing)}.[/yellow]")
-    out.print(f"Wrote {out_file}.")
+        err.print("[yellow]" + _("Inte med på affischen (inte översatt än): {langs}.").format(
+            langs=", ".join(missing)) + "[/yellow]")
+    out.print(_("Skrev {file}.").format(file=out_file))
 
 
-@campaign_app.command("close")
-def campaign_close(name: str = typer.Argument(...)) -> None:
-    """Close a campaign now: the keyword then gets a polite "closed" answer."""
+@campaign_app.command("close", help=_("Stäng en kampanj nu: nyckelordet får sedan ett vänligt "
+                                      "svar om att enkäten är stängd."))
+def campaign_close(name: str = typer.Argument(..., help=_("Kampanjens namn."))) -> None:
     call("campaign_close", name=name)
-    out.print(f"Campaign {name} is closed.")
+    out.print(_("Kampanj {name} är stängd.").format(name=name))

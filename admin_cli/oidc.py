@@ -23,6 +23,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from admin_cli.i18n import _
+
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 CACHE_SECONDS = 3600.0
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
@@ -41,9 +43,11 @@ def discover(issuer: str, timeout: float = 10.0) -> dict[str, Any]:
         resp.raise_for_status()
         meta = resp.json()
     except (requests.RequestException, ValueError) as e:
-        raise LoginError(f"The identity provider does not answer at {url} ({e}).") from None
+        raise LoginError(_("Identitetstjänsten svarar inte på {url} ({problem}).").format(
+            url=url, problem=e)) from None
     if meta.get("issuer", "").rstrip("/") != issuer.rstrip("/"):
-        raise LoginError(f"{url} names another issuer ({meta.get('issuer')}).")
+        raise LoginError(_("{url} anger en annan utfärdare ({issuer}).").format(
+            url=url, issuer=meta.get("issuer")))
     return meta
 
 
@@ -98,7 +102,8 @@ class Verifier:
                 from None
         name = token.claims.get(self.claim)
         if not isinstance(name, str) or not name:
-            raise LoginError(f"The identity provider did not say {self.claim}.")
+            raise LoginError(_("Identitetstjänsten angav inte {claim}.").format(
+                claim=self.claim))
         return token.claims
 
 
@@ -111,14 +116,15 @@ def device_login(issuer: str, client_id: str, show: Callable[[str, str], None],
 
     meta = discover(issuer)
     if "device_authorization_endpoint" not in meta:
-        raise LoginError("The identity provider offers no device sign-in: use a token "
-                         "(tala login --token).")
+        raise LoginError(_("Identitetstjänsten erbjuder ingen inloggning med kod på en annan "
+                           "enhet: använd en token (tala login --token)."))
     # A public client (the CLI keeps no secret): its id in the body, no client authentication.
     client = OAuth2Session(client_id, scope="openid profile", token_endpoint_auth_method="none")
     resp = client.post(meta["device_authorization_endpoint"], withhold_token=True,
                        data={"client_id": client_id, "scope": "openid profile"}, timeout=10)
     if resp.status_code != 200:
-        raise LoginError(f"The identity provider refused the sign-in ({resp.status_code}).")
+        raise LoginError(_("Identitetstjänsten nekade inloggningen ({status}).").format(
+            status=resp.status_code))
     grant = resp.json()
     show(grant.get("verification_uri_complete") or grant["verification_uri"],
          grant["user_code"])
@@ -135,11 +141,12 @@ def device_login(issuer: str, client_id: str, show: Callable[[str, str], None],
             if e.error == "slow_down":
                 interval += 5
                 continue
-            raise LoginError(f"The sign-in did not finish ({e.error}).") from None
+            raise LoginError(_("Inloggningen blev inte klar ({error}).").format(
+                error=e.error)) from None
         if not token.get("id_token"):
-            raise LoginError("The identity provider gave no ID token (scope openid).")
+            raise LoginError(_("Identitetstjänsten gav ingen ID-token (scope openid)."))
         return token["id_token"]
-    raise LoginError("The sign-in took too long: run tala login again.")
+    raise LoginError(_("Inloggningen tog för lång tid: kör tala login igen."))
 
 
 SIGNED_IN_PAGE = ("<!doctype html><html lang=\"sv\"><meta charset=\"utf-8\"><title>tala</title>"
@@ -190,24 +197,28 @@ def browser_login(issuer: str, client_id: str, open_page: Callable[[str], object
                                token_endpoint_auth_method="none")
         verifier, state, nonce = generate_token(64), secrets.token_urlsafe(24), \
             secrets.token_urlsafe(24)
-        url, _ = client.create_authorization_url(meta["authorization_endpoint"], state=state,
+        url, __ = client.create_authorization_url(meta["authorization_endpoint"], state=state,
                                                  nonce=nonce, code_verifier=verifier)
         open_page(url)
         if not got.wait(timeout):
-            raise LoginError("The sign-in in the browser took too long: run tala login again.")
+            raise LoginError(_("Inloggningen i webbläsaren tog för lång tid: kör tala login "
+                               "igen."))
     finally:
         listener.shutdown()
         listener.server_close()
     if answer.get("state") != state:
-        raise LoginError("The browser came back from another sign-in (state): try again.")
+        raise LoginError(_("Webbläsaren kom tillbaka från en annan inloggning (state): försök "
+                           "igen."))
     if "code" not in answer:
-        raise LoginError(f"The sign-in was refused ({answer.get('error', 'no code')}).")
+        raise LoginError(_("Inloggningen nekades ({why}).").format(
+            why=answer.get("error", "no code")))
     try:
         token = client.fetch_token(meta["token_endpoint"], grant_type="authorization_code",
                                    code=answer["code"], code_verifier=verifier,
                                    redirect_uri=redirect_uri, client_id=client_id)
     except OAuth2Error as e:
-        raise LoginError(f"The sign-in did not finish ({e.error}).") from None
+        raise LoginError(_("Inloggningen blev inte klar ({error}).").format(
+                error=e.error)) from None
     if not token.get("id_token"):
-        raise LoginError("The identity provider gave no ID token (scope openid).")
+        raise LoginError(_("Identitetstjänsten gav ingen ID-token (scope openid)."))
     return token["id_token"], nonce

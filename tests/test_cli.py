@@ -53,7 +53,7 @@ def test_demo_plays_a_whole_conversation_from_a_pipe_and_prints_the_summary(tmp_
     assert "Förlåt, jag förstod inte riktigt" in out  # "hej" was not an answer
     assert "Förut svarade du: Det är mycket bråk" in out
     assert "Tack för att du svarade" in out  # the closing text: the conversation finished
-    assert "What the caseworker sees" in out
+    assert "Det här ser handläggaren" in out
     assert "Sammanfattning: DEMO-1" in out
     assert "klar" in out and "Lite bråk bara" in out and "Mer tid med min kompis" in out
     summary = tala(tmp_path, "summary", "DEMO-1", "--format", "json")
@@ -121,7 +121,7 @@ def test_killing_the_demo_mid_session_and_starting_again_continues_where_it_was(
 
     result = tala(tmp_path, "demo", stdin="5\n")
     assert result.returncode == 0, result.stderr
-    assert "Continuing the demo" in result.stdout
+    assert "Demon fortsätter där den var" in result.stdout
     assert "Välkommen tillbaka! Vi fortsätter där du var." in result.stdout
     after_welcome = result.stdout.split("Välkommen tillbaka")[1]
     assert after_welcome.index("Hur har du det i skolan?") < after_welcome.index("> 5")

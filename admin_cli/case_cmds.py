@@ -1,0 +1,63 @@
+"""A caseworker's and an admin's everyday commands on one case: `tala reply`, `tala erase`, and
+`tala audit` (who read or did what). Merged into the `tala` command by admin_cli/main.py; only
+Typer and Rich at import."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+import typer
+
+from admin_cli.common import call, fail, out
+from admin_cli.i18n import _
+
+commands = typer.Typer()
+
+
+@commands.command(help=_("Skicka ett kort svar till barnet, i den kanal barnet använde."))
+def reply(
+    case: str = typer.Argument(..., help=_("Ärendets referens.")),
+    text: str = typer.Argument(..., help=_("Meddelandet, inom citattecken.")),
+) -> None:
+    status = call("reply", case=case, text=text)["status"]
+    out.print(_("Svaret är skickat till barnet i ärende {case}.").format(case=case)
+              if status == "sent" else
+              _("Svaret till barnet i ärende {case} ligger i kö: det skickas så snart det "
+                "går.").format(case=case))
+
+
+@commands.command(help=_("Vem som läste eller gjorde vad, det senaste först."))
+def audit(
+    case: Optional[str] = typer.Option(None, "--case", help=_("Bara det här ärendet.")),
+    actor: Optional[str] = typer.Option(None, "--user", help=_("Bara det den här användaren "
+                                                               "gjorde.")),
+    as_json: bool = typer.Option(False, "--json", help=_("Som JSON.")),
+) -> None:
+    from rich.table import Table
+
+    data = call("audit", case=case, user=actor)
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    table = Table(_("när"), _("användare"), _("händelse"), _("ärende"), _("detaljer"))
+    for d in data:
+        table.add_row(d["at"][:16].replace("T", " "), d["user"], d["action"],
+                      d["case"] or "", d["detail"] or "")
+    out.print(table)
+
+
+@commands.command(help=_("Ta bort allt om ett barn ur SQL och Redis. Går inte att ångra."))
+def erase(
+    case: str = typer.Argument(..., help=_("Ärendets referens.")),
+    yes: bool = typer.Option(False, "--yes", help=_("Fråga inte först.")),
+) -> None:
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(_("Det går inte att ångra en radering: lägg till --yes för att bekräfta."))
+        typer.confirm(_("Radera allt om {case}? Det går inte att ångra.").format(case=case),
+                      abort=True)
+    call("erase", case=case)
+    out.print(_("{case} är raderat, och barnets datanycklar är förstörda (README: Privacy). "
+                "Loggen behåller bara att en radering har skett.").format(case=case))
