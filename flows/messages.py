@@ -53,7 +53,7 @@ EXCLUSIVE_CHOICE = N_("\"{option}\" kan du inte välja tillsammans med något an
 # Translators: added after a few answers in a row that did not fit.
 STUCK_HINT = N_("Du kan skriva hoppa över om du inte vill svara, eller hjälp.")
 HELP = N_("Så här gör du:\n"
-          "Svara på frågan så gott du kan. Det finns inga rätt eller fel svar.\n"
+          "Svara på frågan så gott du kan. Det finns inga rätta eller fel svar.\n"
           "tillbaka = ändra förra svaret\n"
           "hoppa över = gå till nästa fråga\n"
           "paus = fortsätt en annan gång\n"
@@ -113,10 +113,14 @@ WORDS_SMALL_TALK = N_("tack, tackar, tusen, så, mycket, ok, okej, hej, hejdå, 
                       "toppen, fint, ja, nej")
 REMINDER = N_("Hej! Du har några frågor kvar. Skriv något när du vill fortsätta.")
 
-# Translators: the first SMS a child gets. Someone else may read the child's phone, so it
-# says nothing about why. {sender} is who is asking, e.g. "Socialtjänsten i Nacka".
+# Translators: the first SMS a child gets, before they have said anything: who asks, that they
+# decide, how to start and how to stop. Someone else may read the child's phone, so it says
+# nothing about why. {sender} is who is asking, e.g. "Socialtjänsten i Nacka". Keep STOP in
+# Latin capitals: it is the SMS provider's word for "no more messages" in every language.
+# Keep it short: at most 2 SMS segments (306 Latin letters; 134 in Arabic, Persian, Tigrinya
+# or Ukrainian, with a sender name of about 20 letters). The rest comes after the child answers.
 INVITE_SMS = N_("Hej! {sender} vill gärna veta hur du har det. Du bestämmer själv om du vill "
-                "svara. Svara på det här sms:et med ett ord, till exempel hej, så börjar vi.")
+                "svara. Svara hej så börjar vi, eller STOP om du inte vill få fler sms.")
 # Translators: the only reply to a number that has no questions waiting (at most once a day).
 # It must not reveal anything about anyone.
 UNKNOWN_NUMBER = N_("Hej! Det finns inga frågor till det här numret just nu.")
