@@ -151,14 +151,21 @@ def summary_cmd(
     compare: Optional[tuple[str, str]] = typer.Option(
         None, "--compare", help="BEFORE AFTER: two dates (YYYY-MM-DD: the latest session on "
         "or before each) or session ids, e.g. before and after an intervention."),
+    width: Optional[int] = typer.Option(
+        None, "--width", help="Text: characters per line (default: the terminal's width, or "
+        "100 in a file). Lines are wrapped between words, never cut."),
 ) -> None:
     """What the child said, for the caseworker: by life area, what they want help with first,
     important answers marked, scale answers over time. Every read is in the audit log."""
+    from admin_cli.i18n import _
+
     if fmt is SummaryFormat.png and not out_file:
-        fail("A PNG needs a file: add --out summary.png")
+        fail(_("En PNG behöver en fil: lägg till --out sammanfattning.png"))
     if compare is not None and None in compare:
         compare = None
     view = _text_view(out_file, 100) if fmt is SummaryFormat.text else {"format": fmt.value}
+    if width is not None and fmt is SummaryFormat.text:
+        view["width"] = width
     doc = call("summary", case=case, since=since.date() if since else None,
                until=until.date() if until else None,
                compare=list(compare) if compare else None, **view)
