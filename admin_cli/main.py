@@ -174,14 +174,17 @@ def summary_cmd(
 
 @locales_app.command("update")
 def locales_update() -> None:
-    """Extract every child-facing string (code and questionnaires) into locales/tala.pot and
-    merge it into every language's catalog. New strings arrive untranslated, changed ones fuzzy:
-    until translated, the child sees Swedish for those strings only."""
-    from admin_cli.locales import POT, update
+    """Extract every string into its template (child-facing: locales/tala.pot, staff-facing:
+    locales/tala-staff.pot) and merge it into every catalog of that domain. New strings arrive
+    untranslated, changed ones fuzzy: until translated, the reader sees Swedish for those strings
+    only. Unchanged sources leave every file as it was."""
+    from admin_cli.i18n import _
+    from admin_cli.locales import DOMAINS, LOCALES, update_all
 
-    for po in update():
-        out.print(f"updated {po.relative_to(POT.parent.parent)}")
-    out.print(f"template: {POT.relative_to(POT.parent.parent)}")
+    for po in update_all():
+        out.print(_("uppdaterade {path}").format(path=po.relative_to(LOCALES.parent)))
+    for domain in DOMAINS:
+        out.print(_("mall: {path}").format(path=domain.pot().relative_to(LOCALES.parent)))
 
 
 class ReportFormat(str, Enum):
@@ -254,6 +257,23 @@ def locales_compile() -> None:
 
     for mo in compile_all():
         out.print(f"compiled {mo.relative_to(LOCALES.parent)}")
+
+
+@locales_app.command("check")
+def locales_check(
+    locales_dir: Optional[Path] = typer.Option(None, "--dir", help="Another locales directory "
+                                               "(default: the project's locales/)."),
+) -> None:
+    """Check every child-facing translation against its language's glossary
+    (locales/<lang>/glossary.yaml), and that numbers such as 112 and 116 111 and the
+    {placeholders} are kept. Exit code 1 names each language, text and term at fault."""
+    from admin_cli.locales import LOCALES
+    from admin_cli.locales_check import report
+
+    code, lines = report(locales_dir or LOCALES)
+    for line in lines:
+        typer.echo(line)
+    raise typer.Exit(code)
 
 
 def main() -> None:
