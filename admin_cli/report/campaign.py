@@ -54,7 +54,7 @@ def _period_label(first: date, last: date, daily: bool) -> str:
     return f"{y1} v{w1}-v{w2}" if y1 == y2 else f"{y1} v{w1} - {y2} v{w2}"
 
 
-def _merge_periods(sizes: list[int], min_group: int) -> list[tuple[int, int]]:
+def merge_periods(sizes: list[int], min_group: int) -> list[tuple[int, int]]:
     """Consecutive periods put together (first and last index) so that each group has at
     least `min_group` sessions, or none. A period with 1 to min_group-1 sessions is joined
     with the periods after it until the group is big enough; a period with none stands alone
@@ -95,7 +95,7 @@ def build_campaign_report(app: App, actor: str, campaign: str, min_group: int = 
       ISO week it began, from `opens` to `closes` (or today, or the day it was closed early);
       a session begun outside is counted in the first or last period. A session is in SQL,
       and so counted, once it ended (completed, stopped or expired). Periods with 1 to
-      min_group-1 sessions are merged with their neighbours (_merge_periods), never shown
+      min_group-1 sessions are merged with their neighbours (merge_periods), never shown
       on their own and never as "<5". Completed: the sessions of the period that completed.
     - Answers: the current, not skipped answers to the fixed-answer questions of completed and
       stopped sessions, the whole campaign as one block. Fewer than `min_group` such sessions
@@ -181,7 +181,7 @@ def build_campaign_report(app: App, actor: str, campaign: str, min_group: int = 
     if respondents < min_group or sum(sizes) < min_group:
         return report
 
-    groups = _merge_periods(sizes, min_group)
+    groups = merge_periods(sizes, min_group)
     exact = {a: (sum(sizes[a:b + 1]), sum(completed[a:b + 1])) for a, b in groups}
     cells = {(k, lv): n for a, (n, done) in exact.items()
              for k, lv, n in ((a, "not_completed", n - done), (a, "completed", done))}
