@@ -37,7 +37,7 @@ HOME_WORDS = "Det är bråk <script>alert('x')</script> & skrik"
 UNSAFE_WORDS = "Det är mycket skrik på kvällarna"
 
 
-def _replies(v: dict, unsafe: bool, n: int) -> list[str]:
+def replies_for(v: dict, unsafe: bool, n: int) -> list[str]:
     """A whole followup-6-11 conversation with these scale values."""
     out = [str(v["home_feel"])]
     if v["home_feel"] <= 2:
@@ -69,7 +69,7 @@ def three_sessions(app, clock) -> list[str]:
         clock.now = T0 + timedelta(days=days)
         app.service.invite("K-30", 9, unit="Nord", actor="anna", session_id=sid)
         app.service.open(sid)
-        for reply in _replies(values, unsafe=n == 1, n=n):
+        for reply in replies_for(values, unsafe=n == 1, n=n):
             clock.now += timedelta(minutes=1)
             app.service.handle(sid, reply)
         assert app.service.state(sid).status == "completed", sid

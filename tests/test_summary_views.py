@@ -19,7 +19,7 @@ from admin_cli.ops import OpError
 from admin_cli.ops.cases import summary as summary_op
 from admin_cli.summary import model, png
 from tests.conftest import T0
-from tests.test_summary import VALUES, _replies
+from tests.test_summary import VALUES, replies_for
 
 SIDS = ("aaaa0001" + "0" * 24, "bbbb0002" + "0" * 24)
 GRANDMA = "Jag vill bo hos mormor"
@@ -36,7 +36,7 @@ def two_sessions_one_day(app, clock) -> None:
         clock.now = T0 + timedelta(hours=hours)
         app.service.invite("K-40", 9, unit="Nord", actor="anna", session_id=sid)
         app.service.open(sid)
-        replies = _replies(values, unsafe=n == 1, n=n)
+        replies = replies_for(values, unsafe=n == 1, n=n)
         replies[-1] = GRANDMA if n == 0 else LATER_WISH
         for reply in replies:
             clock.now += timedelta(minutes=1)
@@ -134,10 +134,20 @@ def test_the_text_wraps_at_the_width_and_never_cuts_a_word_or_a_value(app, clock
 
 
 def test_tala_summary_takes_a_width_and_refuses_a_silly_one(app, clock, monkeypatch):
-    from tests.test_staff import _cli
+    from typer.testing import CliRunner
+
+    from admin_cli.main import app as cli
 
     two_sessions_one_day(app, clock)
-    result = _cli(app, monkeypatch, "anna", "summary", "K-40", "--width", "64")
+    monkeypatch.setenv("TALA_DATA_DIR", app.settings.data_dir)
+    monkeypatch.setenv("TALA_USER", "anna")
+    for var in ("REDIS_URL", "DATABASE_URL"):
+        value = getattr(app.settings, var.lower())
+        if value:
+            monkeypatch.setenv(var, value)
+        else:
+            monkeypatch.delenv(var, raising=False)
+    result = CliRunner().invoke(cli, ["summary", "K-40", "--width", "64"])
     assert result.exit_code == 0, result.output
     assert max(len(line) for line in result.output.splitlines()) <= 64
     assert "Sammanfattning: K-40" in result.output
@@ -168,3 +178,18 @@ def test_english_staff_read_english_headings(app, clock, monkeypatch, tmp_path):
     assert "The child's own words" in blocks and "Sammanfattning" not in text
     assert "URGENT" in text and "does not feel safe where they live" in text
     assert GRANDMA in text  # the child's words are never translated
+
+
+def test_a_childs_dollar_signs_and_control_characters_are_drawn_as_they_are(app, clock,
+                                                                          tmp_path):
+    two_sessions_one_day(app, clock)
+    data = summary.build(app, "K-40", "anna")
+    words = "Jag har $\\frac{$ kvar\x1b[2J"
+    answer = next(a for s in data["sessions"] for a in s["answers"] if a["text"])
+    answer["text"] = words
+    text = png.page_text(summary.page(app, data))
+    assert "”Jag har $\\frac{$ kvar\\x1b[2J”" in text
+    # Read as mathtext, "$\frac{$" would stop the drawing; as plain text it is just drawn.
+    out = summary.render_png(app, data, tmp_path / "dollars.png")
+    with Image.open(out) as img:
+        img.verify()

@@ -39,13 +39,15 @@ def render_html(app: App, data: dict) -> str:
 
 def page(app: App, data: dict) -> list:
     """The blocks the PNG is drawn from (admin_cli.summary.png.page), to read as text."""
+    from admin_cli.safe import shown_all
     from admin_cli.summary import model, png
 
-    return png.page(model.make(app, data))
+    return png.page(model.make(app, shown_all(data)))
 
 
 def render_png(app: App, data: dict, path: str | Path) -> Path:
     """The whole summary as one picture for a case file, 1600 px wide at 150 dpi."""
+    from admin_cli.safe import shown_all
     from admin_cli.summary import model, png
 
-    return png.render(model.make(app, data), Path(path))
+    return png.render(model.make(app, shown_all(data)), Path(path))

@@ -177,6 +177,12 @@ def draw(ax: Axes, panel: Panel, compared: set[str], mode: str, fs: float,
     return handles
 
 
+def plain(legend) -> None:
+    """A legend's labels as plain text: a "$" in a question is a dollar sign, not mathtext."""
+    for t in legend.get_texts():
+        t.set_parse_math(False)
+
+
 def tick_lines(panel: Panel, mode: str) -> int:
     """How many lines of text the labels under a chart take."""
     most = max((panel.axis.get(sid, "").count("\n") + 1 for sid in panel.xs), default=1)
@@ -216,9 +222,9 @@ def panel_svg(panel: Panel, compared: set[str] | None = None, mode: str = "lates
         FigureCanvasAgg(fig)  # Agg, never a GUI backend; savefig(format="svg") draws the SVG
         ax = fig.add_axes((0.11, (tick_h + 0.05) / height, 0.45, plot_h / height))
         handles = draw(ax, panel, compared or set(), mode, fs, with_title=False)
-        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.05, 1.0),
-                  frameon=False, fontsize=fs, labelspacing=0.9, handlelength=3,
-                  borderaxespad=0)
+        plain(ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.05, 1.0),
+                        frameon=False, fontsize=fs, labelspacing=0.9, handlelength=3,
+                        borderaxespad=0))
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None})
     return _inline_svg(buf.getvalue())

@@ -6,6 +6,9 @@ text, the child's words, alerts, charts); `page_text(blocks)` is that page as pl
 is what a test reads instead of running OCR over the picture; `render(model, path)` draws the
 blocks top to bottom with matplotlib. Word shrinks the picture to a page (about 60 %), so the
 letters are drawn large.
+
+A child's words are drawn as plain text: never read as matplotlib's mathtext (a "$" is a
+dollar sign), with control and bidi characters shown as visible escapes (admin_cli/safe.py).
 """
 
 from __future__ import annotations
@@ -170,7 +173,7 @@ def render(model: Summary, path: Path, blocks: list[Block] | None = None) -> Pat
                 fs, weight, style, colour, indent, above = STYLES[b.kind]
                 fig.text((MARGIN_IN + indent) / WIDTH_IN, fy(top + above), "\n".join(_wrap(b)),
                          fontsize=fs, fontweight=weight, fontstyle=style, color=colour,
-                         va="top", linespacing=LINE_SPACING)
+                         va="top", linespacing=LINE_SPACING, parse_math=False)
             top += h
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, format="png", dpi=PNG_DPI, facecolor="white",
@@ -181,10 +184,11 @@ def render(model: Summary, path: Path, blocks: list[Block] | None = None) -> Pat
 def _draw_chart(fig: Figure, b: Block, top: float, fy, compared: set[str], mode: str) -> None:
     _total, plot, _ticks = _chart_height(b, mode)
     fig.text(MARGIN_IN / WIDTH_IN, fy(top + 0.2), b.text, fontsize=CHART_FS * 1.15,
-             fontweight="bold", color=charts.INK, va="top")
+             fontweight="bold", color=charts.INK, va="top", parse_math=False)
     plot_top = top + 0.2 + 0.35
     left = (MARGIN_IN + 0.9) / WIDTH_IN
     ax = fig.add_axes((left, fy(plot_top + plot), 0.42, plot / fig.get_figheight()))
     handles = charts.draw(ax, b.panel, compared, mode, CHART_FS, with_title=False)
-    ax.legend(handles, b.legend, loc="upper left", bbox_to_anchor=(1.04, 1.0), frameon=False,
-              fontsize=CHART_FS, labelspacing=0.6, handlelength=3, borderaxespad=0)
+    charts.plain(ax.legend(handles, b.legend, loc="upper left", bbox_to_anchor=(1.04, 1.0),
+                           frameon=False, fontsize=CHART_FS, labelspacing=0.6, handlelength=3,
+                           borderaxespad=0))
