@@ -170,10 +170,11 @@ def test_the_class_report_shows_distributions_and_four_answers_are_suppressed(bo
 
     report = build_campaign_report(app, "mia", "ak7")
     assert not report["too_few"]
-    assert sum(p["started"] for p in report["participation"]["periods"]) % 5 == 0
+    started = sum(p["started"] for p in report["participation"]["periods"])
+    assert started == report["participation"]["total"]["started"] >= 5
     school = next(q for q in report["questions"] if q["question_id"] == "school_feel")
     shown = [v for v in school["values"] if isinstance(v.get("count"), int)]
-    assert shown and all(v["count"] % 5 == 0 for v in shown)
+    assert shown and all(not 0 < v["count"] < 5 for v in shown)  # small counts hidden
     tiny = build_campaign_report(app, "mia", "liten")
     assert tiny["too_few"] and not tiny["questions"]
     assert '"count"' not in to_json(tiny)

@@ -1,10 +1,10 @@
 """A campaign's results: participation over time, answers and the safeguarding count, with the
-case report's rules (fixed blocks, small groups merged, every count rounded once to 5).
+case report's rules (fixed periods, small groups merged, exact counts with small ones hidden).
 
 Campaigns, sessions and answers are written straight to SQL (no conversation replayed), with
 answers a real conversation could give (admin_cli/seed.py's `Answer` and `answer_path`). The
-hand-made sets have counts that are multiples of 5, so the rounding leaves them exact and the
-test can say what the numbers must be.
+hand-made sets have counts that are 0 or at least 5, so nothing is hidden and the test can say
+what the numbers must be.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import random
 import re
 import uuid
-from collections import defaultdict
+
 from datetime import date, datetime, timedelta, timezone
 from html.parser import HTMLParser
 from itertools import pairwise
@@ -25,6 +25,9 @@ from rich.console import Console
 from sqlalchemy import insert, select
 
 from admin_cli import report as R
+from admin_cli.report.campaign import merge_periods
+from admin_cli.report.queries import FIXED_TYPES
+from admin_cli.report.texts import FLAGGED_TITLE
 from admin_cli.seed import Answer, answer_path
 from storage.sql import AnswerRow, AuditLog, Campaign, SessionRow
 
@@ -174,16 +177,16 @@ def test_sixty_sessions_give_participation_per_day_and_distributions(app):
     assert {v["label"]: v["percent"] for v in _question(rep, "trusted_adult")["values"]} == {
         "Ja": 80, "Nej": 20}
     assert _values(rep, "safe_home") == {"yes": 45, "no": 5}
-    fixed = [q.id for q in app.questionnaires[QN].questions if q.type in R.FIXED_TYPES]
+    fixed = [q.id for q in app.questionnaires[QN].questions if q.type in FIXED_TYPES]
     assert [q["question_id"] for q in rep["questions"]] == fixed  # never free text
     assert _question(rep, "self_harm")["answered"] == 0
     assert _question(rep, "self_harm")["values"][0]["percent"] is None
-    assert rep["flagged"] == {"count": 5, "text": "ca 5"}
+    assert rep["flagged"] == {"count": 5, "text": "5-9"}
 
-    # Every count is a multiple of 5; a distribution adds up to its question's answered.
+    # No count is 1 to 4; a distribution adds up to its question's answered.
     for key, v in R.numbers(rep).items():
         if key.rsplit("|", 1)[1] != "share_percent" and not key.endswith("|percent"):
-            assert v is None or v % MIN == 0, (key, v)
+            assert v is None or not 0 < v < MIN, (key, v)
     for q in rep["questions"]:
         if q["type"] != "multi_choice":
             assert sum(v["count"] for v in q["values"]) == q["answered"]
@@ -218,15 +221,15 @@ def test_a_long_campaign_is_counted_per_iso_week(app):
 
 
 def test_merging_small_periods_never_shows_a_group_of_one_to_four():
-    assert R._merge_periods([7, 2, 0, 3, 0, 6, 1], MIN) == [(0, 0), (1, 3), (4, 4), (5, 6)]
+    assert merge_periods([7, 2, 0, 3, 0, 6, 1], MIN) == [(0, 0), (1, 3), (4, 4), (5, 6)]
     # What is left small at the end goes back over empty periods to the last with sessions.
-    assert R._merge_periods([5, 0, 0, 4], MIN) == [(0, 3)]
-    assert R._merge_periods([0, 0, 5, 0], MIN) == [(0, 0), (1, 1), (2, 2), (3, 3)]
-    assert R._merge_periods([1, 1, 1, 1], MIN) == [(0, 3)]  # too few in all: report too_few
+    assert merge_periods([5, 0, 0, 4], MIN) == [(0, 3)]
+    assert merge_periods([0, 0, 5, 0], MIN) == [(0, 0), (1, 1), (2, 2), (3, 3)]
+    assert merge_periods([1, 1, 1, 1], MIN) == [(0, 3)]  # too few in all: report too_few
     rng = random.Random(11)
     for _ in range(2000):
         sizes = [rng.choice([0, 0, 0, 1, 2, 3, 4, 5, 8]) for _ in range(rng.randint(1, 20))]
-        groups = R._merge_periods(sizes, MIN)
+        groups = merge_periods(sizes, MIN)
         assert [i for a, b in groups for i in range(a, b + 1)] == list(range(len(sizes)))
         if sum(sizes) >= MIN:
             for a, b in groups:
@@ -250,8 +253,7 @@ def test_small_days_are_merged_in_the_report_and_the_sum_still_holds(app):
         first, last = date.fromisoformat(r["from"]), date.fromisoformat(r["to"])
         n = sum(truth[(first - date(2026, 3, 2)).days:(last - date(2026, 3, 2)).days + 1])
         assert n == 0 or n >= MIN
-        assert r["started"] % MIN == 0 and abs(r["started"] - n) < MIN
-        assert (r["started"] == 0) == (n == 0)
+        assert r["started"] == n  # exact
     assert rep["participation"]["total"]["started"] == sum(r["started"] for r in rows)
 
 
@@ -294,7 +296,7 @@ def test_a_campaign_with_four_answers_shows_nothing(app):
     assert not R.build_campaign_report(app, "rektor", "liten", today=AFTER)["too_few"]
 
 
-def test_the_safeguarding_count_is_only_ever_shown_rounded(app):
+def test_the_safeguarding_count_is_only_ever_shown_as_a_range_of_five(app):
     c, _ = _school(app)
     seen: dict[int, dict] = {}
     for flagged in range(0, 23):
@@ -306,14 +308,13 @@ def test_the_safeguarding_count_is_only_ever_shown_rounded(app):
         if f["count"] is None:
             assert f["text"] == "färre än 5" and flagged < MIN
         else:
-            assert f["text"] == f"ca {f['count']}"
-            assert f["count"] % MIN == 0 and abs(f["count"] - flagged) < MIN
+            # The range it is in, which is true: 12 is "10-14", never "ca 15".
+            assert f["count"] <= flagged <= f["count"] + MIN - 1
+            assert f["text"] == f"{f['count']}-{f['count'] + MIN - 1}"
         for out in _outputs(rep):
             assert f["text"] in out
-            if flagged % MIN:
-                assert f"ca {flagged}" not in out
     assert seen[0]["text"] == "färre än 5"  # none is not shown as 0 either
-    # Rounded like every count: up or down once, keyed, so it only ever moves in steps of 5.
+    # A range of five: one more flag moves it only when it crosses into the next.
     counts = [seen[n]["count"] or 0 for n in range(23)]
     assert counts == sorted(counts)
     assert all(b - a in (0, MIN) for a, b in pairwise(counts))
@@ -358,7 +359,8 @@ class _Cells(HTMLParser):
 
 def _as_number(text: str) -> int | None:
     text = text.replace("%", "").replace("ca ", "").strip()
-    return None if text in ("", "-", "färre än 5") else int(text)
+    text = re.sub(r"^(\d+)-\d+$", r"\1", text)  # a range "5-9": its lower end
+    return None if text in ("", "–", "färre än 5") else int(text)
 
 
 def _walk(rep: dict) -> dict[str, object]:
@@ -400,9 +402,11 @@ def test_json_csv_html_and_text_show_the_same_numbers(app, flagged):
         console.print(R.render_text(rep))
         text = console.export_text()
         total = rep["participation"]["total"]
-        assert f"{total['started']}" in text and f"{total['share_percent']} %" in text
+        assert f"{total['started']}" in text
+        share = total["share_percent"]
+        assert (f"{share} %" if share is not None else "–") in text
         if rep["flagged"]:
-            assert f"{R.FLAGGED_TITLE}: {rep['flagged']['text']}" in text
+            assert f"{FLAGGED_TITLE}: {rep['flagged']['text']}" in text
             flagged_row = next(r for r in rows if r["section"] == "safeguarding")
             assert flagged_row["label"] == rep["flagged"]["text"]
 
@@ -412,8 +416,9 @@ def test_json_csv_html_and_text_show_the_same_numbers(app, flagged):
 
 def test_while_open_only_participation_is_shown(app):
     """The safeguarding count goes up the moment an answer raises it, and one more answer
-    can move a distribution by 5: shown live, someone watching pupils answer one by one
-    could tell what one of them said. So until it closes, only participation."""
+    moves a distribution by one: shown live, someone watching pupils answer one by one could
+    tell what one of them said. So until it closes, only participation (which says that
+    someone answered, never what)."""
     c, _ = _school(app)
     before = R.build_campaign_report(app, "rektor", c.name, today=date(2026, 3, 12))
     assert before["open"] and not before["too_few"]
@@ -426,9 +431,8 @@ def test_while_open_only_participation_is_shown(app):
     app.db.flag_campaign(c.id)
     after = R.build_campaign_report(app, "rektor", c.name, today=date(2026, 3, 12))
     assert not any(k.startswith(("answers|", "safeguarding|")) for k in R.numbers(after))
-    for key in R.numbers(before).keys() & R.numbers(after).keys():
-        if not key.endswith("share_percent"):
-            assert (R.numbers(after)[key] - R.numbers(before)[key]) % MIN == 0
+    assert after["participation"]["total"]["started"] == \
+        before["participation"]["total"]["started"] + 1
     # Closed early (tala campaign close): results at once, counted to the day it closed.
     app.db.close_campaign(c.name, datetime(2026, 3, 12, 15, tzinfo=timezone.utc))
     closed = R.build_campaign_report(app, "rektor", c.name, today=date(2026, 3, 12))
@@ -439,13 +443,14 @@ def test_while_open_only_participation_is_shown(app):
 # --------------------------------------------------------------------------- the attacker
 
 
-def test_one_more_session_never_moves_a_number_by_one_to_four(app):
-    """The attacker takes the report, waits for one more session to be written (one pupil
-    finishing after the close), and takes it again, over and over. Every published count is
-    a multiple of 5 in every report, so consecutive reports (and any two reports) differ in a
-    count by 0 or by 5 or more, never by the one session. What is not promised: that a count
-    does not step by 5 when that one session is added (rounding hides most such steps, not
-    all), which is why answers are held back until the campaign has closed."""
+def test_a_session_written_after_the_close_never_moves_the_answers(app):
+    """The attacker takes the report, waits for one more session to be written (a pupil who
+    was still answering at the close and finishes after it), and takes it again, over and
+    over. The answers count only sessions that ended before the close, so they never move:
+    the late pupil's answers cannot be read off the difference. The safeguarding count is a
+    range of five, so it moves in steps of five or not at all. What does move is
+    participation, by one session each time: that says someone answered, never what. Every
+    report on its own shows no count of 1 to 4."""
     c = _campaign(app, "attack", OPENS, CLOSES, flagged=0)
     qn = app.questionnaires[QN]
     rng = random.Random(5)
@@ -454,6 +459,8 @@ def test_one_more_session_never_moves_a_number_by_one_to_four(app):
         s.session(_at(OPENS + timedelta(days=rng.randint(0, 11))), "completed",
                   answer_path(qn, rng, rng.betavariate(4, 2)))
     s.commit()
+    # 23:59 in Stockholm on the last day: each of these ends after midnight, after the close.
+    late = datetime(2026, 3, 13, 22, 59, tzinfo=timezone.utc)
     published: list[dict[str, object]] = []
     for step in range(25):
         rep = R.build_campaign_report(app, "attacker", "attack", today=AFTER)
@@ -461,36 +468,32 @@ def test_one_more_session_never_moves_a_number_by_one_to_four(app):
         assert nums == R.numbers(R.build_campaign_report(app, "attacker", "attack",
                                                          today=AFTER))  # asked again: same
         for key, v in nums.items():
-            if key.endswith(("|started", "|completed", "|answered", "|count", "|flagged")):
-                assert v is None or v % MIN == 0, (step, key, v)
+            if key.endswith(("|started", "|completed", "|answered", "|count")):
+                assert v is None or not 0 < v < MIN, (step, key, v)
         for row in rep["participation"]["periods"]:
             assert row["started"] == 0 or row["started"] >= MIN
         published.append(nums)
         status = rng.choice(["completed", "completed", "stopped", "expired"])
-        s.session(_at(CLOSES, 20), status,
-                  answer_path(qn, rng, rng.random(), stop_after=None if status ==
-                              "completed" else 3))
+        s.session(late, status, answer_path(qn, rng, rng.random(), stop_after=None if status ==
+                                            "completed" else 3))
         s.commit()
         if rng.random() < 0.3:
             app.db.flag_campaign(c.id)
-    values: dict[str, set] = defaultdict(set)
-    for nums in published:
-        for key, v in nums.items():
-            if key.endswith(("|started", "|completed", "|answered", "|count")):
-                values[key].add(v)
-    for key, seen in values.items():
-        for low, high in pairwise(sorted(seen)):
-            assert high - low >= MIN, (key, low, high)
     for a, b in pairwise(published):
-        for key in a.keys() & b.keys():
-            if key.endswith(("|started", "|completed", "|answered", "|count")):
-                assert not 0 < abs(a[key] - b[key]) < MIN, key
+        answers_a = {k: v for k, v in a.items() if k.startswith("answers|")}
+        assert answers_a and answers_a == {k: v for k, v in b.items()
+                                           if k.startswith("answers|")}
+        moved = (b.get("safeguarding||||||flagged") or 0) - (a.get(
+            "safeguarding||||||flagged") or 0)
+        assert moved in (0, MIN)
+        total = "participation|total|Totalt||||started"
+        assert b[total] == a[total] + 1
 
 
 def test_every_call_is_audited_and_an_unknown_campaign_is_refused(app):
     _school(app)
     R.build_campaign_report(app, "rektor-eva", "ak8-var", today=AFTER)
-    with pytest.raises(R.ReportError, match="no campaign 'finns-inte'"):
+    with pytest.raises(R.ReportError, match="Enkäten 'finns-inte' finns inte"):
         R.build_campaign_report(app, "rektor-eva", "finns-inte")
     with pytest.raises(R.ReportError):
         R.build_campaign_report(app, "rektor-eva", "ak8-var", min_group=1)

@@ -104,8 +104,9 @@ def build_campaign_report(app: App, actor: str, campaign: str, min_group: int = 
       completed, each question's answered and each answer's count are exact; a count of 1 to
       min_group-1 is hidden with the counts that would give it away (protect.hidden_cells:
       completed and not completed add up to a period's started, the periods to the total,
-      the answers to those who answered). Shares come from the exact counts. The safeguarding
-      count is shown when it is `min_group` or more, otherwise as "fewer than min_group".
+      the answers to those who answered). Shares come from the exact counts. The answers are
+      those of sessions that ended before the close. The safeguarding count is shown as a
+      range of min_group ("5-9"), or as "fewer than min_group".
     - While the campaign is open, only participation is shown: the answers and the
       safeguarding count (which goes up the moment an answer raises it) appear once the
       campaign has closed. Otherwise someone watching the report while the pupils answer one
@@ -164,8 +165,15 @@ def build_campaign_report(app: App, actor: str, campaign: str, min_group: int = 
            .where(SessionRow.campaign_id == c.id, SessionRow.started_at.is_not(None))
            .subquery("per"))
     fixed = [q.id for q in qn.questions if q.type in FIXED_TYPES]
+    # The answers are those of sessions that ended before the close: a session still running
+    # then, written later, never changes them (the one late pupil's answers cannot be read
+    # off the difference between a report before and one after).
+    cutoff = closed_at or datetime.combine(c.closes + timedelta(days=1), time(0),
+                                           zone).astimezone(timezone.utc)
     answer_where = (SessionRow.campaign_id == c.id, SessionRow.questionnaire_id == qn.id,
-                    SessionRow.status.in_(ANSWER_STATUSES), AnswerRow.current.is_(True),
+                    SessionRow.status.in_(ANSWER_STATUSES),
+                    func.coalesce(SessionRow.completed_at, SessionRow.started_at) < cutoff,
+                    AnswerRow.current.is_(True),
                     AnswerRow.skipped.is_(False), AnswerRow.question_id.in_(fixed))
     with app.db.Session() as db:
         sessions = list(db.execute(select(per.c.k, per.c.done, func.count().label("n"))
@@ -203,13 +211,19 @@ def build_campaign_report(app: App, actor: str, campaign: str, min_group: int = 
         "total": measures(TOTAL, sum(sizes), sum(completed)), "periods": rows}
     if not is_open:
         report["questions"] = _campaign_questions(app, qn, answer_where, min_group)
-        flagged = c.flagged or 0
-        report["flagged"] = {
-            "count": flagged if flagged >= min_group else None,
-            "text": str(flagged) if flagged >= min_group else
-            _("färre än {n}").format(n=min_group)}
+        report["flagged"] = flagged_range(c.flagged or 0, min_group)
     report["notes"] = _campaign_notes(report, min_group)
     return report
+
+
+def flagged_range(flagged: int, min_group: int) -> dict[str, Any]:
+    """The safeguarding count as a range of `min_group` ("5-9", count 5: its lower end), or
+    "fewer than 5": a flag raised by a session that goes on after the close moves it only
+    when it crosses into the next range, and the range never claims more than is true."""
+    if flagged < min_group:
+        return {"count": None, "text": _("färre än {n}").format(n=min_group)}
+    low = flagged - flagged % min_group
+    return {"count": low, "text": f"{low}-{low + min_group - 1}"}
 
 
 def _campaign_questions(app: App, qn: Questionnaire, answer_where: tuple,
