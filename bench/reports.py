@@ -56,6 +56,7 @@ from unittest import mock
 from sqlalchemy import String, case, cast, create_engine, event, func, or_, select, text
 
 import admin_cli.report as report_mod
+import admin_cli.report.queries as report_q
 from admin_cli import summary
 from admin_cli.seed import CASEWORKERS, LANGUAGES, OUTCOMES, UNITS, Builder, _weighted, \
     answer_path
@@ -284,12 +285,12 @@ def generate(app: App, answers: int, seed: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- reshaped queries
 #
-# Copies of admin_cli.report's query functions with only their SQL's shape changed, swapped in
+# Copies of admin_cli.report.queries' functions with only their SQL's shape changed, swapped in
 # at run time (the "shape" phases) to measure what a change of the code would give.
 
 
 def answers_reshaped(app: App, period: Any, qns: list[Questionnaire]) -> tuple[list, list]:
-    """admin_cli.report._answers with two changes, same result:
+    """admin_cli.report.queries.answers with two changes, same result:
     1. `rn <= 1` for `rn = 1`: PostgreSQL estimates `rn = 1` on a row_number() at 0.5 % of
        the rows (it is ~100 %), `rn <= 1` at a third;
     2. one IN list of every fixed-answer question id instead of one (questionnaire AND
@@ -301,12 +302,11 @@ def answers_reshaped(app: App, period: Any, qns: list[Questionnaire]) -> tuple[l
     created = Invitation.created_at
     s0 = (select(SessionRow.id.label("sid"), Invitation.child_id.label("child_id"),
                  Child.unit.label("unit"),
-                 report_mod._quarter_case(created, period,
-                                          list(range(len(period.quarters)))).label("k"),
+                 period.index(created).label("k"),
                  Invitation.questionnaire_id.label("qn"), SessionRow.started_at)
           .join(Invitation, Invitation.session_id == SessionRow.id)
           .join(Child, Child.id == Invitation.child_id)
-          .where(*report_mod._in_period(created, period), SessionRow.started_at.is_not(None),
+          .where(*period.within(created), SessionRow.started_at.is_not(None),
                  Invitation.questionnaire_id.in_([q.id for q in qns]))
           .subquery("s0"))
     rn = func.row_number().over(partition_by=(s0.c.child_id, s0.c.k, s0.c.qn),
@@ -317,7 +317,7 @@ def answers_reshaped(app: App, period: Any, qns: list[Questionnaire]) -> tuple[l
     block = [latest.c.unit, latest.c.k, latest.c.qn]
     opts = cast(AnswerRow.value_options, String)
     fixed = sorted({q.id for qn in qns for q in qn.questions
-                    if q.type in report_mod.FIXED_TYPES})  # 2.
+                    if q.type in report_q.FIXED_TYPES})  # 2.
     answers = (select(*block, AnswerRow.question_id, AnswerRow.value_num,
                       AnswerRow.value_option, opts.label("opts"), func.count().label("n"))
                .select_from(AnswerRow).join(latest, latest.c.sid == AnswerRow.session_id)
@@ -333,25 +333,23 @@ def answers_reshaped(app: App, period: Any, qns: list[Questionnaire]) -> tuple[l
 
 
 def participation_one_pass(app: App, period: Any, qn_ids: list[str]) -> dict[str, list[Any]]:
-    """admin_cli.report._participation with its four GROUP BY queries (block, caseworker, age
+    """admin_cli.report.queries.participation with its four GROUP BY queries (block, caseworker, age
     band, language), each computing the same per-child subquery again, made one query grouped
     by all of them; Python adds up the few thousand rows into the four (SQLite has no
     GROUPING SETS, so this works on both)."""
     created = Invitation.created_at
-    n = len(period.quarters)
     completed = or_(SessionRow.status == "completed", Invitation.status == "completed")
     started = or_(SessionRow.id.is_not(None),
-                  Invitation.status.in_(report_mod.STARTED_STATUSES))
+                  Invitation.status.in_(report_q.STARTED_STATUSES))
     inv = (select(Invitation.child_id.label("child_id"), Child.unit.label("unit"),
                   Child.caseworker.label("caseworker"), Child.birth_year.label("birth_year"),
-                  report_mod._quarter_case(created, period, list(range(n))).label("k"),
-                  report_mod._quarter_case(created, period,
-                                           [y for y, _ in period.quarters]).label("yr"),
+                  period.index(created).label("k"),
+                  period.year(created).label("yr"),
                   Invitation.questionnaire_id.label("qn"), Invitation.lang.label("lang"),
                   case((completed, 2), (started, 1), else_=0).label("level"))
            .join(Child, Child.id == Invitation.child_id)
            .outerjoin(SessionRow, SessionRow.id == Invitation.session_id)
-           .where(*report_mod._in_period(created, period),
+           .where(*period.within(created),
                   Invitation.questionnaire_id.in_(qn_ids))
            .subquery("inv"))
     age = inv.c.yr - inv.c.birth_year
@@ -516,7 +514,7 @@ def _same_reports(app: App, cases: dict[str, Callable[[], dict]],
     shipped = {name: json.dumps(fn(), sort_keys=True, default=str) for name, fn in cases.items()}
     with ExitStack() as stack:
         for attr, fn in patches.items():
-            stack.enter_context(mock.patch.object(report_mod, attr, fn))
+            stack.enter_context(mock.patch.object(report_q, attr, fn))
         return {name: json.dumps(fn(), sort_keys=True, default=str) == shipped[name]
                 for name, fn in cases.items()}
 
@@ -637,8 +635,8 @@ def _run(app: App, args: argparse.Namespace) -> int:
           f"{os.cpu_count()} CPUs; {args.runs} runs each, median.", flush=True)
     present = _existing_indexes(app)
     by_name = {c.name: c for c in CANDIDATES if c.name not in present}
-    answers_shape = {"_answers": answers_reshaped}
-    both_shapes = {**answers_shape, "_participation": participation_one_pass}
+    answers_shape = {"answers": answers_reshaped}
+    both_shapes = {**answers_shape, "participation": participation_one_pass}
     # (phase, candidate indexes made for it, report functions swapped, cases)
     plan: list[tuple[str, list[str], dict[str, Callable], list[str]]] = [
         ("schema", [], {}, list(scenarios))]
@@ -663,7 +661,7 @@ def _run(app: App, args: argparse.Namespace) -> int:
                 made.update(_create(app, [by_name[n] for n in indexes]))
             with ExitStack() as stack:
                 for attr, fn in patches.items():
-                    stack.enter_context(mock.patch.object(report_mod, attr, fn))
+                    stack.enter_context(mock.patch.object(report_q, attr, fn))
                 phases[phase] = {
                     "indexes_added": indexes, "code_reshaped": list(patches),
                     "cases": measure(app, log, {k: scenarios[k] for k in cases}, args.runs,
