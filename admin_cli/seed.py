@@ -45,6 +45,8 @@ FREE_TEXTS = ["Det är bråk hemma ibland", "Jag saknar min bror", "Jag vill ha 
 PLACED_SHARE = 0.15
 FIRST_PHASES = [("forhandsbedomning", 0.45), ("utredning", 0.3), ("uppfoljning", 0.25)]
 LATER_PHASES = [("forhandsbedomning", 0.2), ("utredning", 0.4), ("uppfoljning", 0.4)]
+# How often a preliminary assessment goes on to an investigation (a second invitation).
+GOES_ON = 0.5
 # How many questionnaires a placed child finished in the year: 0 to 6, four most often.
 PLACED_TIMES = [(0, 0.08), (1, 0.1), (2, 0.14), (3, 0.18), (4, 0.24), (5, 0.16), (6, 0.1)]
 OUTCOMES = [("completed", 0.66), ("stopped", 0.08), ("expired", 0.07), ("not_started", 0.13),
@@ -267,21 +269,29 @@ def seed(app: App, children: int = 500, seed: int = 1) -> None:
             continue
         first = rng.choices(range(4), [4, 3, 2, 2])[0]
         for quarter in range(first, 4):
-            if quarter > first and rng.random() < 0.2:
+            if quarter > first and rng.random() < 0.3:
                 break  # not followed up any more
             start = quarter_starts[quarter]
             at = datetime(start.year, start.month, start.day, 7, tzinfo=timezone.utc) + \
                 timedelta(days=rng.randint(0, 85), minutes=rng.randint(0, 600))
-            outcome = _weighted(rng, OUTCOMES)
-            answers = None
-            if outcome in ("completed", "stopped", "expired"):
-                stop = None if outcome == "completed" else rng.randint(1, 12)
-                answers = answer_path(qn, rng, min(1.0, max(0.0, wellbeing +
-                                                            rng.gauss(0, 0.1))), stop)
             phase = _weighted(rng, FIRST_PHASES if quarter == first else LATER_PHASES)
-            b.invitation(ref, qn.id, at, outcome, lang=lang, answers=answers,
-                         channel=rng.choice(["sms", "sms", "sms", "console"]), phase=phase)
+            _case_invitation(b, rng, ref, qn, at, lang, wellbeing, phase)
+            later = at + timedelta(days=rng.randint(20, 45))
+            if phase == "forhandsbedomning" and rng.random() < GOES_ON and later.year == YEAR:
+                # The preliminary assessment led to an investigation: heard again in it.
+                _case_invitation(b, rng, ref, qn, later, lang, wellbeing, "utredning")
     b.commit()
+
+
+def _case_invitation(b: Builder, rng: random.Random, ref: str, qn: Questionnaire,
+                     at: datetime, lang: str, wellbeing: float, phase: str) -> None:
+    outcome = _weighted(rng, OUTCOMES)
+    answers = None
+    if outcome in ("completed", "stopped", "expired"):
+        stop = None if outcome == "completed" else rng.randint(1, 12)
+        answers = answer_path(qn, rng, min(1.0, max(0.0, wellbeing + rng.gauss(0, 0.1))), stop)
+    b.invitation(ref, qn.id, at, outcome, lang=lang, answers=answers,
+                 channel=rng.choice(["sms", "sms", "sms", "console"]), phase=phase)
 
 
 def _placed_child(b: Builder, rng: random.Random, ref: str, qn: Questionnaire, lang: str,

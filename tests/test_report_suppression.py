@@ -127,9 +127,9 @@ def test_invite_phase_is_checked_kept_and_copied_to_the_session(app):
 
 
 def _indicator_data(app) -> None:
-    """Nord, 2025. January: 6 children invited in the investigation, 5 heard (1 not: hidden
-    with its complement); 3 in the follow-up (too few to show). February: 10 in the preliminary
-    assessment, 5 heard. Placed: 10 children, 5 of them heard 4 times in the year."""
+    """Nord, 2025. January: 6 children invited in the investigation, 5 heard; 3 in the
+    follow-up (too few to show). February: 10 in the preliminary assessment, 5 heard. Placed:
+    10 children, 5 of them heard 4 times in the year (one of the others 2 times)."""
     b = Builder(app)
     n = 0
 
@@ -149,7 +149,7 @@ def _indicator_data(app) -> None:
         one("forhandsbedomning", _at(2025, 2, 10), i < 5)
     for i in range(10):
         ref = one("placering", _at(2025, 1, 20), True)
-        for month in (3, 6, 9) if i < 5 else (3,):
+        for month in (3, 6, 9) if i < 5 else (3,) if i == 5 else ():
             b.invitation(ref, "followup-12-18", _at(2025, month, 20), "completed",
                          phase="placering", answers=[Answer("home_feel", 6)])
     b.commit()
@@ -160,8 +160,7 @@ def test_indicators_per_month_and_phase_on_a_hand_made_set(app):
     rep = R.build_indicators(app, "chef", since=date(2025, 1, 1), until=date(2025, 12, 31))
     months = {m["month"]: m["phases"] for m in rep["months"]}
     assert len(months) == 12
-    assert months["2025-01"]["utredning"] == {"invited": 6, "heard": None,
-                                              "share_percent": None}
+    assert months["2025-01"]["utredning"] == {"invited": 6, "heard": 5, "share_percent": 83}
     assert months["2025-01"]["uppfoljning"]["invited"] is None  # 3 children: too few
     assert months["2025-02"]["forhandsbedomning"] == {"invited": 10, "heard": 5,
                                                       "share_percent": 50}
@@ -171,10 +170,10 @@ def test_indicators_per_month_and_phase_on_a_hand_made_set(app):
     assert (placed["from"], placed["to"]) == ("2025-01-01", "2025-12-31")
     assert (placed["invited"], placed["heard"], placed["share_percent"]) == (10, 5, 50)
     shown = _text(rep, R.indicators_text)
-    assert "5 av 10 (50 %)" in shown and "– av 6" in shown and "färre än 5" in shown
+    assert "5 av 10 (50 %)" in shown and "5 av 6 (83 %)" in shown and "färre än 5" in shown
     assert "Placerade barn: av barnen med en inbjudan under placering" in shown
     rows = R.indicators_csv(rep).splitlines()
-    assert "2025-02,forhandsbedomning,10,5,50" in rows and "2025-01,utredning,6,," in rows
+    assert "2025-02,forhandsbedomning,10,5,50" in rows and "2025-01,uppfoljning,,," in rows
     # One unit: the same; another: nothing to show.
     assert R.build_indicators(app, "chef", unit="Nord", since=date(2025, 1, 1),
                               until=date(2025, 12, 31))["placed"]["heard"] == 5
@@ -182,3 +181,34 @@ def test_indicators_per_month_and_phase_on_a_hand_made_set(app):
                                until=date(2025, 12, 31))
     assert other["placed"]["invited"] == 0 and other["months"][1]["phases"][
         "forhandsbedomning"]["invited"] == 0  # nobody in Syd: none, not "fewer than 5"
+
+
+def test_the_cli_checks_the_phase_and_prints_the_indicators(tmp_path):
+    """`tala invite --phase` with a typo says what to type instead (exit 2); `tala report
+    --indicators` prints every month's three shares and the placed-children figure."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TALA_DATA_DIR": str(tmp_path), "TALA_USER": "anna"}
+    env.pop("REDIS_URL", None)
+    env.pop("DATABASE_URL", None)
+
+    def tala(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "admin_cli.main", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    bad = tala("invite", "K-9", "--age", "9", "--phase", "placerad")
+    assert bad.returncode == 2 and "Skriv en av: forhandsbedomning" in bad.stderr
+    seeded = subprocess.run([sys.executable, "-m", "admin_cli.seed", "--children", "500"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert seeded.returncode == 0, seeded.stderr
+    shown = tala("report", "--indicators")
+    assert shown.returncode == 0, shown.stderr
+    rows = [line for line in shown.stdout.splitlines() if line.lstrip().startswith("2025-")]
+    assert len(rows) == 12
+    for row in rows:
+        assert row.count(" %)") == 3, row  # three shares, every month
+    assert "Placerade barn som har kommit till tals minst fyra gånger" in shown.stdout
+    as_csv = tala("report", "--indicators", "--format", "csv").stdout.splitlines()
+    assert as_csv[0] == "month,phase,invited,heard,share_percent" and len(as_csv) == 38

@@ -5,10 +5,13 @@ placed children, how many were heard at least four times in the last twelve mont
 
 Counted in SQL (GROUP BY month, phase and unit; per child first, so a child counts once);
 Python adds up the few rows per month. The anonymity rules are the group report's
-(admin_cli/report/__init__.py): whole months; per month and phase, a unit with fewer than
-`min_group` such children is pooled with the other small units, or left out when they are
-still too few together; a count of 1 to min_group-1 (heard, or not heard) is hidden with its
-complement, so neither can be worked out from the number invited.
+(admin_cli/report/__init__.py), applied to groups: whole months; per month and phase, a unit
+with fewer than `min_group` such children is pooled with the other small units, or left out
+when they are still too few together, so two reports differ by whole groups of at least
+`min_group`; a figure is shown only for a group of at least `min_group` children, and then
+whole (heard, of invited, and the share). Unlike an answer, being heard or not is not
+something a child said: it measures the unit's work, which is what a unit reports monthly, so
+a small "not heard" within a large enough group is shown rather than hiding the indicator.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from admin_cli.i18n import _
 from admin_cli.labels import PHASE_TITLES
 from admin_cli.report.build import ReportError, check_filters
 from admin_cli.report.periods import Period, month_end, month_label, months
-from admin_cli.report.protect import OTHER, hidden_cells, percent, pool
+from admin_cli.report.protect import OTHER, percent, pool
 from bot.app import App
 from storage.sql import Child, Invitation, SessionRow, as_utc
 
@@ -76,14 +79,14 @@ def build_indicators(app: App, actor: str, unit: str | None = None, since: date 
 
 
 def _shown(invited: int, heard: int, any_at_all: bool, min_group: int) -> dict[str, Any]:
-    """One figure: heard of invited, with the small count (and its complement) hidden."""
+    """One figure: heard of invited and the share, for a group of at least `min_group`;
+    nothing but "too few" for a smaller one (invited None), 0 when nobody was invited."""
     if invited == 0:
         return {"invited": None if any_at_all else 0, "heard": None, "share_percent": None}
-    hidden = hidden_cells({"heard": heard, "not": invited - heard},
-                          [(["heard", "not"], None)], min_group)
-    shown = None if "heard" in hidden else heard
-    return {"invited": invited, "heard": shown,
-            "share_percent": percent(shown, invited, min_group)}
+    if invited < min_group:  # cannot happen with pooled units, kept as the rule itself
+        return {"invited": None, "heard": None, "share_percent": None}
+    return {"invited": invited, "heard": heard,
+            "share_percent": percent(heard, invited, min_group)}
 
 
 def _blocks(rows: list[Any], key: Any, unit: str | None, min_group: int) -> dict:
@@ -172,9 +175,9 @@ def _notes(min_group: int) -> list[str]:
               "En enhet med färre än {n} sådana barn en månad räknas tillsammans med andra "
               "små enheter, eller inte alls om de är för få även tillsammans.").format(
                 n=min_group),
-            _("– betyder att antalet inte visas: antalet som kom till tals, eller som inte "
-              "gjorde det, är färre än {n}. \"färre än {n}\": för få barn för att visa "
-              "något.").format(n=min_group)]
+            _("En siffra visas bara för en grupp med minst {n} barn; \"färre än {n}\" "
+              "betyder att gruppen är för liten för att visa något, \"inga\" att ingen "
+              "bjöds in.").format(n=min_group)]
 
 
 __all__ = ["ReportError", "build_indicators", "definitions"]
