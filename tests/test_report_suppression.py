@@ -212,3 +212,18 @@ def test_the_cli_checks_the_phase_and_prints_the_indicators(tmp_path):
     assert "Placerade barn som har kommit till tals minst fyra gånger" in shown.stdout
     as_csv = tala("report", "--indicators", "--format", "csv").stdout.splitlines()
     assert as_csv[0] == "month,phase,invited,heard,share_percent" and len(as_csv) == 38
+
+
+def test_a_bulk_csv_may_give_each_row_its_phase(sms_app):
+    from admin_cli import bulk
+
+    raw = ("case,age,to,phase\nB-1,12,+46701110001,uppfoljning\nB-2,12,+46701110002,\n"
+           "B-3,12,+46701110003,uppföljning\n").encode()
+    began = bulk.start(sms_app, raw, "class.csv", "anna")
+    assert began.invited == 2
+    assert [line for line, _ in began.failures] == [4]  # the typo, said by its line
+    assert "Skriv en av: forhandsbedomning, utredning" in began.failures[0][1]
+    phases = {sms_app.db.case_ref_of(i.child_id): i.phase
+              for c in ("B-1", "B-2") for i in sms_app.db.invitations(sms_app.db.child(c).id)}
+    assert phases == {"B-1": "uppfoljning", "B-2": None}
+    assert sms_app.db.child("B-3") is None
