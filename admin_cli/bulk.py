@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from admin_cli.i18n import _, ngettext
 from admin_cli.labels import phase_problem
 from bot.app import App
 from bot.service import InviteError
@@ -58,8 +59,9 @@ def _rows(raw: bytes, name: str) -> tuple[str, list[tuple[int, dict[str, str]]]]
     headers = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED if c not in headers]
     if missing:
-        raise InviteError(f"{name}: the first line must name the columns; missing: "
-                          f"{', '.join(missing)} (have: {', '.join(headers) or 'nothing'}).")
+        raise InviteError(_("{name}: första raden ska ange kolumnerna; det saknas: {missing} "
+                            "(finns: {have}).").format(name=name, missing=", ".join(missing),
+                                                       have=", ".join(headers) or _("inget")))
     rows = []
     for line, row in enumerate(reader, start=2):  # line 1 is the header, as in a spreadsheet
         rows.append((line, {(k or "").strip().lower(): (v or "").strip()
@@ -80,7 +82,8 @@ def start(app: App, raw: bytes, name: str, actor: str) -> BulkStart:
         try:
             age = int(row["age"])
         except ValueError:
-            began.failures.append((line, f"age '{row['age']}' is not a number of years"))
+            began.failures.append((line, _("åldern '{age}' är inte ett antal år").format(
+                age=row["age"])))
             continue
         phase = row.get("phase") or None
         wrong_phase = phase_problem(phase)
@@ -124,22 +127,25 @@ def report(began: BulkStart, states: dict[str, dict], console: Console) -> BulkR
         if state["status"] == "sent":
             done.sent += 1
         elif state["status"] in ("retry", "unsure"):
-            done.failures.append((line, f"not sent yet ({state['error']}); tala serve or "
-                                        "tala worker keeps trying"))
+            done.failures.append((line, _("inte skickat än ({error}); tala serve eller tala "
+                                          "worker fortsätter att försöka").format(
+                error=state["error"])))
         else:
-            done.failures.append((line, state["error"] or "not sent"))
+            done.failures.append((line, state["error"] or _("inte skickat")))
     done.failures.sort()
     if began.failures and began.failures[0][0] == 0:  # the file itself could not be read
         console.print(f"[red]{began.failures[0][1]}[/red]")
         return done
-    console.print(f"Invited {done.invited} of {began.rows}; {done.sent} text messages sent.")
+    console.print(ngettext("{invited} av {rows} inbjudna; {sent} sms skickat.",
+                           "{invited} av {rows} inbjudna; {sent} sms skickade.", done.sent)
+                  .format(invited=done.invited, rows=began.rows, sent=done.sent))
     for line, what in done.failures:
-        console.print(f"[red]line {line}:[/red] {what}")
+        console.print("[red]" + _("rad {line}:").format(line=line) + f"[/red] {what}")
     return done
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("Sending invitations"), BarColumn(), MofNCompleteColumn(),
+    return Progress(TextColumn(_("Skickar inbjudningar")), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), console=console)
 
 

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from admin_cli.common import call, fail, out
+from admin_cli.common import call, err, fail, out
 from admin_cli.i18n import _
 
 commands = typer.Typer()
@@ -61,3 +61,48 @@ def erase(
     call("erase", case=case)
     out.print(_("{case} är raderat, och barnets datanycklar är förstörda (README: Privacy). "
                 "Loggen behåller bara att en radering har skett.").format(case=case))
+
+
+SENT = ("sent", "delivered")
+WAITING = (None, "queued", "retry", "unsure")
+
+
+def invited(inv: dict, res: dict, channel: str) -> None:
+    """What `tala invite` prints once the invitation is made: where it went, until when it is
+    open, who hears of the case's alerts, and how the child answers."""
+    case = inv["case"]
+    if channel == "sms":
+        if inv["delivery"] in SENT:
+            out.print(_("Inbjudan skickad till barnet i ärende {case} via sms.").format(
+                case=case))
+        elif inv["delivery"] in WAITING:
+            out.print(_("Inbjudan till barnet i ärende {case} ligger i kö för sms: den skickas "
+                        "så snart det går.").format(case=case))
+        else:
+            err.print("[yellow]" + _(
+                "Sms:et med inbjudan till barnet i ärende {case} gick inte att skicka "
+                "({status}). Kontrollera numret och försök igen.").format(
+                case=case, status=inv["delivery"]) + "[/yellow]")
+    else:
+        out.print(_("Barnet i ärende {case} är inbjudet.").format(case=case))
+    out.print(_("Frågeformulär {questionnaire}, språk {lang}. Inbjudan gäller till och med "
+                "{until}.").format(questionnaire=inv["questionnaire"], lang=inv["lang"],
+                                   until=inv["expires_at"][:10]))
+    if res["alerts_to"]:
+        out.print(_("Larm i ärende {case} går till {who}.").format(case=case,
+                                                                   who=res["alerts_to"]))
+    for note in res["notes"]:
+        err.print(f"[yellow]{note}[/yellow]")
+    code = f"[bold]{inv['code']}[/bold]"
+    if channel == "sms":
+        return
+    if inv["link"]:
+        out.print(_("Ge barnet den här länken (den fungerar en gång): {link}").format(
+            link=f"[bold]{inv['link']}[/bold]"))
+    elif channel == "rasa":
+        out.print(_("Ge barnet den här koden att skriva i chattassistenten (den fungerar en "
+                    "gång), till exempel 'Jag har en kod: {plain}': {code}").format(
+            plain=inv["code"], code=code))
+    else:
+        out.print(_("Svara i den här terminalen: {command}").format(
+            command=f"[bold]tala demo --code {inv['code']}[/bold]"))

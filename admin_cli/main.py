@@ -19,7 +19,7 @@ from admin_cli import case_cmds, login_cmds, serve_cmds
 from admin_cli.common import allowed, built, call, err, fail, out
 from admin_cli.campaign_cmds import campaign_app
 from admin_cli.flows_cmds import flows_app
-from admin_cli.i18n import _
+from admin_cli.i18n import _, ngettext
 from admin_cli.keys_cmds import keys_app
 from admin_cli.serve_cmds import db_app
 from admin_cli.staff_cmds import alerts_app, case_app, units_app, users_app
@@ -51,27 +51,27 @@ class Channel(str, Enum):
     rasa = "rasa"
 
 
-@app.command()
+@app.command(help=_("Bjud in ett barn (eller, med --from-csv, många) att svara på ett "
+                    "frågeformulär."))
 def invite(
-    case: Optional[str] = typer.Argument(None, help="The pseudonymous case reference, like "
-                                         "K-17."),
-    age: Optional[int] = typer.Option(None, "--age", help="The child's age in years."),
-    lang: str = typer.Option("sv", "--lang", help="The language to start in (sv, en, ...)."),
-    channel: Channel = typer.Option(Channel.console, "--channel"),
-    to: Optional[str] = typer.Option(None, "--to", help="The child's mobile number, for "
-                                     "--channel sms."),
-    questionnaire: Optional[str] = typer.Option(None, "--questionnaire",
-                                                help="Questionnaire id (default: by age)."),
-    unit: Optional[str] = typer.Option(None, "--unit", help="The unit, for group reports."),
-    caseworker: Optional[str] = typer.Option(None, "--caseworker", help="The tala user "
-                                             "responsible for the case, who gets its alerts "
-                                             "(default: you)."),
-    from_csv: Optional[Path] = typer.Option(None, "--from-csv", help="Invite everyone in a CSV "
-                                            "file (columns: case, age, to; optional: lang, "
-                                            "unit, questionnaire, caseworker) by SMS."),
-    as_json: bool = typer.Option(False, "--json", help="Print the invitation as JSON."),
+    case: Optional[str] = typer.Argument(None, help=_("Ärendets pseudonyma referens, t.ex. "
+                                                      "K-17.")),
+    age: Optional[int] = typer.Option(None, "--age", help=_("Barnets ålder i år.")),
+    lang: str = typer.Option("sv", "--lang", help=_("Språket barnet börjar på (sv, en, ...).")),
+    channel: Channel = typer.Option(Channel.console, "--channel", help=_("Hur barnet svarar.")),
+    to: Optional[str] = typer.Option(None, "--to", help=_("Barnets mobilnummer, för --channel "
+                                                          "sms.")),
+    questionnaire: Optional[str] = typer.Option(None, "--questionnaire", help=_(
+        "Frågeformulärets id (förvalt: efter ålder).")),
+    unit: Optional[str] = typer.Option(None, "--unit", help=_("Enheten, för "
+                                                              "gruppsammanställningar.")),
+    caseworker: Optional[str] = typer.Option(None, "--caseworker", help=_(
+        "Användaren i tala som är ansvarig för ärendet och får dess larm (förvalt: du).")),
+    from_csv: Optional[Path] = typer.Option(None, "--from-csv", help=_(
+        "Bjud in alla i en CSV-fil med sms (kolumner: case, age, to; valfria: lang, unit, "
+        "questionnaire, caseworker, phase).")),
+    as_json: bool = typer.Option(False, "--json", help=_("Skriv ut inbjudan som JSON.")),
 ) -> None:
-    """Invite a child (or, with --from-csv, many) to answer a questionnaire."""
     if from_csv:
         from admin_cli import bulk
         from admin_cli.client import ClientError, remote
@@ -88,30 +88,17 @@ def invite(
             fail(e.message, e.code)
         raise typer.Exit(0 if not report.failures else 1)
     if not case or age is None:
-        fail("Give the case reference and the child's age, for example: "
-             "tala invite K-17 --age 9 --channel sms --to 0701234567")
+        fail(_("Skriv ärendets referens och barnets ålder, till exempel: "
+               "tala invite K-17 --age 9 --channel sms --to 0701234567"))
     res = call("invite", case=case, age=age, lang=lang, channel=channel.value, to=to,
                questionnaire=questionnaire, unit=unit, caseworker=caseworker)
     inv = res["invitation"]
     if as_json:
         out.print_json(json.dumps(inv))
         return
-    out.print(f"Invited {inv['case']} to {inv['questionnaire']} ({inv['lang']}). "
-              f"The invitation is open until {inv['expires_at'][:10]}.")
-    if res["alerts_to"]:
-        out.print(f"Alerts for {inv['case']} go to {res['alerts_to']}.")
-    for note in res["notes"]:
-        err.print(f"[yellow]{note}[/yellow]")
-    if channel is Channel.sms:
-        out.print(f"The text message: {inv['delivery'] or 'queued'}.")
-    elif inv["link"]:
-        out.print(f"Give the child this link (it works once): [bold]{inv['link']}[/bold]")
-    elif channel is Channel.rasa:
-        out.print("Give the child this code to write in the chat assistant (it works "
-                  f"once), for example 'Jag har en kod: {inv['code']}': "
-                  f"[bold]{inv['code']}[/bold]")
-    else:
-        out.print(f"To answer in this terminal: [bold]tala demo --code {inv['code']}[/bold]")
+    from admin_cli.case_cmds import invited
+
+    invited(inv, res, channel.value)
 
 
 def _text_view(out_file: Path | None, file_width: int) -> dict:
@@ -127,7 +114,7 @@ def _write(doc, out_file: Path | None, strip_bom: bool = False) -> None:
     if out_file:
         out_file.write_bytes(doc.content)
         if not doc.media_type.startswith("text/plain"):
-            err.print(f"Wrote {out_file}.")
+            err.print(_("Skrev {file}.").format(file=out_file))
         return
     text = doc.content.decode("utf-8")
     sys.stdout.write(text.lstrip("\ufeff") if strip_bom else text)
@@ -209,7 +196,7 @@ def report_cmd(
     """Anonymised group results: participation and answer distributions, with small groups
     merged or left out and every number rounded to a multiple of 5 (see the README)."""
     if campaign and (unit or since or until or questionnaire):
-        fail("--campaign goes alone: a survey's report covers the whole survey.")
+        fail(_("--campaign står ensamt: en enkäts rapport gäller hela enkäten."))
     view = _text_view(out_file, 110) if fmt is ReportFormat.text else {"format": fmt.value}
     doc = call("report", unit=unit, since=since.date() if since else None,
                until=until.date() if until else None, questionnaire=questionnaire,
@@ -217,46 +204,50 @@ def report_cmd(
     _write(doc, out_file)
 
 
-@app.command("export")
+@app.command("export", help=_("Avslutade tillfällen för ärendesystemet: aldrig "
+                              "kontaktuppgifter. Skrivs i loggen över vem som gjort vad."))
 def export_cmd(
-    fmt: str = typer.Option("json", "--format", help="json, csv (one row per answer) or fhir "
-                            "(FHIR R4 QuestionnaireResponse and Questionnaire)."),
-    since: Optional[datetime] = typer.Option(None, "--since", formats=["%Y-%m-%d"]),
-    until: Optional[datetime] = typer.Option(None, "--until", formats=["%Y-%m-%d"]),
-    out_file: Optional[Path] = typer.Option(None, "--out", help="Write to this file."),
+    fmt: str = typer.Option("json", "--format", help=_(
+        "json, csv (en rad per svar) eller fhir (FHIR R4 QuestionnaireResponse och "
+        "Questionnaire).")),
+    since: Optional[datetime] = typer.Option(None, "--since", formats=["%Y-%m-%d"],
+                                             help=_("Från och med den här dagen.")),
+    until: Optional[datetime] = typer.Option(None, "--until", formats=["%Y-%m-%d"],
+                                             help=_("Till och med den här dagen.")),
+    out_file: Optional[Path] = typer.Option(None, "--out", help=_("Skriv till den här filen.")),
 ) -> None:
-    """Finished sessions for the case system: never contact details. Written to the audit
-    log."""
     doc = call("export", format=fmt, since=since.date() if since else None,
                until=until.date() if until else None)
     _write(doc, out_file, strip_bom=True)  # a file keeps the CSV's BOM, for Excel
 
 
-@locales_app.command("status")
+@locales_app.command("status", help=_(
+    "Per språk: andel översatt, osäkra (fuzzy) poster, granskningsläge och vad den längsta "
+    "vägen genom det längsta frågeformuläret kostar med sms."))
 def locales_status() -> None:
-    """Per language: translated share, fuzzy entries, review state, and the SMS cost of the
-    longest way through the longest questionnaire."""
     from rich.table import Table
 
     from admin_cli.locales import status
 
-    table = Table("lang", "name", "translated", "fuzzy", "review", "longest path (SMS)",
-                  "safeguarding phrases")
+    table = Table(_("språk"), _("namn"), _("översatt"), _("osäkra"), _("granskning"),
+                  _("längsta vägen (sms)"), _("skyddsfraser"))
     for st in status():
+        segments = ngettext("{n} segment", "{n} segment", st.longest_sms).format(
+            n=st.longest_sms)
         table.add_row(st.lang, st.name, f"{st.share:.0%} ({st.translated}/{st.total})",
-                      str(st.fuzzy), st.review_state, f"{st.longest_sms} segments",
+                      str(st.fuzzy), st.review_state, segments,
                       f"{st.safety_phrases} ({st.safety_review})",
                       style=None if st.share == 1 else "yellow")
     out.print(table)
 
 
-@locales_app.command("compile")
+@locales_app.command("compile", help=_("Skriv .mo-filer bredvid katalogerna (för andra "
+                                        "gettext-verktyg; tala läser .po-filerna)."))
 def locales_compile() -> None:
-    """Write .mo files beside the catalogs (for other gettext tools; tala reads the .po)."""
     from admin_cli.locales import LOCALES, compile_all
 
     for mo in compile_all():
-        out.print(f"compiled {mo.relative_to(LOCALES.parent)}")
+        out.print(_("kompilerade {path}").format(path=mo.relative_to(LOCALES.parent)))
 
 
 @locales_app.command("check")

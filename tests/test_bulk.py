@@ -69,8 +69,8 @@ def test_bulk_invite_sends_each_exactly_once_at_the_rate_even_when_killed(tmp_pa
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         out = second.stdout + second.stderr
         assert second.returncode == 1, out  # 1: one row could not be invited
-        assert "line 6:" in out and "not a phone number" in out
-        assert f"Invited {ROWS} of {ROWS + 1}; {ROWS} text messages sent." in out
+        assert "rad 6:" in out and "not a phone number" in out
+        assert f"{ROWS} av {ROWS + 1} inbjudna; {ROWS} sms skickade." in out
 
         sent = [m for m in fake.messages if m["sid"]]
         assert sorted(m["to"] for m in sent) == sorted(numbers)  # each exactly once
@@ -86,7 +86,7 @@ def test_bulk_invite_sends_each_exactly_once_at_the_rate_even_when_killed(tmp_pa
         # A third run finds nothing left to do.
         third = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert len(fake.messages) == len([m for m in fake.messages if m["sid"]]) == ROWS
-        assert f"{ROWS} text messages sent" in third.stdout
+        assert f"{ROWS} sms skickade" in third.stdout
         _stop_embedded_redis(tmp_path / "data")
 
 
@@ -124,7 +124,8 @@ def test_a_long_twilio_outage_leaves_the_rest_to_the_worker_and_says_so(sms_app,
     assert time.monotonic() - started < 15
     assert (report.invited, report.sent) == (2, 0)
     assert [line for line, _ in report.failures] == [2, 3]
-    assert all("not sent yet" in what and "keeps trying" in what for _, what in report.failures)
+    assert all("inte skickat än" in what and "fortsätter att försöka" in what
+               for _, what in report.failures)
     jobs = [f"invite:{sms_app.service.session_for_contact('sms', n)}:0" for n in numbers]
     assert {sms_app.queue.job(j)["status"] for j in jobs} == {"retry"}  # not failed
 

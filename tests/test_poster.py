@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFont, PdfParser
 
-from admin_cli import poster
+from admin_cli import poster, typeset
 from flows.i18n import Catalogs
 
 LINK = "https://t.me/tala_test_bot?start=AB12CD34EF56"
@@ -69,7 +69,7 @@ def drafted() -> Catalogs:
 def drawn(monkeypatch) -> list[tuple[float, float, str, str, int]]:
     """Every run of text the poster draws: (x, baseline, text, direction, font size)."""
     seen: list[tuple[float, float, str, str, int]] = []
-    real = poster._Typesetter.draw
+    real = typeset.Typesetter.draw
 
     def record(self, draw, line, x, baseline, fill):
         at = x
@@ -78,7 +78,7 @@ def drawn(monkeypatch) -> list[tuple[float, float, str, str, int]]:
             at += run.width
         real(self, draw, line, x, baseline, fill)
 
-    monkeypatch.setattr(poster._Typesetter, "draw", record)
+    monkeypatch.setattr(typeset.Typesetter, "draw", record)
     return seen
 
 
@@ -114,8 +114,8 @@ def _fonts_missing() -> str | None:
     """Why this machine cannot draw every script of the poster (None when it can)."""
     try:
         for ch in "AسፐП":  # Latin, Arabic, Ethiopic, Cyrillic
-            poster.font_for(ch)
-    except poster.PosterError as e:
+            typeset.font_for(ch)
+    except typeset.PosterError as e:
         return str(e)
     return None
 
@@ -173,14 +173,14 @@ def test_qr_code_in_the_pdf_opens_the_link(posters, tmp_path):
 
 @pytest.mark.parametrize("name", ["poster.jpg", "poster.svg", "poster"])
 def test_other_suffixes_are_refused(tmp_path, drafted, name):
-    with pytest.raises(ValueError, match=r"\.pdf or \.png"):
+    with pytest.raises(ValueError, match=r"\.pdf eller \.png"):
         poster.make_poster(fake_campaign(), sms_number=NUMBER, telegram_link=LINK,
                            catalogs=drafted, out=tmp_path / name)
     assert not (tmp_path / name).exists()
 
 
 def test_a_poster_needs_a_number_or_a_link(tmp_path, drafted):
-    with pytest.raises(ValueError, match="SMS number or a Telegram link"):
+    with pytest.raises(ValueError, match="sms-nummer eller en Telegramlänk"):
         poster.make_poster(fake_campaign(), sms_number=None, telegram_link=None,
                            catalogs=drafted, out=tmp_path / "p.png")
 
@@ -213,8 +213,8 @@ def test_sms_and_telegram_in_every_language(tmp_path, drafted, drawn):
 def test_telegram_only_has_no_sms_line_but_the_qr_code(tmp_path, drafted, drawn,
                                                        monkeypatch):
     qr_links = []
-    real = poster._qr_matrix
-    monkeypatch.setattr(poster, "_qr_matrix", lambda link: qr_links.append(link) or real(link))
+    real = poster.qr_matrix
+    monkeypatch.setattr(poster, "qr_matrix", lambda link: qr_links.append(link) or real(link))
     poster.make_poster(fake_campaign(), sms_number=None, telegram_link=LINK, catalogs=drafted,
                        out=tmp_path / "p.png")
     text = text_of(drawn)
@@ -226,7 +226,7 @@ def test_telegram_only_has_no_sms_line_but_the_qr_code(tmp_path, drafted, drawn,
 
 @needs_fonts
 def test_sms_only_has_no_qr_code(tmp_path, drafted, drawn, monkeypatch):
-    monkeypatch.setattr(poster, "_qr_matrix", lambda link: pytest.fail("no link, no QR"))
+    monkeypatch.setattr(poster, "qr_matrix", lambda link: pytest.fail("no link, no QR"))
     poster.make_poster(fake_campaign(), sms_number="0701234567", telegram_link=None,
                        catalogs=drafted, out=tmp_path / "p.png")
     text = text_of(drawn)
@@ -287,7 +287,7 @@ def test_sms_number_as_swedes_write_it(given, shown):
 def test_arabic_letters_are_joined():
     """Shaped, "مرحبا" is narrower than its letters drawn one by one in their isolated
     forms: with no shaping (no raqm) the two are the same width."""
-    font = ImageFont.truetype(str(poster.font_for("م")), 100,
+    font = ImageFont.truetype(str(typeset.font_for("م")), 100,
                               layout_engine=ImageFont.Layout.RAQM)
     word = "مرحبا"
     joined = font.getlength(word, direction="rtl", language="ar")
@@ -296,18 +296,18 @@ def test_arabic_letters_are_joined():
 
 
 def test_the_poster_shapes_arabic_and_persian_right_to_left():
-    ts = poster._Typesetter()
+    ts = typeset.Typesetter()
     assert ts.raqm, "Pillow has no raqm: Arabic would not be joined"
     for lang, word in (("ar", "مرحبا"), ("fa", "سلام")):
-        line = ts.line(poster._Text.plain(word), True, 100, lang)
+        line = ts.line(typeset.Text.plain(word), True, 100, lang)
         assert [r.direction for r in line.runs] == ["rtl"]
         isolated = sum(line.runs[0].font.getlength(ch) for ch in word)
         assert line.width < 0.95 * isolated, lang
 
 
 def test_latin_keyword_and_number_keep_their_place_in_an_arabic_sentence():
-    ts = poster._Typesetter()
-    text = poster._fill_in("أرسل كلمة {keyword} إلى {number}",
+    ts = typeset.Typesetter()
+    text = typeset.fill_in("أرسل كلمة {keyword} إلى {number}",
                            {"keyword": "SKOLA8", "number": "070-123 45 67"})
     runs = ts.line(text, True, 60, "ar").runs  # left to right on the page
     texts = [r.text.replace(NBSP, " ").strip() for r in runs]
@@ -336,7 +336,7 @@ def test_every_script_has_real_glyphs(lang, word):
     glyphs would all be the same empty box."""
     masks = []
     for ch in dict.fromkeys(word):
-        font = ImageFont.truetype(str(poster.font_for(ch)), 80)
+        font = ImageFont.truetype(str(typeset.font_for(ch)), 80)
         im = Image.new("L", (160, 160), 0)
         ImageDraw.Draw(im).text((20, 20), ch, font=font, fill=255)
         assert im.getbbox() is not None, ch
@@ -348,18 +348,18 @@ def test_every_script_has_real_glyphs(lang, word):
 def test_a_character_no_font_has_is_a_clear_error(tmp_path, drafted):
     cats = copy.deepcopy(drafted)
     cats.by_lang["en"].messages[poster.HEADING] = "What do you think? \ue000"
-    with pytest.raises(poster.PosterError, match="No font has the character.*fonts-noto-core"):
+    with pytest.raises(poster.PosterError, match="Inget typsnitt har tecknet.*fonts-noto-core"):
         poster.make_poster(fake_campaign(["sv", "en"]), sms_number=NUMBER, telegram_link=LINK,
                            catalogs=cats, out=tmp_path / "p.png")
 
 
 def test_no_fonts_at_all_is_a_clear_error(tmp_path, drafted, monkeypatch):
-    monkeypatch.setattr(poster, "FONT_DIRS", (tmp_path / "no-fonts",))
-    poster._faces.cache_clear()
+    monkeypatch.setattr(typeset, "FONT_DIRS", (tmp_path / "no-fonts",))
+    typeset.installed_faces.cache_clear()
     try:
-        with pytest.raises(poster.PosterError, match="install the Debian package"):
+        with pytest.raises(poster.PosterError, match="installera Debianpaketet"):
             poster.make_poster(fake_campaign(), sms_number=NUMBER, telegram_link=LINK,
                                catalogs=drafted, out=tmp_path / "p.png")
     finally:
         monkeypatch.undo()
-        poster._faces.cache_clear()
+        typeset.installed_faces.cache_clear()

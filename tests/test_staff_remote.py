@@ -81,7 +81,7 @@ def _from_anna_s_laptop(tmp_path: Path, here: dict, url: str, token: str) -> Non
     # TALA_USER on the laptop names an admin: the server goes by the token alone.
     there = _env(laptop / "data", laptop / "config", "admin")
     said = _ok(_tala(there, "login", "--server", url, "--token", token))
-    assert "as anna (caseworker, Nord)" in said
+    assert "som anna (handläggare, Nord)" in said
     login = laptop / "config" / "tala" / "login.json"
     assert stat.S_IMODE(login.stat().st_mode) == 0o600
     assert stat.S_IMODE(login.parent.stat().st_mode) == 0o700
@@ -102,9 +102,9 @@ def _from_anna_s_laptop(tmp_path: Path, here: dict, url: str, token: str) -> Non
     table = _ok(_tala(there, "alerts"))
     assert "K-9" in table and "tala alerts ack ID" in table
     refused = _tala(there, "export")
-    assert refused.returncode == 3 and "may not export" in refused.stderr
+    assert refused.returncode == 3 and "inte exportera svar" in refused.stderr
     _ok(_tala(there, "alerts", "ack", str(alerts[0]["id"]), "--note", "Ringde skolan."))
-    assert "No open alerts." in _ok(_tala(there, "alerts"))
+    assert "Inga öppna larm." in _ok(_tala(there, "alerts"))
     assert not (laptop / "data").exists()  # nothing of the children's on the laptop
 
     audit = json.loads(_ok(_tala(here, "audit", "--json")))
@@ -128,11 +128,11 @@ def _a_class_by_sms_from_anna_s_laptop(tmp_path: Path, url: str, token: str,
                     "B-3,ett,0701234503,Nord\n", encoding="utf-8")
     result = _tala(there, "invite", "--from-csv", str(rows))
     assert result.returncode == 1, result.stderr  # one row could not be invited
-    assert "Invited 2 of 3; 2 text messages sent." in result.stdout
-    assert "line 4:" in result.stdout and "not a number of years" in result.stdout
+    assert "2 av 3 inbjudna; 2 sms skickade." in result.stdout
+    assert "rad 4:" in result.stdout and "inte ett antal år" in result.stdout
     assert sorted(m["to"] for m in twilio.messages) == ["+46701234501", "+46701234502"]
     again = _tala(there, "invite", "--from-csv", str(rows))  # the same file: nobody twice
-    assert "Invited 2 of 3; 2 text messages sent." in again.stdout
+    assert "2 av 3 inbjudna; 2 sms skickade." in again.stdout
     assert len(twilio.messages) == 2
 
 
@@ -145,7 +145,7 @@ def _from_mia_s_laptop(tmp_path: Path, here: dict, url: str, idp: FakeIdP) -> No
     try:
         code = None
         for line in login.stderr:  # the CLI says where to sign in and the code to type
-            found = re.search(r"code: (\d{4}-\d{4})", line)
+            found = re.search(r"kod: (\d{4}-\d{4})", line)
             if found:
                 code = found.group(1)
                 break
@@ -156,15 +156,20 @@ def _from_mia_s_laptop(tmp_path: Path, here: dict, url: str, idp: FakeIdP) -> No
         if login.poll() is None:
             login.kill()
     assert login.returncode == 0, rest
-    assert "as mia (manager, Nord)" in out
+    assert "som mia (chef, Nord)" in out
     for command in (["report"], ["report", "--format", "csv"]):
         remote = _ok(_tala(there, *command))
         assert remote == _ok(_tala({**here, "TALA_USER": "mia"}, *command)), command
     summary = _tala(there, "summary", "K-9")
-    assert summary.returncode == 3 and "may not read a child's answers" in summary.stderr
-    assert "No open alerts." in _ok(_tala(there, "alerts"))  # the unit's: all acknowledged
+    assert summary.returncode == 3 and "inte läsa ett barns svar" in summary.stderr
+    # The server answers in the language the laptop's CLI asks for (Accept-Language).
+    english = _tala({**there, "TALA_LANG": "en"}, "summary", "K-9")
+    assert english.returncode == 3 and "As manager, mia may not read a child's answers" in \
+        english.stderr, english.stderr
+    assert "No open alerts." in _ok(_tala({**there, "TALA_LANG": "en"}, "alerts"))
+    assert "Inga öppna larm." in _ok(_tala(there, "alerts"))  # the unit's: all acknowledged
     made = _ok(_tala(there, "campaign", "create", "--name", "ak8", "--keyword", "SKOLA8",
                      "--opens", "2026-01-01", "--closes", "2030-12-31"))
-    assert "text SKOLA8 to +46700000000" in made
+    assert "skicka SKOLA8 till +46700000000" in made
     listed = _ok(_tala(there, "campaign", "list"))
     assert "ak8" in listed and "Nord" in listed  # a manager's campaign is her unit's
