@@ -71,6 +71,9 @@ def invite(
         "Bjud in alla i en CSV-fil med sms (kolumner: case, age, to; valfria: lang, unit, "
         "questionnaire, caseworker, phase).")),
     as_json: bool = typer.Option(False, "--json", help=_("Skriv ut inbjudan som JSON.")),
+    phase: Optional[str] = typer.Option(None, "--phase", help=_(
+        "Ärendets fas, för enhetens indikatorer: forhandsbedomning, utredning, uppfoljning "
+        "eller placering.")),
 ) -> None:
     if from_csv:
         from admin_cli import bulk
@@ -91,7 +94,7 @@ def invite(
         fail(_("Skriv ärendets referens och barnets ålder, till exempel: "
                "tala invite K-17 --age 9 --channel sms --to 0701234567"))
     res = call("invite", case=case, age=age, lang=lang, channel=channel.value, to=to,
-               questionnaire=questionnaire, unit=unit, caseworker=caseworker)
+               questionnaire=questionnaire, unit=unit, caseworker=caseworker, phase=phase)
     inv = res["invitation"]
     if as_json:
         out.print_json(json.dumps(inv))
@@ -192,12 +195,23 @@ def report_cmd(
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write to this file."),
     campaign: Optional[str] = typer.Option(None, "--campaign", help="An anonymous survey's "
                                            "results (answers once it has closed)."),
+    indicators: bool = typer.Option(False, "--indicators", help=_(
+        "Andelen barn som har kommit till tals per månad och fas, och placerade barn som har "
+        "kommit till tals fyra gånger på tolv månader (text, json eller csv).")),
 ) -> None:
     """Anonymised group results: participation and answer distributions, with small groups
-    merged or left out and every number rounded to a multiple of 5 (see the README)."""
+    merged or left out and small counts hidden (see the README). --indicators: the monthly
+    indicators per case phase."""
     if campaign and (unit or since or until or questionnaire):
         fail(_("--campaign står ensamt: en enkäts rapport gäller hela enkäten."))
     view = _text_view(out_file, 110) if fmt is ReportFormat.text else {"format": fmt.value}
+    if indicators:
+        if campaign or questionnaire or fmt is ReportFormat.html:
+            fail(_("--indicators går med --unit, --since, --until och --format text, json "
+                   "eller csv."))
+        _write(call("indicators", unit=unit, since=since.date() if since else None,
+                    until=until.date() if until else None, **view), out_file)
+        return
     doc = call("report", unit=unit, since=since.date() if since else None,
                until=until.date() if until else None, questionnaire=questionnaire,
                campaign=campaign, **view)

@@ -67,7 +67,7 @@ def indicators(app: App, actor: str, unit: str | None = None, since: date | None
     from admin_cli import report as r
 
     if format not in ("text", "json", "csv"):
-        raise OpError("format must be json, text or csv.")
+        raise OpError(_("format ska vara json, text eller csv."))
     user = require(app, actor, "report", unit=unit)
     if user is not None and user.role == "manager":
         unit = user.unit
