@@ -73,8 +73,8 @@ class Verifier:
                     resp.raise_for_status()
                     self._keys = KeySet.import_key_set(resp.json())
                 except (requests.RequestException, ValueError, KeyError) as e:
-                    raise LoginError(f"The identity provider's keys cannot be read ({e}).") \
-                        from None
+                    raise LoginError(_("Identitetstjänstens nycklar går inte att läsa "
+                                       "({problem}).").format(problem=e)) from None
                 self._fetched = self.clock()
             return self._keys
 
@@ -98,8 +98,8 @@ class Verifier:
             jwt.JWTClaimsRegistry(now=int(self.clock()), leeway=30, **checks) \
                 .validate(token.claims)
         except (JoseError, ValueError) as e:
-            raise LoginError(f"The sign-in is not valid ({getattr(e, 'error', 'token')}).") \
-                from None
+            raise LoginError(_("Inloggningen gäller inte ({why}).").format(
+                why=getattr(e, "error", "token"))) from None
         name = token.claims.get(self.claim)
         if not isinstance(name, str) or not name:
             raise LoginError(_("Identitetstjänsten angav inte {claim}.").format(
