@@ -227,3 +227,19 @@ def test_a_bulk_csv_may_give_each_row_its_phase(sms_app):
               for c in ("B-1", "B-2") for i in sms_app.db.invitations(sms_app.db.child(c).id)}
     assert phases == {"B-1": "uppfoljning", "B-2": None}
     assert sms_app.db.child("B-3") is None
+
+
+def test_reports_and_indicators_in_english(app, monkeypatch):
+    _indicator_data(app)
+    monkeypatch.setenv("TALA_LANG", "en")
+    rep = R.build_report(app, "chef")
+    shown = _text(rep)
+    assert "Per language" in shown and "Share who answered" in shown
+    assert "All numbers are exact. A number from 1 to 4 is never shown." in shown
+    assert "Andel" not in shown and "Totalt" not in shown
+    ind = _text(R.build_indicators(app, "chef", since=date(2025, 1, 1),
+                                   until=date(2025, 12, 31)), R.indicators_text)
+    assert "Preliminary assessment" in ind and "5 of 10 (50 %)" in ind
+    assert "Placed children who have been heard at least four times" in ind
+    with pytest.raises(ops.OpError, match="There is no phase 'x'. Type one of"):
+        ops.run(app, "anna", "invite", {"case": "K-2", "age": 9, "phase": "x"})
