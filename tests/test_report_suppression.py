@@ -243,3 +243,44 @@ def test_reports_and_indicators_in_english(app, monkeypatch):
     assert "Placed children who have been heard at least four times" in ind
     with pytest.raises(ops.OpError, match="There is no phase 'x'. Type one of"):
         ops.run(app, "anna", "invite", {"case": "K-2", "age": 9, "phase": "x"})
+
+
+def test_the_staff_api_serves_the_indicators_and_a_manager_sees_their_unit(app):
+    """GET /api/v1/reports/indicators: a manager of Syd gets Syd's (none), and may not ask
+    for Nord's; the admin gets Nord's; a caseworker may not; a wrong format is a 400."""
+    from datetime import timedelta
+
+    import requests
+
+    from admin_cli.api import add_staff_api
+    from bot.server import build_web_app
+    from tests.fakes.server import RunningServer
+
+    _indicator_data(app)
+    for name, role, unit in [("admin", "admin", None), ("mia", "manager", "Syd"),
+                             ("anna", "caseworker", "Nord")]:
+        app.db.add_user(name, role, unit, None)
+    app.db.add_user(app.settings.user, "admin", None, None)
+    tokens = {n: app.db.add_token(n, "personal", timedelta(days=1)).token
+              for n in ("admin", "mia", "anna")}
+    web_app = build_web_app(app, worker=False)
+    add_staff_api(web_app, app)
+    with RunningServer(web_app) as server:
+        def get(who: str, **params) -> requests.Response:
+            return requests.get(server.url + "/api/v1/reports/indicators", timeout=30,
+                                params={"since": "2025-01-01", "until": "2025-12-31",
+                                        **params},
+                                headers={"Authorization": f"Bearer {tokens[who]}"})
+
+        admin = get("admin", unit="Nord")
+        assert admin.status_code == 200 and admin.json()["placed"]["heard"] == 5
+        mine = get("mia")
+        assert mine.status_code == 200 and mine.json()["filters"]["unit"] == "Syd"
+        assert mine.json()["placed"]["invited"] == 0
+        assert get("mia", unit="Nord").status_code == 403
+        assert get("anna").status_code == 403
+        wrong = get("admin", format="html")
+        assert wrong.status_code == 400 and "format" in wrong.text
+        csv_text = get("admin", format="csv")
+        assert csv_text.headers["Content-Type"].startswith("text/csv")
+        assert "2025-02,forhandsbedomning,10,5,50" in csv_text.text
