@@ -131,24 +131,25 @@ class SummaryFormat(str, Enum):
     png = "png"
 
 
-@app.command("summary")
+@app.command("summary", help=_(
+    "Vad barnet har sagt, för handläggaren: per livsområde, det barnet vill ha hjälp med "
+    "först, viktiga svar markerade, skalsvar över tid. Varje läsning skrivs i loggen."))
 def summary_cmd(
-    case: str = typer.Argument(..., help="The case reference."),
-    fmt: SummaryFormat = typer.Option(SummaryFormat.text, "--format"),
-    out_file: Optional[Path] = typer.Option(None, "--out", help="Write to this file."),
-    since: Optional[datetime] = typer.Option(None, "--since", formats=["%Y-%m-%d"]),
-    until: Optional[datetime] = typer.Option(None, "--until", formats=["%Y-%m-%d"]),
-    compare: Optional[tuple[str, str]] = typer.Option(
-        None, "--compare", help="BEFORE AFTER: two dates (YYYY-MM-DD: the latest session on "
-        "or before each) or session ids, e.g. before and after an intervention."),
-    width: Optional[int] = typer.Option(
-        None, "--width", help="Text: characters per line (default: the terminal's width, or "
-        "100 in a file). Lines are wrapped between words, never cut."),
+    case: str = typer.Argument(..., help=_("Ärendets referens.")),
+    fmt: SummaryFormat = typer.Option(SummaryFormat.text, "--format", help=_(
+        "text, json, html eller png (png och html som fil till akten).")),
+    out_file: Optional[Path] = typer.Option(None, "--out", help=_("Skriv till den här filen.")),
+    since: Optional[datetime] = typer.Option(None, "--since", formats=["%Y-%m-%d"],
+                                             help=_("Från och med den här dagen.")),
+    until: Optional[datetime] = typer.Option(None, "--until", formats=["%Y-%m-%d"],
+                                             help=_("Till och med den här dagen.")),
+    compare: Optional[tuple[str, str]] = typer.Option(None, "--compare", help=_(
+        "FÖRE EFTER: två datum (ÅÅÅÅ-MM-DD: det senaste tillfället den dagen eller före) eller "
+        "tillfällens id, till exempel före och efter en insats.")),
+    width: Optional[int] = typer.Option(None, "--width", help=_(
+        "Text: tecken per rad (förvalt: terminalens bredd, eller 100 i en fil). Raderna bryts "
+        "mellan ord, aldrig mitt i.")),
 ) -> None:
-    """What the child said, for the caseworker: by life area, what they want help with first,
-    important answers marked, scale answers over time. Every read is in the audit log."""
-    from admin_cli.i18n import _
-
     if fmt is SummaryFormat.png and not out_file:
         fail(_("En PNG behöver en fil: lägg till --out sammanfattning.png"))
     if compare is not None and None in compare:
@@ -162,13 +163,12 @@ def summary_cmd(
     _write(doc, out_file)
 
 
-@locales_app.command("update")
+@locales_app.command("update", help=_(
+    "Hämta varje text till sin mall (för barnen: locales/tala.pot, för personalen: "
+    "locales/tala-staff.pot) och för in den i varje katalog för samma domän. Nya texter kommer "
+    "oöversatta, ändrade som osäkra (fuzzy): tills de är översatta läser man svenska för just "
+    "dem. Oförändrade källor lämnar alla filer som de var."))
 def locales_update() -> None:
-    """Extract every string into its template (child-facing: locales/tala.pot, staff-facing:
-    locales/tala-staff.pot) and merge it into every catalog of that domain. New strings arrive
-    untranslated, changed ones fuzzy: until translated, the reader sees Swedish for those strings
-    only. Unchanged sources leave every file as it was."""
-    from admin_cli.i18n import _
     from admin_cli.locales import DOMAINS, LOCALES, update_all
 
     for po in update_all():
@@ -184,24 +184,27 @@ class ReportFormat(str, Enum):
     html = "html"
 
 
-@app.command("report")
+@app.command("report", help=_(
+    "Avidentifierade resultat för grupper: deltagande och hur svaren fördelar sig, med små "
+    "grupper sammanslagna eller utelämnade och små tal dolda (se README). --indicators: "
+    "månadens indikatorer per fas i ärendet."))
 def report_cmd(
-    unit: Optional[str] = typer.Option(None, "--unit"),
-    since: Optional[datetime] = typer.Option(None, "--since", formats=["%Y-%m-%d"],
-                                             help="From this date (rounded to its quarter)."),
-    until: Optional[datetime] = typer.Option(None, "--until", formats=["%Y-%m-%d"]),
-    questionnaire: Optional[str] = typer.Option(None, "--questionnaire"),
-    fmt: ReportFormat = typer.Option(ReportFormat.text, "--format"),
-    out_file: Optional[Path] = typer.Option(None, "--out", help="Write to this file."),
-    campaign: Optional[str] = typer.Option(None, "--campaign", help="An anonymous survey's "
-                                           "results (answers once it has closed)."),
+    unit: Optional[str] = typer.Option(None, "--unit", help=_("Bara den här enheten.")),
+    since: Optional[datetime] = typer.Option(None, "--since", formats=["%Y-%m-%d"], help=_(
+        "Från och med den här dagen (avrundat till sitt kvartal).")),
+    until: Optional[datetime] = typer.Option(None, "--until", formats=["%Y-%m-%d"],
+                                             help=_("Till och med den här dagen.")),
+    questionnaire: Optional[str] = typer.Option(None, "--questionnaire",
+                                                help=_("Bara det här frågeformuläret.")),
+    fmt: ReportFormat = typer.Option(ReportFormat.text, "--format",
+                                     help=_("text, json, csv eller html.")),
+    out_file: Optional[Path] = typer.Option(None, "--out", help=_("Skriv till den här filen.")),
+    campaign: Optional[str] = typer.Option(None, "--campaign", help=_(
+        "En anonym enkäts resultat (svaren när den har stängt).")),
     indicators: bool = typer.Option(False, "--indicators", help=_(
         "Andelen barn som har kommit till tals per månad och fas, och placerade barn som har "
         "kommit till tals fyra gånger på tolv månader (text, json eller csv).")),
 ) -> None:
-    """Anonymised group results: participation and answer distributions, with small groups
-    merged or left out and small counts hidden (see the README). --indicators: the monthly
-    indicators per case phase."""
     if campaign and (unit or since or until or questionnaire):
         fail(_("--campaign står ensamt: en enkäts rapport gäller hela enkäten."))
     view = _text_view(out_file, 110) if fmt is ReportFormat.text else {"format": fmt.value}
@@ -264,14 +267,14 @@ def locales_compile() -> None:
         out.print(_("kompilerade {path}").format(path=mo.relative_to(LOCALES.parent)))
 
 
-@locales_app.command("check")
+@locales_app.command("check", help=_(
+    "Kontrollera varje översättning som barnen läser mot språkets ordlista "
+    "(locales/<lang>/glossary.yaml), och att nummer som 112 och 116 111 och {platshållarna} "
+    "finns kvar. Kod 1 anger varje språk, text och term som är fel."))
 def locales_check(
-    locales_dir: Optional[Path] = typer.Option(None, "--dir", help="Another locales directory "
-                                               "(default: the project's locales/)."),
+    locales_dir: Optional[Path] = typer.Option(None, "--dir", help=_(
+        "En annan locales-mapp (förvalt: projektets locales/).")),
 ) -> None:
-    """Check every child-facing translation against its language's glossary
-    (locales/<lang>/glossary.yaml), and that numbers such as 112 and 116 111 and the
-    {placeholders} are kept. Exit code 1 names each language, text and term at fault."""
     from admin_cli.locales import LOCALES
     from admin_cli.locales_check import report
 
