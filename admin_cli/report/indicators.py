@@ -110,14 +110,18 @@ def _blocks(rows: list[Any], key: Any, unit: str | None, min_group: int) -> dict
 def _phase_shares(app: App, period: Period, unit: str | None, min_group: int) -> list[dict]:
     created = Invitation.created_at
     done = or_(SessionRow.status == "completed", Invitation.status == "completed")
-    per_child = (select(Child.unit.label("unit"), period.index(created).label("k"),
-                        Invitation.phase.label("phase"), Invitation.child_id,
-                        func.max(case((done, 1), else_=0)).label("heard"))
-                 .join(Child, Child.id == Invitation.child_id)
-                 .outerjoin(SessionRow, SessionRow.id == Invitation.session_id)
-                 .where(*period.within(created), Invitation.phase.in_(SHARE_PHASES))
-                 .group_by(Child.unit, period.index(created), Invitation.phase,
-                           Invitation.child_id)
+    # The month is computed in a subquery and grouped by by name: PostgreSQL would not take
+    # the same CASE with its own bound parameters in SELECT and GROUP BY as one expression.
+    inv = (select(Child.unit.label("unit"), period.index(created).label("k"),
+                  Invitation.phase.label("phase"), Invitation.child_id.label("child_id"),
+                  case((done, 1), else_=0).label("done"))
+           .join(Child, Child.id == Invitation.child_id)
+           .outerjoin(SessionRow, SessionRow.id == Invitation.session_id)
+           .where(*period.within(created), Invitation.phase.in_(SHARE_PHASES))
+           .subquery("inv"))
+    per_child = (select(inv.c.unit, inv.c.k, inv.c.phase, inv.c.child_id,
+                        func.max(inv.c.done).label("heard"))
+                 .group_by(inv.c.unit, inv.c.k, inv.c.phase, inv.c.child_id)
                  .subquery("per_child"))
     c = per_child.c
     with app.db.Session() as db:
