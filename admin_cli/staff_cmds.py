@@ -148,7 +148,7 @@ def alerts_list(
     if not data:
         out.print(_("Inga öppna larm."))
         return
-    table = Table("id", _("ärende"), _("enhet"), _("nivå"), _("handlar om"), _("ålder"),
+    table = Table("id", _("ärende"), _("enhet"), _("nivå"), _("handlar om"), _("väntat"),
                   _("meddelat till"))
     for d in data:
         told = "\n".join(_told(t, res["timezone"]) for t in d["told"]) or _("ingen än")
