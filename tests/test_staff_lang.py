@@ -94,6 +94,8 @@ def test_invite_alerts_ack_reply_and_mistakes_in_the_staff_language(sms_app, fak
 
     typo = _cli(sms_app, monkeypatch, "case", "assign", "K-2", "anna")
     assert typo.exit_code == 2 and said["no_case"] in typo.output, typo.output
+    typo = _cli(sms_app, monkeypatch, "reply", "K-2", "Hej!")
+    assert typo.exit_code == 2 and said["no_case"] in typo.output, typo.output
     no_alert = _cli(sms_app, monkeypatch, "alerts", "ack", "999")
     assert no_alert.exit_code == 2 and said["no_alert"] in no_alert.output
     bad_role = _cli(sms_app, monkeypatch, "users", "add", "bo", "--role", "boss")

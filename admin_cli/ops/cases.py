@@ -170,6 +170,9 @@ def reply(app: App, actor: str, case: str, text: str) -> dict:
     from bot.service import ReplyError
 
     require(app, actor, "reply", case_ref=case)
+    if app.db.child(case) is None:  # said here, in the staff language (bot's words are English)
+        raise not_found(_("Det finns inget ärende som heter {case}. Skriv `tala alerts` för "
+                          "att se dina ärenden.").format(case=case))
     try:
         job_id = app.service.reply(case, text, actor)
     except ReplyError as e:
