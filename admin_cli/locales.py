@@ -6,8 +6,9 @@ with the options below.
 
 Unchanged sources give byte-identical files: messages are never wrapped (`--no-wrap`),
 translator comments are whole sentences that Babel wraps at a fixed width (see
-flows/babel_extract.py), entries are sorted by file, and a template whose only change would be
-its POT-Creation-Date is left as it is, so the catalogs keep theirs too.
+flows/babel_extract.py), entries are sorted by file, locations name the file without a line
+number (so an edit that only moves a text does not touch eight catalogs), and a template whose
+only change would be its POT-Creation-Date is left as it is, so the catalogs keep theirs too.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Domain:
         return sorted(locales_dir.glob(f"*/LC_MESSAGES/{self.name}.po"))
 
 
-CHILD = Domain(DOMAIN, "babel.cfg", ("N_",))
+# The poster's child-facing texts are marked `child_text` (admin_cli/ is otherwise staff-facing).
+CHILD = Domain(DOMAIN, "babel.cfg", ("N_", "child_text"))
 STAFF = Domain("tala-staff", "babel-staff.cfg", ("_", "N_", "ngettext:1,2"))
 DOMAINS = (CHILD, STAFF)
 
@@ -75,6 +77,7 @@ def extract(pot: Path = POT, domain: Domain = CHILD) -> Path:
             CommandLineInterface().run([
                 "pybabel", "-q", "extract", "-F", domain.config, "--no-default-keywords",
                 *keywords, "-c", "Translators:", "--sort-by-file", "--no-wrap",
+                "--add-location", "file",
                 "--project", "tala", "--copyright-holder", "tala contributors",
                 "--msgid-bugs-address", "", "-o", str(fresh), "."])
         new = fresh.read_bytes()

@@ -10,9 +10,9 @@ large letters in a text bubble and "till 070-123 45 67" under it (only when ther
 number); a QR code of the Telegram link with "eller skanna koden för Telegram" (only when there
 is a link); that the pupil is anonymous; the dates it is open. Then the same sentences in each
 other language of the campaign, each language in its own box. Every sentence is a msgid below,
-marked with N_ for `pybabel extract -k N_`, and goes through the catalogs: a missing
-translation is Swedish for that sentence. A language with none of the poster's sentences
-translated is left out (logged), rather than shown as Swedish under its own name;
+marked with child_text (flows.i18n.N_) for `tala locales update`, and goes through the
+catalogs: a missing translation is Swedish for that sentence. A language with none of the
+poster's sentences translated is left out (logged), rather than shown as Swedish under its own name;
 `untranslated(langs, catalogs)` tells which languages those are.
 
 The drawing itself (fonts for every script, right-to-left text, wrapping, blocks stacked top
@@ -50,7 +50,8 @@ from admin_cli.typeset import (
     make_para,
     stack,
 )
-from flows.i18n import SOURCE_LANG, Catalogs, N_
+from flows.i18n import SOURCE_LANG, Catalogs
+from flows.i18n import N_ as child_text  # the child-facing domain (tala), not tala-staff
 
 __all__ = ["POSTER_MSGIDS", "CampaignLike", "PosterError", "format_sms_number", "make_poster",
            "untranslated"]
@@ -58,21 +59,21 @@ log = logging.getLogger(__name__)
 
 # Translators: the heading of a poster on a classroom wall inviting pupils to an anonymous
 # survey. Short and friendly.
-HEADING = N_("Vad tycker du? Berätta för oss!")
+HEADING = child_text("Vad tycker du? Berätta för oss!")
 # Translators: poster. {keyword} is the word to text (like SKOLA8), {number} the phone number
 # to text it to. Keep both.
-SEND_KEYWORD = N_("Skicka ordet {keyword} till {number}")
+SEND_KEYWORD = child_text("Skicka ordet {keyword} till {number}")
 # Translators: poster, under the line above, next to a QR code that opens the survey in
 # Telegram.
-OR_SCAN = N_("eller skanna koden för Telegram")
+OR_SCAN = child_text("eller skanna koden för Telegram")
 # Translators: poster with no SMS number: the QR code is the only way in.
-SCAN = N_("Skanna koden för Telegram")
+SCAN = child_text("Skanna koden för Telegram")
 # Translators: poster. The survey is anonymous.
-ANONYMOUS = N_("Du är anonym: ingen kan se vad just du svarar, och ditt nummer raderas när du "
-               "är klar.")
+ANONYMOUS = child_text("Du är anonym: ingen kan se vad just du svarar, och ditt nummer raderas "
+                       "när du är klar.")
 # Translators: poster. {opens} and {closes} are dates ("3 mars", "21 mars 2026"); both days
 # are included.
-OPEN_DATES = N_("Du kan svara från {opens} till {closes}.")
+OPEN_DATES = child_text("Du kan svara från {opens} till {closes}.")
 
 POSTER_MSGIDS = (HEADING, SEND_KEYWORD, OR_SCAN, SCAN, ANONYMOUS, OPEN_DATES)
 

@@ -87,6 +87,25 @@ def test_the_staff_domain_is_extracted_and_merged_on_a_copy_keeping_every_transl
     assert {p: p.read_bytes() for p in real} == real  # the real files were never touched
 
 
+def test_every_staff_text_in_the_code_is_in_the_committed_catalog_in_english(tmp_path):
+    # A `_("...")` added without `tala locales update`, or left without English, fails here.
+    copy = _copy_locales(tmp_path)
+    [po] = update(STAFF.pot(copy), copy, STAFF)
+    rel = po.relative_to(copy)
+    assert po.read_bytes() == (LOCALES / rel).read_bytes(), \
+        f"{rel} is behind the code: run tala locales update, translate, and commit it"
+    with po.open("rb") as fh:
+        entries = [m for m in read_po(fh) if m.id]
+    strings = {m.id: m.string for m in entries}
+    assert len(entries) > 400
+    assert [m.id for m in entries if m.fuzzy] == []
+    assert [m.id for m in entries
+            if not (m.string if isinstance(m.string, str) else all(m.string))] == []
+    assert strings["från början"] == "from the start"  # a msgid beside an f-string is found
+    with STAFF.pot(copy).open("rb") as fh:  # the poster's child-facing texts stay in `tala`
+        assert "Vad tycker du? Berätta för oss!" not in {m.id for m in read_po(fh)}
+
+
 def test_update_all_does_both_domains(tmp_path):
     copy = _copy_locales(tmp_path)
     touched = update_all(copy)
