@@ -131,6 +131,16 @@ def test_the_text_wraps_at_the_width_and_never_cuts_a_word_or_a_value(app, clock
             assert word.strip(",.:") in words, (word, phrase)
     assert GRANDMA.split()[-1] in words and "18.30" in text
     assert f"{LEVEL_TITLES['urgent']}: Barnet" in text and "unsafe_home" not in text
+    # A value is never broken over two lines: an answer, a date, a change "(4 → 2)".
+    flat = [" ".join(line.replace("│", " ").split()) for line in lines]
+    scores = [label for label in _labels(data) if re.match(r"\d+ av \d+", label)]
+    assert scores
+    for label in scores:
+        assert any(label in line for line in flat), label
+    joined = " ".join(flat)
+    for value in (r"\d{1,2} mars 2026", r"\(\d+ → \d+\)"):
+        whole = re.findall(value, "\n".join(flat))
+        assert whole and len(whole) == len(re.findall(value, joined)), value
 
 
 def test_tala_summary_takes_a_width_and_refuses_a_silly_one(app, clock, monkeypatch):

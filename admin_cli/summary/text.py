@@ -8,7 +8,10 @@ on the caseworker's terminal.
 
 from __future__ import annotations
 
-from rich.console import Group
+import re
+
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.padding import Padding
 from rich.panel import Panel
 from rich.text import Text
@@ -29,12 +32,44 @@ def _spark(values: list[float], lo: int, hi: int) -> str:
     return "".join(_SPARKS[round((v - lo) / (hi - lo) * (len(_SPARKS) - 1))] for v in values)
 
 
+_NBSP = "\u00a0"
+# Values a line must never be broken inside: a date ("27 augusti 2025 kl. 16.00"), a score
+# ("1 av 5"), a short parenthesis ("(Jättedåligt)", "(5 → 4)").
+_VALUE = re.compile(r"\d{1,2} [^\W\d_]+\.? \d{4}(?: kl\. \d{1,2}\.\d{2})?|\d+ av \d+"
+                    r"|\([^()]{1,30}\)")
+
+
+class _Kept:
+    """A line that wraps only at a space outside a value: Rich alone would break "(5 → 4)" or
+    "27 augusti 2025" across two lines. A word wider than the whole line is still folded."""
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        text = self.text.copy()
+        glued = _VALUE.sub(lambda v: v.group().replace(" ", _NBSP), text.plain)
+        width, start, breaks = options.max_width, 0, []
+        for word in re.finditer(r"[^ ]+", glued):
+            if word.start() > start and cell_len(glued[start:word.end()]) > width:
+                breaks.append(word.start())
+                start = word.start()
+        for line in text.divide(breaks):
+            line.rstrip()
+            line.overflow = "fold"
+            yield line
+
+
+def _kept(line: object) -> object:
+    return _Kept(line) if isinstance(line, Text) else line
+
+
 def _box(*lines: Text, style: str = "none") -> Panel:
-    return Panel(Group(*lines), border_style=style, expand=True)
+    return Panel(Group(*map(_kept, lines)), border_style=style, expand=True)
 
 
 def _indented(text: Text, by: int = 2) -> Padding:
-    return Padding(text, (0, 0, 0, by))
+    return Padding(_kept(text), (0, 0, 0, by))
 
 
 def _scale_bar(a: m.Answer) -> str:
@@ -154,4 +189,4 @@ def render_text(app: App, data: dict) -> Group:
         parts.append(trend)
     parts += [_session(s, model) for s in reversed(model.sessions)]
     parts += [Text(line, style="yellow") for line in model.open_sessions]
-    return Group(*parts)
+    return Group(*map(_kept, parts))
