@@ -23,7 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from admin_cli.i18n import _, ngettext
+from admin_cli.i18n import N_, _, ngettext, refusal_text
 from admin_cli.labels import phase_problem
 from bot.app import App
 from bot.service import InviteError
@@ -59,9 +59,9 @@ def _rows(raw: bytes, name: str) -> tuple[str, list[tuple[int, dict[str, str]]]]
     headers = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED if c not in headers]
     if missing:
-        raise InviteError(_("{name}: första raden ska ange kolumnerna; det saknas: {missing} "
-                            "(finns: {have}).").format(name=name, missing=", ".join(missing),
-                                                       have=", ".join(headers) or _("inget")))
+        raise InviteError(N_("{name}: första raden ska ange kolumnerna; det saknas: {missing} "
+                             "(finns: {have})."), name=name, missing=", ".join(missing),
+                          have=", ".join(headers) or _("inget"))
     rows = []
     for line, row in enumerate(reader, start=2):  # line 1 is the header, as in a spreadsheet
         rows.append((line, {(k or "").strip().lower(): (v or "").strip()
@@ -75,7 +75,7 @@ def start(app: App, raw: bytes, name: str, actor: str) -> BulkStart:
     try:
         batch, rows = _rows(raw, name)
     except (InviteError, UnicodeDecodeError, csv.Error) as e:
-        began.failures.append((0, str(e)))
+        began.failures.append((0, refusal_text(e)))
         return began
     began.rows = len(rows)
     for line, row in rows:
@@ -98,7 +98,7 @@ def start(app: App, raw: bytes, name: str, actor: str) -> BulkStart:
                                caseworker=row.get("caseworker") or None, actor=actor,
                                session_id=sid, lane=BULK)
         except InviteError as e:
-            began.failures.append((line, str(e)))
+            began.failures.append((line, refusal_text(e)))
             continue
         if phase:
             app.db.set_invitation_phase(sid, phase)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import typer
 from rich.console import Console
 
-from admin_cli.i18n import _
+from admin_cli.i18n import _, refusal_text
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -40,7 +40,7 @@ def built(migrate: bool | None = None) -> Iterator[App]:
     except SettingsError as e:  # a channel's sender is made when first used
         fail(_("Inställningarna fungerar inte ihop: {problem}").format(problem=e))
     except SetupNeeded as e:
-        fail(str(e))
+        fail(refusal_text(e))
     except QuestionnaireError as e:  # loaded when first used, so here and not at create_app
         fail(_("Frågeformulären är trasiga; rätta dem först:\n{problems}").format(problems=e))
     finally:

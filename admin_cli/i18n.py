@@ -10,7 +10,9 @@ The language is, in this order: the one a staff API request asked for (``use_lan
 English), then Swedish. Only ``sv`` and ``en`` exist; anything else means Swedish.
 
 Mark a string with ``_("...")`` where it is shown, or ``N_("...")`` where it is defined before
-anyone knows the language (a table of titles), then ``_()`` it where it is shown.
+anyone knows the language (a table of titles), then ``_()`` it where it is shown. bot/'s
+refusals (``bot.refusal.Refusal``) carry a ``staff_text`` template and its values: show one with
+``refusal_text``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator
+
+from bot.refusal import Refusal
 
 DOMAIN = "tala-staff"
 SOURCE_LANG = "sv"
@@ -118,3 +122,11 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 def N_(msgid: str) -> str:
     """Marks a string for extraction without translating it here; ``_()`` it where shown."""
     return msgid
+
+
+def refusal_text(e: Exception) -> str:
+    """What staff read for an error: a bot/ refusal's template in the staff language, filled in
+    with its values; any other error as it says itself."""
+    if isinstance(e, Refusal):
+        return _(e.template).format(**e.params)
+    return str(e)

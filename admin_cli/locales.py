@@ -49,7 +49,8 @@ class Domain:
 
 # The poster's child-facing texts are marked `child_text` (admin_cli/ is otherwise staff-facing).
 CHILD = Domain(DOMAIN, "babel.cfg", ("N_", "child_text"))
-STAFF = Domain("tala-staff", "babel-staff.cfg", ("_", "N_", "ngettext:1,2"))
+# bot/'s refusals are marked `staff_text` (bot/refusal.py; babel-staff.cfg takes only those there).
+STAFF = Domain("tala-staff", "babel-staff.cfg", ("_", "N_", "ngettext:1,2", "staff_text"))
 DOMAINS = (CHILD, STAFF)
 
 _CREATED = re.compile(rb'^"POT-Creation-Date: [^"]*"\n', re.MULTILINE)

@@ -96,14 +96,17 @@ class App:
 
     @_part
     def db(self) -> Database:
+        from bot.refusal import staff_text
         from bot.settings import SetupNeeded
         from storage.sql import Database, make_engine, schema_is_current, schema_missing, upgrade
 
         engine = make_engine(self.settings.database_url, self.settings.data_path)
         if not self.migrate:
-            missing = schema_missing(engine)
-            if missing:
-                raise SetupNeeded(missing)
+            if schema_missing(engine):  # said here, where staff read it in their language
+                raise SetupNeeded(staff_text(
+                    "Databasen i DATABASE_URL ({database}) har inga tabeller för tala än. Kör "
+                    "`tala db upgrade` en gång, och igen efter varje uppgradering av tala."),
+                    database=engine.url.render_as_string(hide_password=True))
         elif not schema_is_current(engine):
             upgrade(engine, self.crypto)
         return Database(engine, self.crypto)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from bot.conversation import Reply
 from bot.invitations import CODE_ALPHABET, normal_code
+from bot.refusal import Refusal, staff_text
 from flows import engine
 from flows import messages as M
 from flows.engine import Say, State
@@ -24,7 +25,7 @@ ALWAYS_RESERVED = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", 
                              "sprak", "language", "tillbaka", "back", "skip"})
 
 
-class CampaignError(ValueError):
+class CampaignError(Refusal):
     """The campaign cannot be made as asked; the message says what to change."""
 
 
@@ -37,31 +38,42 @@ class Campaigns:
         first word, case and accents folded) or by opening its Telegram link."""
         langs = langs or [SOURCE_LANG]
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
-            raise CampaignError("A campaign's name is letters, digits and - _ . (at most 64), "
-                                "for example ak8-hosten-2026.")
+            raise CampaignError(staff_text("En kampanjs namn består av bokstäver, siffror och "
+                                           "- _ . (högst 64 tecken), till exempel "
+                                           "ak8-hosten-2026."))
         if self.db.campaign(name) is not None:
-            raise CampaignError(f"There is already a campaign called {name}.")
+            raise CampaignError(staff_text("Det finns redan en kampanj som heter {name}."),
+                                name=name)
         if questionnaire_id not in self.questionnaires:
-            raise CampaignError(f"No questionnaire '{questionnaire_id}'. There are: "
-                                f"{', '.join(sorted(self.questionnaires))}.")
+            raise CampaignError(staff_text("Det finns inget frågeformulär '{questionnaire}'. "
+                                           "De som finns: {known}."),
+                                questionnaire=questionnaire_id,
+                                known=", ".join(sorted(self.questionnaires)))
         word = normalise(keyword)
         if word in reserved or word in ALWAYS_RESERVED:
-            raise CampaignError(f"'{keyword}' is a word the SMS provider or tala already uses; "
-                                "pick another keyword.")
+            raise CampaignError(staff_text("'{keyword}' är ett ord som sms-leverantören eller "
+                                           "tala redan använder; välj ett annat nyckelord."),
+                                keyword=keyword)
         if not re.fullmatch(r"[a-z0-9]{3,20}", word):
-            raise CampaignError("A keyword is one word of 3 to 20 letters or digits, e.g. "
-                                "SKOLA8: it is what the pupils text.")
+            raise CampaignError(staff_text("Ett nyckelord är ett ord på 3 till 20 bokstäver "
+                                           "eller siffror, till exempel SKOLA8: det är det "
+                                           "eleverna skickar i sitt sms."))
         if closes < opens:
-            raise CampaignError("--closes is before --opens.")
+            raise CampaignError(staff_text("--closes är före --opens."))
         unknown = [lang for lang in langs if not self.rt.catalogs.has(lang)]
         if unknown:
-            raise CampaignError(f"No translation for {', '.join(unknown)}. Languages: "
-                                f"{', '.join(self.rt.catalogs.languages)}.")
+            raise CampaignError(staff_text("Det finns ingen översättning till {unknown}. "
+                                           "Språk: {known}."),
+                                unknown=", ".join(unknown),
+                                known=", ".join(self.rt.catalogs.languages))
         for other in self.db.campaigns():
             if (other.keyword == word and other.closed_at is None
                     and other.opens <= closes and opens <= other.closes):
-                raise CampaignError(f"The keyword is taken by the campaign {other.name} "
-                                    f"({other.opens} - {other.closes}); pick another.")
+                raise CampaignError(staff_text("Nyckelordet används redan av kampanjen "
+                                               "{campaign} ({opens} – {closes}); välj ett "
+                                               "annat."),
+                                    campaign=other.name, opens=other.opens,
+                                    closes=other.closes)
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(12))
         campaign = self.db.add_campaign(Campaign(
             name=name, questionnaire_id=questionnaire_id, keyword=word, code=code, unit=unit,

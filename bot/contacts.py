@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Callable
 
 from bot.invitations import STAFF_ROUTES
+from bot.refusal import Refusal, staff_text
 from flows import engine
 from flows.engine import Say, State
 from storage.crypto import subject_of
@@ -16,7 +17,7 @@ from storage.sql import new_id
 MAX_REPLY = 459  # three GSM-7 segments
 
 
-class ReplyError(ValueError):
+class ReplyError(Refusal):
     """The reply cannot be sent; the message says why and what to do."""
 
 
@@ -175,14 +176,15 @@ class Contacts:
         Returns the queued job's id."""
         text = " ".join(text.split())
         if not text:
-            raise ReplyError("Write the message in quotes, for example: tala reply K-17 "
-                             "\"Tack! Vi pratar om skolan på torsdag.\"")
+            raise ReplyError(staff_text("Skriv meddelandet inom citattecken, till exempel: "
+                                        "tala reply K-17 \"Tack! Vi pratar om skolan på "
+                                        "torsdag.\""))
         if len(text) > MAX_REPLY:
-            raise ReplyError(f"Keep it short: at most {MAX_REPLY} characters (three text "
-                             f"messages); this is {len(text)}.")
+            raise ReplyError(staff_text("Håll det kort: högst {most} tecken (tre sms); det här "
+                                        "är {length}."), most=MAX_REPLY, length=len(text))
         child = self.db.child(case_ref)
         if child is None:
-            raise ReplyError(f"There is no case '{case_ref}'.")
+            raise ReplyError(staff_text("Det finns inget ärende '{case}'."), case=case_ref)
         for inv in reversed(self.db.invitations(child.id)):
             # Where the child answered: the live session knows (a Telegram chat is learnt when
             # the child opens the link), and SQL keeps it once the session is written.
@@ -194,16 +196,21 @@ class Contacts:
             if channel not in self.outbound or not contact:
                 continue
             if self.is_opted_out(channel, contact):
-                raise ReplyError("The child has said STOP to our messages, so nothing can be "
-                                 "sent until they write START.")
+                raise ReplyError(staff_text("Barnet har svarat STOP på våra meddelanden, så "
+                                            "inget kan skickas förrän barnet skriver START."))
             job_id = f"reply:{inv.session_id}:{new_id()[:8]}"
             self.queue.enqueue(job_id, contact, text, kind="reply", channel=channel,
                                session_id=inv.session_id)
             self.db.audit(actor, "reply", case_ref, f"via {channel}")
             return job_id
-        can = ", ".join(c for c in self.outbound if c not in STAFF_ROUTES) or "none set up"
-        raise ReplyError(f"{case_ref} has not answered on a channel tala can send on ({can}): "
-                         "there is nowhere to send a reply.")
+        can = ", ".join(c for c in self.outbound if c not in STAFF_ROUTES)
+        if not can:
+            raise ReplyError(staff_text("{case} har inte svarat i en kanal som tala kan skicka "
+                                        "i (ingen är inställd): det finns ingenstans att "
+                                        "skicka ett svar."), case=case_ref)
+        raise ReplyError(staff_text("{case} har inte svarat i en kanal som tala kan skicka i "
+                                    "({channels}): det finns ingenstans att skicka ett svar."),
+                         case=case_ref, channels=can)
 
     def erase(self, case_ref: str, actor: str) -> bool:
         """Remove everything about a child from SQL and Redis. The child's data keys go first

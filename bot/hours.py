@@ -15,6 +15,8 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from bot.refusal import Refusal, staff_text
+
 DEFAULT_HOURS = "mon-fri 08:00-17:00"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SV_DAYS = {"mån": 0, "tis": 1, "ons": 2, "tor": 3, "fre": 4, "lör": 5, "sön": 6}
@@ -22,7 +24,7 @@ _TIME = r"(\d{1,2})(?:[:.](\d{2}))?"
 _HOURS = re.compile(rf"^\s*(?P<days>[a-zåäö,\-\s]+?)\s+{_TIME}\s*-\s*{_TIME}\s*$")
 
 
-class HoursError(ValueError):
+class HoursError(Refusal):
     """Office hours that cannot be read; the message gives an example."""
 
 
@@ -32,7 +34,9 @@ def _day(word: str) -> int:
         return DAYS.index(word)
     if word in _SV_DAYS:
         return _SV_DAYS[word]
-    raise HoursError(f"'{word}' is not a day: write mon, tue, wed, thu, fri, sat, sun.")
+    raise HoursError(staff_text("'{word}' är inte en veckodag: skriv mon, tue, wed, thu, fri, "
+                                "sat, sun (eller mån, tis, ons, tor, fre, lör, sön)."),
+                     word=word)
 
 
 def _days(text: str) -> frozenset[int]:
@@ -61,14 +65,17 @@ class OfficeHours:
             return cls(frozenset(range(7)), time(0), time(0), always=True)
         m = _HOURS.match(text)
         if not m:
-            raise HoursError(f"'{text}' is not office hours: write e.g. \"mon-fri 08:00-17:00\" "
-                             "or \"always\".")
+            raise HoursError(staff_text("'{hours}' går inte att läsa som kontorstider: skriv "
+                                        "till exempel \"mon-fri 08:00-17:00\" eller "
+                                        "\"always\"."), hours=text)
         h1, m1, h2, m2 = (int(g) if g else 0 for g in m.groups()[1:])
         if not (0 <= h1 <= 23 and 0 <= h2 <= 24 and m1 < 60 and m2 < 60):
-            raise HoursError(f"'{text}': hours are 0-24 and minutes 0-59.")
+            raise HoursError(staff_text("'{hours}': timmar är 0–24 och minuter 0–59."),
+                             hours=text)
         opens, closes = time(h1, m1), (time(h2 % 24, m2) if h2 < 24 else time(23, 59, 59))
         if closes <= opens:
-            raise HoursError(f"'{text}': the office must close after it opens.")
+            raise HoursError(staff_text("'{hours}': kontoret måste stänga efter att det "
+                                        "öppnar."), hours=text)
         return cls(_days(m.group("days")), opens, closes)
 
     def __str__(self) -> str:

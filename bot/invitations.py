@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.refusal import Refusal, staff_text
 from flows import engine
 from flows import messages as M
 from flows.engine import Say, State
@@ -42,7 +43,7 @@ def normal_code(code: str) -> str:
     return re.sub(r"[^A-Z0-9]", "", code.upper())
 
 
-class InviteError(ValueError):
+class InviteError(Refusal):
     """The invitation cannot be made; the message says what to type instead."""
 
 
@@ -75,37 +76,45 @@ class Invitations:
                 return self._invited(earlier)
         case_ref = case_ref.strip()
         if not case_ref:
-            raise InviteError("Give a case reference, for example: tala invite K-17 --age 9")
+            raise InviteError(staff_text("Skriv ärendets referens, till exempel: "
+                                         "tala invite K-17 --age 9"))
         if _PERSONAL_NUMBER.match(case_ref.replace(" ", "")):
-            raise InviteError("That looks like a personal identity number. tala only stores "
-                              "pseudonymous case references: use your unit's case reference, "
-                              "for example K-17.")
+            raise InviteError(staff_text("Det ser ut som ett personnummer. tala sparar bara "
+                                         "pseudonyma ärendereferenser: använd enhetens "
+                                         "referens för ärendet, till exempel K-17."))
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}", case_ref):
-            raise InviteError("A case reference is letters, digits and - _ . : / (at most 64), "
-                              "for example K-17.")
+            raise InviteError(staff_text("En ärendereferens består av bokstäver, siffror och "
+                                         "- _ . : / (högst 64 tecken), till exempel K-17."))
         if not 4 <= age <= 25:
-            raise InviteError(f"--age {age} looks wrong: give the child's age in years (6-18).")
+            raise InviteError(staff_text("--age {age} ser fel ut: skriv barnets ålder i år "
+                                         "(6–18)."), age=age)
         if not self.rt.catalogs.has(lang):
             known = ", ".join(self.rt.catalogs.languages)
-            raise InviteError(f"There is no '{lang}' translation. Languages: {known}.")
+            raise InviteError(staff_text("Det finns ingen översättning till '{lang}'. Språk: "
+                                         "{known}."), lang=lang, known=known)
         if questionnaire_id:
             qn = self.questionnaires.get(questionnaire_id)
             if qn is None:
                 known = ", ".join(sorted(self.questionnaires))
-                raise InviteError(f"No questionnaire '{questionnaire_id}'. There are: {known}.")
+                raise InviteError(staff_text("Det finns inget frågeformulär '{questionnaire}'. "
+                                             "De som finns: {known}."),
+                                  questionnaire=questionnaire_id, known=known)
         else:
             qn = pick_for_age(self.questionnaires, age)
             if qn is None:
-                raise InviteError(f"No follow-up questionnaire is written for age {age}. "
-                                  "Pick one with --questionnaire.")
+                raise InviteError(staff_text("Inget uppföljningsformulär är skrivet för "
+                                             "{age}-åringar. Välj ett med --questionnaire."),
+                                  age=age)
         contact = self._check_contact(channel, contact, session_id)
         now = self.clock()
         # Who is responsible (alerts go to them): the one named, else whoever invites; a new
         # invitation changes it, as `tala case assign` does.
         responsible = caseworker or (actor if actor != "unknown" else None)
         if caseworker and self.db.has_users() and self.db.user(caseworker) is None:
-            raise InviteError(f"There is no tala user '{caseworker}' to be responsible for "
-                              f"{case_ref}. 'tala users list' shows who there is.")
+            raise InviteError(staff_text("Det finns ingen användare '{caseworker}' i tala som "
+                                         "kan vara ansvarig för {case}. 'tala users list' "
+                                         "visar vilka som finns."),
+                              caseworker=caseworker, case=case_ref)
         child = self.db.ensure_child(case_ref, unit=unit, caseworker=responsible,
                                      birth_year=now.year - age, preferred_lang=lang)
         sid = session_id or new_id()
@@ -153,35 +162,43 @@ class Invitations:
                        session_id: str | None = None) -> str | None:
         out = self.outbound.get(channel)
         if channel in STAFF_ROUTES:
-            raise InviteError(f"--channel {channel} is for staff alerts only, not for children.")
+            raise InviteError(staff_text("--channel {channel} är bara till för larm till "
+                                         "personalen, inte för barn."), channel=channel)
         if channel not in CODE_CHANNELS and out is None:
-            raise InviteError(f"--channel {channel} is not set up on this installation: see "
-                              "the README for the settings it needs.")
+            raise InviteError(staff_text("--channel {channel} är inte inställd i den här "
+                                         "installationen: README säger vilka inställningar "
+                                         "som behövs."), channel=channel)
         if channel in CODE_CHANNELS:
             # The child opens these with the invitation's code; the chat is learnt then.
             if contact:
-                raise InviteError(f"--to is not used with --channel {channel}.")
+                raise InviteError(staff_text("--to används inte med --channel {channel}."),
+                                  channel=channel)
             if channel == "telegram" and out is None:
-                raise InviteError("--channel telegram needs TELEGRAM_BOT_TOKEN and "
-                                  "TELEGRAM_BOT_USERNAME: see the README.")
+                raise InviteError(staff_text("--channel telegram behöver TELEGRAM_BOT_TOKEN "
+                                             "och TELEGRAM_BOT_USERNAME: se README."))
             return None
         if not contact:
-            raise InviteError(f"--channel {channel} needs --to with the child's number.")
+            raise InviteError(staff_text("--channel {channel} behöver --to med barnets "
+                                         "nummer."), channel=channel)
         try:
             contact = out.normalise(contact)
+        except Refusal as e:  # the number cannot be used: said as the channel says it
+            raise InviteError(e.template, **e.params) from None
         except ValueError as e:
-            raise InviteError(str(e)) from None
+            raise InviteError("{problem}", problem=str(e)) from None
         if self.is_opted_out(channel, contact):
-            raise InviteError("This number has said STOP to our messages, so nothing can be "
-                              "sent to it. The child can text START to our number to allow "
-                              "messages again.")
+            raise InviteError(staff_text("Det här numret har svarat STOP på våra sms, så "
+                                         "inget kan skickas dit. Barnet kan skicka START till "
+                                         "vårt nummer för att få sms igen."))
         open_sid = self.session_for_contact(channel, contact)
         open_state = self.store.get(open_sid) if open_sid and open_sid != session_id else None
         if open_state is not None and open_state.status not in engine.FINISHED:
-            raise InviteError(f"This number already has open questions "
-                              f"({open_state.questionnaire_id}, invited "
-                              f"{open_state.created_at[:10]}). One conversation per number at "
-                              "a time: wait until it is finished or has expired.")
+            raise InviteError(staff_text("Det här numret har redan obesvarade frågor "
+                                         "({questionnaire}, inbjudan skickad {invited}). Ett "
+                                         "samtal i taget per nummer: vänta tills det är klart "
+                                         "eller har gått ut."),
+                              questionnaire=open_state.questionnaire_id,
+                              invited=open_state.created_at[:10])
         return contact
 
     def session_for_code(self, code: str) -> str | None:

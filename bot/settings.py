@@ -9,14 +9,16 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.refusal import Refusal
+
 
 class SettingsError(RuntimeError):
     """Settings that cannot work together; the message says what to set."""
 
 
-class SetupNeeded(RuntimeError):
+class SetupNeeded(Refusal, RuntimeError):
     """A step the operator has still to take (the message says which), such as upgrading a new
-    database's schema."""
+    database's schema. A `Refusal`, so staff read it in their language."""
 
 
 def _default_data_dir() -> str:

@@ -7,6 +7,13 @@ translator comment written over several source lines comes out as one sentence. 
 every comment line at 76 columns on its own, so a 95-column source line became a line and a
 stub ("... when the unit's" / "on-call staff"); as one sentence it is wrapped evenly, and the
 same source always gives the same comment.
+
+`extract_python` takes one option of its own from a section of the config: `keywords` (a
+space-separated list, as `-k` takes them) keeps only the strings marked by those keywords in the
+files of that section, instead of every keyword the extraction runs with. babel-staff.cfg's
+`[tala_python: bot/**.py]` has `keywords = staff_text`, so the staff domain takes bot's refusals
+and none of its child-facing `N_` strings. (Babel itself would add a section's keywords to the
+others; here they replace them.)
 """
 
 from __future__ import annotations
@@ -68,8 +75,20 @@ def extract(fileobj: IO[bytes], keywords: Any, comment_tags: Any,
                     f"{about}. What the number {k.value} on the scale means."]
 
 
+def _named(option: Any) -> set[str]:
+    # Babel 2.19 parses a section's `keywords` into a dict (name -> spec); older ones pass the
+    # text as written ("staff_text _:1").
+    if isinstance(option, str):
+        return {word.split(":")[0] for word in option.split()}
+    return set(option)
+
+
 def extract_python(fileobj: IO[bytes], keywords: Any, comment_tags: Any,
                    options: dict) -> Iterator[tuple[int, Any, Any, list[str]]]:
+    only = options.get("keywords")
+    if only:
+        wanted = _named(only)
+        keywords = [k for k in keywords if k in wanted]
     for lineno, funcname, message, comments in _babel_python(fileobj, keywords, comment_tags,
                                                              options):
         joined = " ".join(c.strip() for c in comments if c.strip())

@@ -69,7 +69,7 @@ def test_bulk_invite_sends_each_exactly_once_at_the_rate_even_when_killed(tmp_pa
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         out = second.stdout + second.stderr
         assert second.returncode == 1, out  # 1: one row could not be invited
-        assert "rad 6:" in out and "not a phone number" in out
+        assert "rad 6:" in out and "är inte ett telefonnummer" in out
         assert f"{ROWS} av {ROWS + 1} inbjudna; {ROWS} sms skickade." in out
 
         sent = [m for m in fake.messages if m["sid"]]

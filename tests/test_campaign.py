@@ -143,9 +143,9 @@ def test_keywords_outside_their_dates_get_a_polite_answer(both):
 def test_keywords_never_clash_with_reserved_words_or_an_open_campaign(app):
     app.service.create_campaign("a", QUESTIONNAIRE, "klass7", TODAY, TODAY, actor="mia")
     for word in ("STOP", "start", "Hjälp", "ja"):
-        with pytest.raises(CampaignError, match="already uses"):
+        with pytest.raises(CampaignError, match="redan använder"):
             app.service.create_campaign("b", QUESTIONNAIRE, word, TODAY, TODAY)
-    with pytest.raises(CampaignError, match="taken by the campaign a"):
+    with pytest.raises(CampaignError, match="används redan av kampanjen a"):
         app.service.create_campaign("b", QUESTIONNAIRE, "KLASS7", TODAY, TODAY)
     app.service.create_campaign("b", QUESTIONNAIRE, "klass7", TODAY + timedelta(days=1),
                                 TODAY + timedelta(days=2))  # no overlap: fine

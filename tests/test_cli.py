@@ -136,7 +136,7 @@ def test_invite_json_and_errors_that_say_what_to_type(tmp_path):
     assert data["case"] == "K-17" and data["questionnaire"] == "followup-12-18"
     assert len(data["code"]) == 10
     bad = tala(tmp_path, "invite", "199001011234", "--age", "9")
-    assert bad.returncode == 2 and "personal identity number" in bad.stderr
+    assert bad.returncode == 2 and "ser ut som ett personnummer" in bad.stderr
     played = tala(tmp_path, "demo", "--code", data["code"], stdin="7\n")
     assert "Hur har du det" in played.stdout and "Sammanfattning: K-17" in played.stdout
     missing = tala(tmp_path, "summary", "K-99")

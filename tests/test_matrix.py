@@ -517,7 +517,7 @@ def test_caseworker_reply(world, channel):
     child.say("7")
     before = child.inbox()
     if channel in ("console", "rasa"):
-        with pytest.raises(ReplyError, match="there is nowhere to send a reply"):
+        with pytest.raises(ReplyError, match="det finns ingenstans att skicka ett svar"):
             world.svc.reply(child.case, CASEWORKER_SAYS, "anna")
         assert world.app.queue.in_line() == 0
         return

@@ -118,12 +118,12 @@ def test_the_worker_reminds_once_then_expires_and_keeps_the_partial_answers(app,
 
 
 @pytest.mark.parametrize("case, age, kwargs, says", [
-    ("19121212-1212", 9, {}, "personal identity number"),
-    ("121212-1212", 9, {}, "personal identity number"),
-    ("K 17", 9, {}, "letters, digits"),
-    ("K-17", 40, {}, "--age 40 looks wrong"),
-    ("K-17", 9, {"lang": "xx"}, "There is no 'xx' translation"),
-    ("K-17", 9, {"questionnaire_id": "nope"}, "No questionnaire 'nope'"),
+    ("19121212-1212", 9, {}, "ser ut som ett personnummer"),
+    ("121212-1212", 9, {}, "ser ut som ett personnummer"),
+    ("K 17", 9, {}, "bokstäver, siffror"),
+    ("K-17", 40, {}, "--age 40 ser fel ut"),
+    ("K-17", 9, {"lang": "xx"}, "Det finns ingen översättning till 'xx'"),
+    ("K-17", 9, {"questionnaire_id": "nope"}, "Det finns inget frågeformulär 'nope'"),
 ])
 def test_invite_refuses_bad_input_and_says_what_to_type(app, case, age, kwargs, says):
     with pytest.raises(InviteError, match=says):

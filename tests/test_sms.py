@@ -218,7 +218,7 @@ def test_a_21610_on_send_marks_the_number_opted_out(sms_app, fake):
 
 
 def test_an_invalid_number_and_a_server_error_are_told_apart(sms_app, fake):
-    with pytest.raises(InviteError, match="not a phone number"):
+    with pytest.raises(InviteError, match="är inte ett telefonnummer"):
         sms_app.service.invite("K-1", 9, channel="sms", contact="12345")
     fake.fail_for("+46701112233", 21211)
     bad = _invite(sms_app, fake, case="K-2", number="+46701112233")

@@ -78,7 +78,7 @@ def test_reply_goes_to_the_child_by_sms(sms_app, fake):
     assert fake.messages[-1]["to"] == CHILD
     assert fake.messages[-1]["body"] == "Tack för att du berättade. Vi ses på torsdag."
     assert sms_app.queue.job(job)["status"] == "sent"
-    with pytest.raises(ReplyError, match="at most"):
+    with pytest.raises(ReplyError, match="högst 459 tecken"):
         sms_app.service.reply("K-17", "x" * 500, "anna")
     sms_app.service.opt_out("sms", CHILD)
     with pytest.raises(ReplyError, match="STOP"):
@@ -87,7 +87,7 @@ def test_reply_goes_to_the_child_by_sms(sms_app, fake):
 
 def test_reply_to_a_console_only_child_says_there_is_nowhere_to_send(app):
     app.service.invite("K-9", 9, actor="anna")
-    with pytest.raises(ReplyError, match="nowhere to send"):
+    with pytest.raises(ReplyError, match="ingenstans att skicka"):
         app.service.reply("K-9", "Hej!", "anna")
 
 

@@ -102,6 +102,35 @@ def test_invite_alerts_ack_reply_and_mistakes_in_the_staff_language(sms_app, fak
     assert bad_role.exit_code == 2 and said["bad_role"] in bad_role.output
 
 
+@pytest.mark.parametrize("lang, says", [
+    (None, "--age 40 ser fel ut: skriv barnets ålder i år (6–18)."),
+    ("en", "--age 40 looks wrong: give the child's age in years (6–18)."),
+])
+def test_a_refusal_made_in_bot_reaches_staff_in_their_language(app, monkeypatch, lang, says):
+    for var in ("TALA_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(var, raising=False)
+    if lang:
+        monkeypatch.setenv("TALA_LANG", lang)
+    wrong = _cli(app, monkeypatch, "invite", "K-1", "--age", "40")
+    assert wrong.exit_code == 2 and says in wrong.output, wrong.output
+    assert app.db.child("K-1") is None
+
+
+def test_a_refusal_is_its_swedish_text_with_its_values_filled_in():
+    from admin_cli.i18n import refusal_text, use_lang
+    from bot.refusal import Refusal, staff_text
+    from bot.service import InviteError
+
+    e = InviteError(staff_text("--age {age} ser fel ut: skriv barnets ålder i år (6–18)."),
+                    age=40)
+    assert isinstance(e, Refusal) and isinstance(e, ValueError)
+    assert str(e) == "--age 40 ser fel ut: skriv barnets ålder i år (6–18)."
+    assert e.params == {"age": 40} and "{age}" in e.template
+    with use_lang("en"):
+        assert refusal_text(e) == "--age 40 looks wrong: give the child's age in years (6–18)."
+        assert refusal_text(KeyError("x")) == "'x'"  # anything else as it says itself
+
+
 def test_an_english_locale_means_english_and_any_other_swedish(app, monkeypatch):
     monkeypatch.delenv("TALA_LANG")
     for var in ("LC_ALL", "LC_MESSAGES"):
@@ -153,3 +182,31 @@ def test_the_staff_api_answers_in_the_language_the_request_asks_for(served):  # 
         assert summary(t["anna"], **{"Accept-Language": "en"}).json()["error"].startswith(
             "There is no case")
         assert summary(t["anna"]).json()["error"].startswith("Det finns inget ärende")
+
+
+def test_the_staff_catalog_takes_bot_s_refusals_and_none_of_its_child_texts():
+    import io
+
+    from babel.messages.pofile import read_po
+
+    from admin_cli.locales import ROOT, STAFF
+    from flows.babel_extract import extract_python
+
+    source = b'N_("Hej!")\nstaff_text("Fel {x}.")\n_("Annat")\n'
+    only = extract_python(io.BytesIO(source), ["_", "N_", "staff_text"], [],
+                          {"keywords": {"staff_text": None}})
+    assert [(f, m) for _, f, m, _ in only] == [("staff_text", "Fel {x}.")]
+    # The option as older Babel passes it, the text of the config line.
+    only = extract_python(io.BytesIO(source), ["_", "N_", "staff_text"], [], {"keywords": "N_ _"})
+    assert [m for _, _, m, _ in only] == ["Hej!", "Annat"]
+
+    with STAFF.pot().open("rb") as fh:
+        from_bot = {m.id for m in read_po(fh)
+                    if m.id and any(f.startswith("bot/") for f, _ in m.locations)}
+    assert "--age {age} ser fel ut: skriv barnets ålder i år (6–18)." in from_bot
+    marked: dict[str, set[str]] = {"staff_text": set(), "N_": set()}
+    for path in (ROOT / "bot").rglob("*.py"):
+        with path.open("rb") as fh:
+            for _, f, m, _ in extract_python(fh, list(marked), [], {}):
+                marked[f].add(m)
+    assert from_bot == marked["staff_text"] and not marked["N_"] & from_bot

@@ -374,7 +374,7 @@ def test_a_shared_database_never_upgraded_gets_a_clear_word_not_a_missing_table(
     runner = CliRunner()
     before = runner.invoke(cli, ["invite", "U-1", "--age", "9"])
     assert before.exit_code == 2, before.output
-    assert "no tala tables yet" in before.output and "tala db upgrade" in before.output
+    assert "har inga tabeller för tala än" in before.output and "tala db upgrade" in before.output
     assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
     after = runner.invoke(cli, ["invite", "U-1", "--age", "9"])
     assert after.exit_code == 0 and "Barnet i ärende U-1 är inbjudet" in after.output, \

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from admin_cli.access import require
-from admin_cli.i18n import _
+from admin_cli.i18n import _, refusal_text
 from admin_cli.ops import Document, OpError, not_found, op
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def campaign_create(app: App, actor: str, name: str, keyword: str, opens: date, 
         c = app.service.create_campaign(name, questionnaire, keyword, opens, closes, unit=unit,
                                         langs=lang or ["sv"], actor=actor)
     except CampaignError as e:
-        raise OpError(str(e)) from None
+        raise OpError(refusal_text(e)) from None
     return {"name": c.name, "keyword": c.keyword.upper(), "opens": c.opens.isoformat(),
             "closes": c.closes.isoformat(), "sms_number": app.settings.twilio_from_number,
             "telegram": _telegram_link(app, c.code)}

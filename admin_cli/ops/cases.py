@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from admin_cli.access import require
-from admin_cli.i18n import _
+from admin_cli.i18n import _, refusal_text
 from admin_cli.ops import Document, OpError, not_found, op
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def invite(app: App, actor: str, case: str, age: int, lang: str = "sv",
                                  questionnaire_id=questionnaire, unit=unit,
                                  caseworker=caseworker, actor=actor)
     except InviteError as e:
-        raise OpError(str(e)) from None
+        raise OpError(refusal_text(e)) from None
     if phase:
         app.db.set_invitation_phase(inv.session_id, phase)
     sent = None
@@ -170,13 +170,13 @@ def reply(app: App, actor: str, case: str, text: str) -> dict:
     from bot.service import ReplyError
 
     require(app, actor, "reply", case_ref=case)
-    if app.db.child(case) is None:  # said here, in the staff language (bot's words are English)
+    if app.db.child(case) is None:  # said here, as a not-found (the API answers 404)
         raise not_found(_("Det finns inget ärende som heter {case}. Skriv `tala alerts` för "
                           "att se dina ärenden.").format(case=case))
     try:
         job_id = app.service.reply(case, text, actor)
     except ReplyError as e:
-        raise OpError(str(e)) from None
+        raise OpError(refusal_text(e)) from None
     job = app.queue.job(job_id)
     app.service.send_queued(job.get("channel", "sms"), block_ms=0, max_jobs=1)
     return {"case": case, "status": app.queue.job(job_id).get("status", "queued")}

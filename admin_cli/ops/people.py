@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from admin_cli.access import ROLES, require, role_title
-from admin_cli.i18n import _
+from admin_cli.i18n import _, refusal_text
 from admin_cli.ops import OpError, not_found, op
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def users_add(app: App, actor: str, name: str, role: str, unit: str | None = Non
     try:
         number = normalise_number(phone, app.settings.sms_default_region) if phone else None
     except NumberError as e:
-        raise OpError(str(e)) from None
+        raise OpError(refusal_text(e)) from None
     if email and not EMAIL.fullmatch(email.strip()):
         raise OpError(_("'{email}' ser inte ut som en e-postadress (namn@kommun.se).").format(
             email=email))
@@ -136,7 +136,7 @@ def units_set(app: App, actor: str, unit: str, on_call: str | None = None,
                   if on_call else on_call)
         app.service.notifier.set_unit(unit, on_call=number, office_hours=hours)
     except (NumberError, HoursError) as e:
-        raise OpError(str(e)) from None
+        raise OpError(refusal_text(e)) from None
     app.db.audit(actor, "units", None, f"{unit}: " + ", ".join(part for part in (
         "on-call number " + ("set" if number else "removed") if on_call is not None else "",
         f"hours {hours}" if hours else "") if part))

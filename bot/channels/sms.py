@@ -20,6 +20,7 @@ from urllib3.exceptions import ConnectTimeoutError
 
 from bot.channels.sms_text import fit_gsm7, is_gsm7, split_message
 from bot.receive import GONE, NO_SESSION, OPTED_OUT
+from bot.refusal import Refusal, staff_text
 from bot.render import render
 from bot.settings import Settings
 from flows.engine import Say
@@ -43,7 +44,7 @@ HTTP_TIMEOUT = 10  # seconds; well under TALA_SEND_LEASE_SECONDS
 _NUMBERS = re.compile(r"\+?\d[\d\s().-]{4,}\d")
 
 
-class NumberError(ValueError):
+class NumberError(Refusal):
     """Not a mobile number we can send to; the message says how to write one."""
 
 
@@ -54,8 +55,9 @@ def normalise_number(raw: str, region: str = "SE") -> str:
     except phonenumbers.NumberParseException:
         parsed = None
     if parsed is None or not phonenumbers.is_valid_number(parsed):
-        raise NumberError(f"'{raw}' is not a phone number we can send to. Write it like "
-                          "+46701234567 or 070-123 45 67.")
+        raise NumberError(staff_text("'{number}' är inte ett telefonnummer som vi kan skicka "
+                                     "sms till. Skriv det som +46701234567 eller "
+                                     "070-123 45 67."), number=raw)
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
