@@ -298,3 +298,23 @@ def wait_written(app, sid: str, timeout: float = 15.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"session {sid} was not written to SQL within {timeout:g} s")
+
+
+def staff_cli(app, monkeypatch, user: str, *args: str, columns: int | None = None):
+    """`tala ARGS` as staff member `user` would type it, in this process (Typer's CliRunner), on
+    `app`'s data directory and its Redis and SQL."""
+    from typer.testing import CliRunner
+
+    from admin_cli.main import app as cli
+
+    monkeypatch.setenv("TALA_DATA_DIR", app.settings.data_dir)
+    monkeypatch.setenv("TALA_USER", user)
+    if columns:
+        monkeypatch.setenv("COLUMNS", str(columns))
+    for var in ("REDIS_URL", "DATABASE_URL"):
+        value = getattr(app.settings, var.lower())
+        if value:
+            monkeypatch.setenv(var, value)
+        else:
+            monkeypatch.delenv(var, raising=False)
+    return CliRunner().invoke(cli, list(args))

@@ -8,13 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text
-from typer.testing import CliRunner
 
 from admin_cli.access import AccessError, require
-from admin_cli.main import app as cli
 from bot.service import ReplyError
 from storage.sql import Alert, AuditLog, Base
-from tests.conftest import Clock
+from tests.conftest import Clock, staff_cli
 
 CHILD = "+46701234567"
 ANNA = "+46705550001"  # caseworker's work phone
@@ -114,15 +112,7 @@ def test_roles_decide_who_may_read_what(app):
 
 
 def _cli(app, monkeypatch, user: str, *args: str):
-    monkeypatch.setenv("TALA_DATA_DIR", app.settings.data_dir)
-    monkeypatch.setenv("TALA_USER", user)
-    for var in ("REDIS_URL", "DATABASE_URL"):
-        value = getattr(app.settings, var.lower())
-        if value:
-            monkeypatch.setenv(var, value)
-        else:
-            monkeypatch.delenv(var, raising=False)
-    return CliRunner().invoke(cli, list(args))
+    return staff_cli(app, monkeypatch, user, *args)
 
 
 def test_the_cli_refuses_other_units_and_lists_and_acks_alerts(app, monkeypatch):

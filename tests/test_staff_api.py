@@ -20,7 +20,7 @@ from tests.fakes.server import RunningServer
 API = "/api/v1"
 
 
-def _people(app) -> dict[str, str]:
+def staff_people(app) -> dict[str, str]:
     """Nord and Syd, each with a case; an admin, two caseworkers, a manager; their tokens."""
     app.service.invite("N-1", 9, unit="Nord", actor="anna")
     app.service.invite("S-1", 9, unit="Syd", actor="bo")
@@ -49,7 +49,7 @@ def _get(url: str, path: str, token: str | None = None, **params) -> requests.Re
 
 def test_each_role_reads_only_what_it_may_and_every_request_is_audited(served):
     app, url = served
-    t = _people(app)
+    t = staff_people(app)
     anna = _get(url, "/cases/N-1/summary", t["anna"])
     assert anna.status_code == 200 and anna.json()["case"] == "N-1"
     other = _get(url, "/cases/S-1/summary", t["anna"])
@@ -82,7 +82,7 @@ def test_each_role_reads_only_what_it_may_and_every_request_is_audited(served):
 
 def test_a_wrong_expired_or_revoked_token_gets_401_and_is_audited(served):
     app, url = served
-    t = _people(app)
+    t = staff_people(app)
     expired = app.db.add_token("anna", "personal", timedelta(days=1),
                                now=utcnow() - timedelta(days=2)).token
     revoked = app.db.add_token("anna", "personal", timedelta(days=1))
@@ -110,7 +110,7 @@ def test_a_wrong_expired_or_revoked_token_gets_401_and_is_audited(served):
 
 def test_failed_sign_ins_from_one_address_are_stopped(served):
     app, url = served
-    t = _people(app)
+    t = staff_people(app)
     for _ in range(FAILURES_ALLOWED):
         assert _get(url, "/alerts", "tala_0000_" + "x" * 40).status_code == 401
     blocked = _get(url, "/alerts", t["admin"])
@@ -119,7 +119,7 @@ def test_failed_sign_ins_from_one_address_are_stopped(served):
 
 def test_answers_carry_security_headers_and_no_cors(served):
     app, url = served
-    t = _people(app)
+    t = staff_people(app)
     resp = requests.get(url + API + "/me", headers={"Authorization": f"Bearer {t['anna']}",
                                                     "Origin": "https://evil.example"},
                         timeout=10)
@@ -136,7 +136,7 @@ def test_answers_carry_security_headers_and_no_cors(served):
 
 def test_bad_input_gets_a_clear_4xx(served):
     app, url = served
-    t = _people(app)
+    t = staff_people(app)
     h = {"Authorization": f"Bearer {t['anna']}"}
     bad_age = requests.post(url + API + "/invitations", json={"case": "N-2", "age": "nine"},
                             headers=h, timeout=10)
@@ -167,7 +167,7 @@ def test_no_malformed_request_to_any_operation_gets_a_500(served):
     from datetime import date
 
     app, url = served
-    t = _people(app)
+    t = staff_people(app)
     h = {"Authorization": f"Bearer {t['admin']}"}
     for op in registry().values():
         for p in op.params:
@@ -222,7 +222,7 @@ def test_an_id_token_from_the_identity_provider_becomes_a_session_and_is_used_on
     from joserfc.jwk import RSAKey
 
     app, url, idp = oidc
-    _people(app)
+    staff_people(app)
     methods = requests.get(url + API + "/login", timeout=10).json()
     assert methods["oidc"] == {"issuer": idp.issuer, "client_id": idp.client_id}
     id_token = idp.id_token("anna")
@@ -254,7 +254,7 @@ def test_the_cli_device_sign_in_gets_an_id_token_the_server_accepts(oidc):
     from admin_cli.oidc import device_login
 
     app, url, idp = oidc
-    _people(app)
+    staff_people(app)
     shown: list[str] = []
     signed_in = threading.Event()
 
@@ -285,7 +285,7 @@ def test_plain_http_from_the_network_is_refused_unless_a_trusted_proxy_says_http
     address = _outside_address()
     if address is None:
         pytest.skip("this machine has no network address besides loopback")
-    t = _people(app)
+    t = staff_people(app)
     web_app = build_web_app(app, worker=False)
     add_staff_api(web_app, app)
     with RunningServer(web_app, host=address) as outside:
@@ -316,7 +316,7 @@ def test_the_cli_browser_sign_in_uses_pkce_and_the_server_checks_its_nonce(oidc)
     from admin_cli.oidc import browser_login
 
     app, url, idp = oidc
-    _people(app)
+    staff_people(app)
     idp.browser_user = "bo"
     pages: list[str] = []
 

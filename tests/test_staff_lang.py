@@ -12,10 +12,9 @@ import sys
 
 import pytest
 import requests
-from typer.testing import CliRunner
 
-from admin_cli.main import app as cli
-from tests.test_staff_api import API, _people, served  # noqa: F401 - `served` is a fixture
+from tests.conftest import staff_cli
+from tests.test_staff_api import API, staff_people, served  # noqa: F401 - `served` is a fixture
 
 CHILD = "0701234567"
 
@@ -51,16 +50,8 @@ SAID = {
 
 
 def _cli(app, monkeypatch, *args: str):
-    monkeypatch.setenv("TALA_DATA_DIR", app.settings.data_dir)
-    monkeypatch.setenv("TALA_USER", "anna")
-    monkeypatch.setenv("COLUMNS", "250")  # a table cell on one line, for the assertions
-    for var in ("REDIS_URL", "DATABASE_URL"):
-        value = getattr(app.settings, var.lower())
-        if value:
-            monkeypatch.setenv(var, value)
-        else:
-            monkeypatch.delenv(var, raising=False)
-    return CliRunner().invoke(cli, list(args))
+    # COLUMNS=250: a table cell on one line, for the assertions
+    return staff_cli(app, monkeypatch, "anna", *args, columns=250)
 
 
 @pytest.mark.parametrize("lang", ["sv", "en"])
@@ -158,7 +149,7 @@ def test_tala_help_names_the_commands_in_the_staff_language(lang, summaries):
 
 def test_the_staff_api_answers_in_the_language_the_request_asks_for(served):  # noqa: F811
     app, url = served
-    t = _people(app)
+    t = staff_people(app)
 
     def summary(token: str | None, **headers: str) -> requests.Response:
         if token:

@@ -18,7 +18,7 @@ from admin_cli.labels import LEVEL_TITLES, TOPIC_TITLES
 from admin_cli.ops import OpError
 from admin_cli.ops.cases import summary as summary_op
 from admin_cli.summary import model, png
-from tests.conftest import T0
+from tests.conftest import T0, staff_cli
 from tests.test_summary import VALUES, replies_for
 
 SIDS = ("aaaa0001" + "0" * 24, "bbbb0002" + "0" * 24)
@@ -144,20 +144,8 @@ def test_the_text_wraps_at_the_width_and_never_cuts_a_word_or_a_value(app, clock
 
 
 def test_tala_summary_takes_a_width_and_refuses_a_silly_one(app, clock, monkeypatch):
-    from typer.testing import CliRunner
-
-    from admin_cli.main import app as cli
-
     two_sessions_one_day(app, clock)
-    monkeypatch.setenv("TALA_DATA_DIR", app.settings.data_dir)
-    monkeypatch.setenv("TALA_USER", "anna")
-    for var in ("REDIS_URL", "DATABASE_URL"):
-        value = getattr(app.settings, var.lower())
-        if value:
-            monkeypatch.setenv(var, value)
-        else:
-            monkeypatch.delenv(var, raising=False)
-    result = CliRunner().invoke(cli, ["summary", "K-40", "--width", "64"])
+    result = staff_cli(app, monkeypatch, "anna", "summary", "K-40", "--width", "64")
     assert result.exit_code == 0, result.output
     assert max(len(line) for line in result.output.splitlines()) <= 64
     assert "Sammanfattning: K-40" in result.output
