@@ -8,14 +8,15 @@ import sys
 import typer
 
 from admin_cli.common import allowed, built, err, fail, out
+from admin_cli.i18n import _
 
-keys_app = typer.Typer(help="The installation key that wraps every child's data key.",
+keys_app = typer.Typer(help=_("Installationsnyckeln som skyddar varje barns datanyckel."),
                        no_args_is_help=True)
 
 
 @keys_app.command("rotate")
 def keys_rotate(
-    yes: bool = typer.Option(False, "--yes", help="Do not ask first."),
+    yes: bool = typer.Option(False, "--yes", help=_("Fråga inte först.")),
 ) -> None:
     """A new installation key: every data key and staff contact detail is encrypted again
     with it, and the old key is of no more use. Stop tala serve and tala worker first, and
@@ -24,31 +25,32 @@ def keys_rotate(
     from bot.rotation import rotate
 
     if load_login():
-        fail("tala keys rotate works on the installation's own key, so it runs on the "
-             "server's machine, by its operator: it is not sent to the server you are logged "
-             "in to ('tala logout' first if this is that machine).")
+        fail(_("tala keys rotate byter installationens egen nyckel och körs därför på "
+               "serverns dator, av den som driver den: kommandot skickas inte till servern du "
+               "är inloggad på (skriv 'tala logout' först om det är den datorn)."))
     with built() as a:
         allowed(a, "keys")
         if not yes:
             if not sys.stdin.isatty():
-                fail("Stop every other tala process first, then add --yes to confirm.")
-            typer.confirm("Rotate the installation key? Stop tala serve and tala worker "
-                          "first.", abort=True)
+                fail(_("Stoppa alla andra tala-processer först och lägg sedan till --yes "
+                       "för att bekräfta."))
+            typer.confirm(_("Byta installationsnyckeln? Stoppa tala serve och tala worker "
+                            "först."), abort=True)
 
         def announce(new_key: str, both: str) -> None:
-            err.print("TALA_SECRET_KEY is set, so tala cannot write the new key itself. "
-                      "Until this command has finished, run tala with both keys:\n"
-                      f"  TALA_SECRET_KEY=\"{both}\"\n"
-                      "and afterwards with the new key alone:\n"
-                      f"  TALA_SECRET_KEY={new_key}")
+            err.print(_("TALA_SECRET_KEY är satt, så tala kan inte skriva den nya nyckeln "
+                        "själv. Tills kommandot är klart kör du tala med båda nycklarna:\n"
+                        "  TALA_SECRET_KEY=\"{both}\"\n"
+                        "och därefter med den nya nyckeln ensam:\n"
+                        "  TALA_SECRET_KEY={new_key}").format(both=both, new_key=new_key))
 
         done = rotate(a, announce)
         a.db.audit(a.settings.user, "keys", None, "rotated the installation key")
         for step in done.steps:
             out.print(f"- {step}")
         if done.new_key:
-            out.print(f"Now set TALA_SECRET_KEY={done.new_key} for every tala process, "
-                      "then start them again.")
+            out.print(_("Sätt nu TALA_SECRET_KEY={key} för varje tala-process och starta "
+                        "dem igen.").format(key=done.new_key))
         else:
-            out.print("The installation key is rotated. Start tala serve and tala worker "
-                      "again.")
+            out.print(_("Installationsnyckeln är bytt. Starta tala serve och tala worker "
+                        "igen."))
