@@ -96,12 +96,10 @@ def start(app: App, raw: bytes, name: str, actor: str) -> BulkStart:
                                contact=row["to"], questionnaire_id=row.get("questionnaire")
                                or None, unit=row.get("unit") or None,
                                caseworker=row.get("caseworker") or None, actor=actor,
-                               session_id=sid, lane=BULK)
+                               session_id=sid, lane=BULK, phase=phase)
         except InviteError as e:
             began.failures.append((line, refusal_text(e)))
             continue
-        if phase:
-            app.db.set_invitation_phase(sid, phase)
         began.invited += 1
         began.jobs[f"invite:{sid}:0"] = line
     return began

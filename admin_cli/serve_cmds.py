@@ -32,7 +32,9 @@ def demo(
         "Spela en inbjudan som gjorts med 'tala invite ... --channel console'.")),
 ) -> None:
     from admin_cli import summary
+    from admin_cli.i18n import refusal_text
     from bot.channels.console import ConsoleChannel
+    from bot.service import InviteError
     from flows import engine
 
     with built() as a:
@@ -48,8 +50,11 @@ def demo(
         elif not new:
             sid = _open_demo_session(a)
         if sid is None:
-            invited = a.service.invite(DEMO_CASE, age, lang=lang, channel="console",
-                                       unit="Demo", actor=a.settings.user)
+            try:
+                invited = a.service.invite(DEMO_CASE, age, lang=lang, channel="console",
+                                           unit="Demo", actor=a.settings.user)
+            except InviteError as e:  # --lang or --age mistyped: say what to type instead
+                fail(refusal_text(e))
             sid = invited.session_id
             out.print("[dim]" + _(
                 "Demo: ärende {case}, frågeformulär {questionnaire}. Nu är du barnet. (Avsluta "

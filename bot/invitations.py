@@ -63,10 +63,12 @@ class Invitations:
                contact: str | None = None, questionnaire_id: str | None = None,
                unit: str | None = None, caseworker: str | None = None,
                actor: str = "unknown", session_id: str | None = None,
-               lane: str = DEFAULT) -> Invited:
+               lane: str = DEFAULT, phase: str | None = None) -> Invited:
         """Invite a child. With `session_id` given, inviting again is a no-op that returns the
         first invitation: a bulk run that was cut off can simply be run again. `lane`: BULK
-        for a bulk run's invitations, which then never hold up a conversation's replies."""
+        for a bulk run's invitations, which then never hold up a conversation's replies.
+        `phase`: the case phase (storage.models.PHASES) the invitation is made in, kept with
+        it and with the session written from it."""
         if session_id:
             earlier = self.db.invitation(session_id)
             if earlier is not None:
@@ -140,7 +142,7 @@ class Invitations:
             lang=lang, code_hash=code_hash, created_by=actor, expires_at=expires,
             contact_enc=self.crypto.encrypt(contact, sid) if contact else None,
             contact_hash=self.crypto.lookup_hash(contact) if contact else None,
-            delivery_status="queued" if contact else None))
+            delivery_status="queued" if contact else None, phase=phase))
         self.db.audit(actor, "invite", case_ref, f"{qn.id} via {channel}")
         self._send_invitation(state, lane)
         return self._invited(inv, code)

@@ -29,7 +29,7 @@ from storage.crypto import Crypto, subject_of
 from storage.engines import engine_for
 # The tables, also by this module's name (as every caller has always imported them).
 from storage.models import (Alert, AnswerRow, AuditLog, Base, Campaign, Child,  # noqa: F401
-                            PHASES, Invitation, SessionRow, User, as_utc, new_id,
+                            Invitation, SessionRow, User, as_utc, new_id,
                             utcnow)
 
 
@@ -200,17 +200,6 @@ class Database(AlertQueries, TokenQueries):
         with self.Session() as db:
             return list(db.scalars(select(Invitation).where(Invitation.child_id == child_id)
                                    .order_by(Invitation.created_at)))
-
-    def set_invitation_phase(self, session_id: str, phase: str | None) -> None:
-        """The case phase of an invitation (models.PHASES), and of its session if one is
-        written already."""
-        if phase is not None and phase not in PHASES:
-            raise ValueError(f"phase must be one of {', '.join(PHASES)}")
-        with self.Session.begin() as db:
-            db.execute(update(Invitation).where(Invitation.session_id == session_id)
-                       .values(phase=phase))
-            db.execute(update(SessionRow).where(SessionRow.id == session_id)
-                       .values(phase=phase))
 
     def set_invitation_status(self, session_id: str, status: str) -> None:
         with self.Session.begin() as db:

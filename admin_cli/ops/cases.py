@@ -45,11 +45,9 @@ def invite(app: App, actor: str, case: str, age: int, lang: str = "sv",
     try:
         inv = app.service.invite(case, age, lang=lang, channel=channel, contact=to,
                                  questionnaire_id=questionnaire, unit=unit,
-                                 caseworker=caseworker, actor=actor)
+                                 caseworker=caseworker, actor=actor, phase=phase)
     except InviteError as e:
         raise OpError(refusal_text(e)) from None
-    if phase:
-        app.db.set_invitation_phase(inv.session_id, phase)
     sent = None
     if channel == "sms":
         # One try now; if Twilio is away, the worker (tala serve / tala worker) retries.
