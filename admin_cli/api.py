@@ -51,13 +51,21 @@ HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
 STAFF_KEY = web.RequestKey("tala_staff", dict)
 
 
+class SignInRefused(Exception):
+    """A sign-in that did not prove a tala user: the HTTP status, and the message says why."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 def _error(status: int, message: str, code: int = 2, **headers: str) -> web.Response:
     resp = web.json_response({"error": message, "exit": code}, status=status)
     resp.headers.update({k.replace("_", "-"): v for k, v in headers.items()})
     return resp
 
 
-def _secure(request: web.Request, trusted: str | None) -> bool:
+def is_secure(request: web.Request, trusted: str | None) -> bool:
     """HTTPS; or a trusted proxy that says its client used HTTPS; or this machine itself. A
     request from this machine that a proxy marked as plain HTTP (X-Forwarded-Proto: http, an
     nginx on port 80 in front) is refused too, trusted or not."""
@@ -73,7 +81,7 @@ def _secure(request: web.Request, trusted: str | None) -> bool:
     return loopback and (proto is None or proto.lower() == "https")
 
 
-def _client(request: web.Request, trusted: str | None) -> str:
+def client_address(request: web.Request, trusted: str | None) -> str:
     """The client's address: the proxy's last hop when it is trusted, else the peer."""
     forwarded = request.headers.get("X-Forwarded-For")
     if forwarded and from_proxy(request, trusted):
@@ -122,13 +130,13 @@ class StaffApi:
 
     async def _guarded(self, request: web.Request, handler) -> web.StreamResponse:
         trusted = self.app.settings.trusted_proxies
-        if not _secure(request, trusted):
+        if not is_secure(request, trusted):
             return _error(403, _("API:et för personal svarar bara över HTTPS (eller på den "
                                  "här datorn)."))
         if {"token", "access_token", "api_key"} & set(request.query):
             return _error(400, _("Skicka din token i huvudet Authorization, aldrig i "
                                  "adressen."))
-        client = _client(request, trusted)
+        client = client_address(request, trusted)
         failures_key = self.app.store.staff_key("failed", client)
         failures = await self.run(self.app.store.r.get, failures_key)
         if failures is not None and int(failures) >= FAILURES_ALLOWED:
@@ -211,8 +219,6 @@ class StaffApi:
 
     async def login_oidc(self, request: web.Request) -> web.Response:
         """An ID token from the identity provider, for a session token of tala's own."""
-        from admin_cli.oidc import LoginError
-
         if self.verifier is None:
             return _error(404, _("Den här servern har ingen identitetstjänst: be en "
                                  "administratör om en token (tala users token NAMN)."))
@@ -223,14 +229,30 @@ class StaffApi:
                 raise TypeError
         except (ValueError, KeyError, TypeError, AttributeError):
             return _error(400, _('Skicka {"id_token": "...", "nonce": "..."} som JSON.'))
-        client = _client(request, self.app.settings.trusted_proxies)
+        try:
+            name, issued = await self.sign_in_oidc(
+                id_token, nonce, client_address(request, self.app.settings.trusted_proxies))
+        except SignInRefused as e:
+            return _error(e.status, str(e), 3)
+        return web.json_response({"token": issued.token, "expires_at":
+                                  issued.expires_at.isoformat(), "name": name})
+
+    async def sign_in_oidc(self, id_token: str, nonce: str | None, client: str,
+                           kind: str = "oidc") -> tuple[str, Any]:
+        """A verified ID token (used once, naming a tala user) for a session token of tala's
+        own: the user's name and the issued token. SignInRefused says why not; the failure
+        is counted for the client's address and audited. The API and the staff pages both
+        sign in here."""
+        from admin_cli.oidc import LoginError
+
+        assert self.verifier is not None
         try:
             claims = await self.run(self.verifier.verify, id_token, nonce)
         except LoginError as e:
             await self.run(self.app.store.count, self.app.store.staff_key("failed", client),
                            FAILURE_WINDOW)
             await self.run(self.audit, "-", "refused", None, f"OIDC sign-in: {e}")
-            return _error(401, str(e), 3)
+            raise SignInRefused(401, str(e)) from None
         name = claims[self.verifier.claim]
         digest = hashlib.sha256(id_token.encode()).hexdigest()
         ttl = max(int(claims["exp"] - time.time()) + 60, 60)
@@ -239,17 +261,19 @@ class StaffApi:
         if not first:
             await self.run(self.audit, "-", "refused", None, f"OIDC sign-in of {name}: "
                            "ID token used before")
-            return _error(401, _("Den här inloggningen är redan använd: logga in igen."), 3)
+            raise SignInRefused(401, _("Den här inloggningen är redan använd: logga in igen."))
         if await self.run(self.app.db.user, name) is None:
             await self.run(self.audit, name, "refused", None, "OIDC sign-in: not a tala user")
-            return _error(403, _("'{name}' loggade in, men är inte användare i tala. En "
-                                 "administratör lägger till dig med: tala users add {name} "
-                                 "--role caseworker --unit ENHET").format(name=name), 3)
+            raise SignInRefused(403, _("'{name}' loggade in, men är inte användare i tala. En "
+                                       "administratör lägger till dig med: tala users add "
+                                       "{name} --role caseworker --unit ENHET").format(
+                                           name=name))
         issued = await self.run(lambda: self.app.db.add_token(
-            name, "oidc", timedelta(hours=SESSION_HOURS), "OIDC sign-in"))
-        await self.run(self.audit, name, "login", None, f"OIDC, token {issued.id}")
-        return web.json_response({"token": issued.token, "expires_at":
-                                  issued.expires_at.isoformat(), "name": name})
+            name, kind, timedelta(hours=SESSION_HOURS),
+            "OIDC sign-in" if kind == "oidc" else f"OIDC sign-in ({kind})"))
+        how = "OIDC" if kind == "oidc" else f"OIDC ({kind})"
+        await self.run(self.audit, name, "login", None, f"{how}, token {issued.id}")
+        return name, issued
 
     async def openapi(self, request: web.Request) -> web.Response:
         from admin_cli.openapi import document

@@ -21,6 +21,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from admin_cli.i18n import _
@@ -161,11 +162,6 @@ def browser_login(issuer: str, client_id: str, open_page: Callable[[str], object
     from http.server import BaseHTTPRequestHandler, HTTPServer
     from urllib.parse import parse_qs, urlsplit
 
-    from authlib.common.security import generate_token
-    from authlib.integrations.requests_client import OAuth2Session
-    from authlib.oauth2.rfc6749.errors import OAuth2Error
-
-    meta = discover(issuer)
     answer: dict[str, str] = {}
     got = threading.Event()
 
@@ -192,33 +188,70 @@ def browser_login(issuer: str, client_id: str, open_page: Callable[[str], object
     serving.start()
     try:
         redirect_uri = f"http://127.0.0.1:{listener.server_address[1]}/callback"
-        client = OAuth2Session(client_id, scope="openid profile", redirect_uri=redirect_uri,
-                               code_challenge_method="S256",
-                               token_endpoint_auth_method="none")
-        verifier, state, nonce = generate_token(64), secrets.token_urlsafe(24), \
-            secrets.token_urlsafe(24)
-        url, __ = client.create_authorization_url(meta["authorization_endpoint"], state=state,
-                                                 nonce=nonce, code_verifier=verifier)
-        open_page(url)
+        start = begin_code_flow(issuer, client_id, redirect_uri)
+        open_page(start.url)
         if not got.wait(timeout):
             raise LoginError(_("Inloggningen i webbläsaren tog för lång tid: kör tala login "
                                "igen."))
     finally:
         listener.shutdown()
         listener.server_close()
-    if answer.get("state") != state:
+    if answer.get("state") != start.state:
         raise LoginError(_("Webbläsaren kom tillbaka från en annan inloggning (state): försök "
                            "igen."))
+    return finish_code_flow(start, answer), start.nonce
+
+
+@dataclass(frozen=True)
+class CodeFlow:
+    """A started sign-in (authorization code flow with PKCE): where to send the browser, and
+    what only this side knows until the provider sends it back."""
+
+    url: str
+    state: str
+    nonce: str
+    verifier: str
+    redirect_uri: str
+    issuer: str
+    client_id: str
+
+
+def begin_code_flow(issuer: str, client_id: str, redirect_uri: str) -> CodeFlow:
+    """The provider's sign-in address for this sign-in (used by `tala login` and by the staff
+    pages' sign-in)."""
+    from authlib.common.security import generate_token
+    from authlib.integrations.requests_client import OAuth2Session
+
+    meta = discover(issuer)
+    client = OAuth2Session(client_id, scope="openid profile", redirect_uri=redirect_uri,
+                           code_challenge_method="S256", token_endpoint_auth_method="none")
+    verifier, state, nonce = generate_token(64), secrets.token_urlsafe(24), \
+        secrets.token_urlsafe(24)
+    url, __ = client.create_authorization_url(meta["authorization_endpoint"], state=state,
+                                             nonce=nonce, code_verifier=verifier)
+    return CodeFlow(url, state, nonce, verifier, redirect_uri, issuer, client_id)
+
+
+def finish_code_flow(flow: CodeFlow, answer: dict[str, str]) -> str:
+    """The ID token for what the provider sent back (its query: code, or error); the caller
+    has checked that `state` is this flow's."""
+    from authlib.integrations.requests_client import OAuth2Session
+    from authlib.oauth2.rfc6749.errors import OAuth2Error
+
     if "code" not in answer:
         raise LoginError(_("Inloggningen nekades ({why}).").format(
             why=answer.get("error", "no code")))
+    client = OAuth2Session(flow.client_id, scope="openid profile",
+                           redirect_uri=flow.redirect_uri, code_challenge_method="S256",
+                           token_endpoint_auth_method="none")
     try:
-        token = client.fetch_token(meta["token_endpoint"], grant_type="authorization_code",
-                                   code=answer["code"], code_verifier=verifier,
-                                   redirect_uri=redirect_uri, client_id=client_id)
+        token = client.fetch_token(discover(flow.issuer)["token_endpoint"],
+                                   grant_type="authorization_code", code=answer["code"],
+                                   code_verifier=flow.verifier, redirect_uri=flow.redirect_uri,
+                                   client_id=flow.client_id)
     except OAuth2Error as e:
         raise LoginError(_("Inloggningen blev inte klar ({error}).").format(
                 error=e.error)) from None
     if not token.get("id_token"):
         raise LoginError(_("Identitetstjänsten gav ingen ID-token (scope openid)."))
-    return token["id_token"], nonce
+    return token["id_token"]

@@ -104,6 +104,7 @@ def serve(
     from aiohttp import web
 
     from admin_cli.api import add_staff_api
+    from admin_cli.web import add_staff_pages
     from bot.server import build_web_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -121,7 +122,7 @@ def serve(
                 "TALA_PUBLIC_URL är inte satt: Twilios signaturer kontrolleras mot den "
                 "vidarebefordrade eller begärda adressen i stället.") + "[/yellow]")
         web_app = build_web_app(a, worker=not no_worker, telegram_polling=telegram_polling)
-        add_staff_api(web_app, a)
+        add_staff_pages(web_app, add_staff_api(web_app, a))
         web.run_app(web_app, host=host, port=port, access_log=None,  # per-request lines: noise
                     shutdown_timeout=30, print=lambda *__: out.print(_(
                         "tala svarar på http://{host}:{port} (Ctrl-C stoppar)").format(
