@@ -129,6 +129,21 @@ def text_document(renderable: object, width: int, wrap: bool, color: bool) -> Do
 MIN_WIDTH, MAX_WIDTH = 30, 1000  # a summary's text lines, in characters
 
 
+def summary_data(app: App, actor: str, case: str, since: date | None = None,
+                 until: date | None = None, compare: list | None = None) -> dict:
+    """The summary's data, for whoever renders it (the `summary` op, the staff pages), after
+    checking that `actor` may read the case; the read is in the audit log. A case that does
+    not exist is not_found; a period or comparison that does not fit is an OpError."""
+    from admin_cli import summary as s
+
+    require(app, actor, "summary", case_ref=case)
+    try:
+        return s.build(app, case, actor, since=since, until=until,
+                       compare=tuple(compare) if compare else None)
+    except s.SummaryError as e:
+        raise (not_found(str(e)) if app.db.child(case) is None else OpError(str(e))) from None
+
+
 @op("GET", "/cases/{case}/summary")
 def summary(app: App, actor: str, case: str, format: str = "json",
             since: date | None = None, until: date | None = None,
@@ -144,12 +159,7 @@ def summary(app: App, actor: str, case: str, format: str = "json",
     if not MIN_WIDTH <= width <= MAX_WIDTH:
         raise OpError(_("width ska vara ett tal från {lo} till {hi} (tecken per rad).").format(
             lo=MIN_WIDTH, hi=MAX_WIDTH))
-    require(app, actor, "summary", case_ref=case)
-    try:
-        data = s.build(app, case, actor, since=since, until=until,
-                       compare=tuple(compare) if compare else None)
-    except s.SummaryError as e:
-        raise (not_found(str(e)) if app.db.child(case) is None else OpError(str(e))) from None
+    data = summary_data(app, actor, case, since=since, until=until, compare=compare)
     if format == "text":
         # Always wrapped at `width`: the summary never leaves a line to the terminal to cut.
         return text_document(s.render_text(app, data), width, True, color)

@@ -19,6 +19,35 @@ EXPORT_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8",
                 "fhir": "application/fhir+json"}
 
 
+def report_data(app: App, actor: str, unit: str | None = None, since: date | None = None,
+                until: date | None = None, questionnaire: str | None = None,
+                campaign: str | None = None) -> dict:
+    """The report's data, for whoever renders it (the `report` op, the staff pages), after
+    checking that `actor` may read it: a manager gets their own unit's. Audited."""
+    from admin_cli import report as r
+
+    if campaign and (unit or since or until or questionnaire):
+        raise OpError(_("--campaign står ensamt: en enkäts rapport gäller hela enkäten."))
+    try:
+        if campaign:
+            c = app.db.campaign(campaign)
+            user = require(app, actor, "report", unit=c.unit if c else None)
+            if c is None or (user is not None and user.role == "manager"
+                             and c.unit != user.unit):
+                raise not_found(_("Det finns ingen kampanj '{name}'. Skriv `tala campaign "
+                                  "list` för att se dem.").format(name=campaign))
+            return r.build_campaign_report(app, actor, campaign,
+                                           min_group=app.settings.min_group_size)
+        user = require(app, actor, "report", unit=unit)
+        if user is not None and user.role == "manager":
+            unit = user.unit  # a manager sees their own unit
+        return r.build_report(app, actor, unit=unit, since=since, until=until,
+                              questionnaire=questionnaire,
+                              min_group=app.settings.min_group_size)
+    except r.ReportError as e:
+        raise OpError(str(e)) from None
+
+
 @op("GET", "/reports")
 def report(app: App, actor: str, unit: str | None = None, since: date | None = None,
            until: date | None = None, questionnaire: str | None = None,
@@ -30,27 +59,8 @@ def report(app: App, actor: str, unit: str | None = None, since: date | None = N
 
     if format not in ("text", *REPORT_TYPES):
         raise OpError(_("format ska vara json, text, csv eller html."))
-    if campaign and (unit or since or until or questionnaire):
-        raise OpError(_("--campaign står ensamt: en enkäts rapport gäller hela enkäten."))
-    try:
-        if campaign:
-            c = app.db.campaign(campaign)
-            user = require(app, actor, "report", unit=c.unit if c else None)
-            if c is None or (user is not None and user.role == "manager"
-                             and c.unit != user.unit):
-                raise not_found(_("Det finns ingen kampanj '{name}'. Skriv `tala campaign "
-                                  "list` för att se dem.").format(name=campaign))
-            data = r.build_campaign_report(app, actor, campaign,
-                                           min_group=app.settings.min_group_size)
-        else:
-            user = require(app, actor, "report", unit=unit)
-            if user is not None and user.role == "manager":
-                unit = user.unit  # a manager sees their own unit
-            data = r.build_report(app, actor, unit=unit, since=since, until=until,
-                                  questionnaire=questionnaire,
-                                  min_group=app.settings.min_group_size)
-    except r.ReportError as e:
-        raise OpError(str(e)) from None
+    data = report_data(app, actor, unit=unit, since=since, until=until,
+                       questionnaire=questionnaire, campaign=campaign)
     if format == "text":
         return text_document(r.render_text(data), width, wrap, color)
     content = {"json": r.to_json, "csv": r.to_csv, "html": r.to_html}[format](data)

@@ -1,30 +1,27 @@
-"""The report as one self-contained HTML page for A4 paper (no scripts, fonts or images from
-the network), from the autoescaping Jinja2 template admin_cli/templates/report.html. Every
-number sits in a cell whose data-key is its cell key, so a test can read them back."""
+"""The report as HTML: one self-contained page for A4 paper (no scripts, fonts or images from
+the network) and the same content for a staff page under a strict Content-Security-Policy.
+
+`to_html` lays out admin_cli/templates/report.html, which inlines static/report.css and
+includes report_body.html; a staff page renders report_body.html with `context(report)`.
+Autoescaped. Every number sits in a cell whose data-key is its cell key, so a test can read
+them back."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
-
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from admin_cli.i18n import _, staff_lang
 from admin_cli.report.render import (breakdown_title, cell_key, cells, filters_line, fmt,
                                      group_column, measures, participation_groups)
-
-
-@lru_cache(maxsize=1)
-def _env() -> Environment:
-    return Environment(loader=PackageLoader("admin_cli", "templates"),
-                       autoescape=select_autoescape(default=True, default_for_string=True))
+from admin_cli.templating import environment
 
 
 def _cell(row: dict[str, Any], percent: bool = False) -> dict[str, str]:
     return {"key": cell_key(row), "text": fmt(row["count"], percent)}
 
 
-def to_html(report: dict) -> str:
+def context(report: dict) -> dict[str, Any]:
+    """What report.html and report_body.html are rendered with, in the staff language."""
     rows = cells(report)
     ms, titles = measures(report)
     part = [r for r in rows if r["section"] == "participation"]
@@ -58,7 +55,11 @@ def to_html(report: dict) -> str:
         current = q["questionnaire"]
     texts = {"participation": _("Deltagande"), "answers": _("Svar"), "answer": _("Svar"),
              "count": _("Antal"), "share": _("Andel"), "answered": _("Svarade")}
-    return _env().get_template("report.html").render(
-        report=report, lang=staff_lang(), filters=filters_line(report), t=texts,
-        measures=[{"title": titles[m]} for m in ms], participation=participation,
-        flagged=flagged, questions=questions)
+    return {"report": report, "lang": staff_lang(), "filters": filters_line(report),
+            "t": texts, "measures": [{"title": titles[m]} for m in ms],
+            "participation": participation, "flagged": flagged, "questions": questions}
+
+
+def to_html(report: dict) -> str:
+    """The standalone page."""
+    return environment().get_template("report.html").render(**context(report))
