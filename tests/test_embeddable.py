@@ -98,7 +98,7 @@ def test_the_standalone_summary_keeps_its_stylesheet_and_inline_charts(app, cloc
     page = summary.render_html(app, data)
     css = (STATIC / "summary.css").read_text(encoding="utf-8").strip()
     assert css and "@page" in css
-    assert f"<style>\n{css}\n</style>" in page
+    assert f"{css}\n</style>" in page and "max-width: 185mm" in page  # + the paper
     assert "<svg" in page and DATA_SVG not in page
     assert page.count("<figure") == len(charts.panels(model.make(app, data)))
     # The body is the same template the staff pages embed.
@@ -131,7 +131,7 @@ def test_the_standalone_report_keeps_its_stylesheet(app):
     _hand_made(app)
     page = R.to_html(R.build_report(app, "chef", unit="Nord"))
     css = (STATIC / "report.css").read_text(encoding="utf-8").strip()
-    assert "svg.bar" in css and f"<style>\n{css}\n</style>" in page
+    assert "svg.bar" in css and f"{css}\n</style>" in page and "body {" in page
     assert page.startswith("<!DOCTYPE html>") and " style=" not in page
 
 
