@@ -28,7 +28,7 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml",
                 ".png": "image/png"}
 # The page modules: each has routes(api, guard) -> a list of aiohttp route definitions.
-PAGES = ("login", "alerts", "manage", "surveys")
+PAGES = ("login", "alerts", "cases", "invite", "manage", "surveys")
 
 
 def _static() -> dict[str, tuple[bytes, str]]:

@@ -13,7 +13,7 @@ from admin_cli.i18n import _
 from admin_cli.labels import LEVEL_TITLES, title
 from admin_cli.ops import OpError
 from admin_cli.web.render import may, operation, page
-from admin_cli.web.session import PREFIX, STAFF, see_other
+from admin_cli.web.session import PREFIX, STAFF, safe_next, see_other
 
 URGENCY = {"urgent": 0, "concern": 1, "message": 2}
 NOTE_MAX = 500  # what the alert keeps of a note
@@ -55,6 +55,10 @@ class Alerts:
             await operation(self.api, request, "ack", alert_id=alert_id, note=note)
         except OpError as e:
             return await self.start(request, error=e.message, status=e.status)
+        back = form.get("back")  # the child's page sends its own address
+        if isinstance(back, str) and safe_next(back) == back \
+                and back.isprintable() and "#" not in back:
+            return see_other(f"{back}{'&' if '?' in back else '?'}acked={alert_id}")
         return see_other(f"{PREFIX}/?acked={alert_id}#alerts")
 
     async def open_case(self, request: web.Request) -> web.Response:
