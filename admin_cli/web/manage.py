@@ -54,16 +54,6 @@ def document_response(doc: Document, filename: str, disposition: str) -> web.Res
                         headers={"Content-Disposition": f'{disposition}; filename="{filename}"'})
 
 
-async def run_op(api: StaffApi, request: web.Request, op_name: str,
-                 params: dict[str, Any]) -> Any:
-    """render.operation for an operation with a parameter called `name` (a campaign's),
-    which operation()'s own second argument would take: the same call, as the signed-in user."""
-    from admin_cli import ops
-
-    given = {k: v for k, v in params.items() if v is not None}
-    return await api.run(ops.run, api.app, request[STAFF].name, op_name, given)
-
-
 class Filters:
     """The report's filters from the address: what was typed (kept in the form) and, when
     the dates are dates, what the report is asked for."""

@@ -64,7 +64,8 @@ async def error_page(api: StaffApi, request: web.Request, status: int,
                       status=status, message=message or "")
 
 
-async def operation(api: StaffApi, request: web.Request, name: str, **params: Any) -> Any:
+async def operation(api: StaffApi, request: web.Request, name: str, /,
+                    **params: Any) -> Any:
     """Run staff operation `name` (admin_cli/ops) as the signed-in user: the same checks,
     refusals and audit entries as the CLI and the API. Raises ops.OpError."""
     from admin_cli import ops

@@ -12,7 +12,7 @@ from aiohttp import web
 from admin_cli.api import StaffApi
 from admin_cli.i18n import N_, _
 from admin_cli.ops import OpError
-from admin_cli.web.manage import document_response, run_op, safe_filename, unit_names
+from admin_cli.web.manage import document_response, safe_filename, unit_names
 from admin_cli.web.render import error_page, operation, page
 from admin_cli.web.session import PREFIX, STAFF, see_other
 
@@ -88,7 +88,7 @@ class Surveys:
 
     async def _untranslated(self, request: web.Request, name: str) -> list[str]:
         try:
-            return await run_op(self.api, request, "campaign_untranslated", {"name": name})
+            return await operation(self.api, request, "campaign_untranslated", name=name)
         except OpError:
             return []
 
@@ -102,7 +102,7 @@ class Surveys:
                                    error=_("Fyll i: {fields}.").format(
                                        fields=", ".join(_(REQUIRED[k]) for k in missing)))
         try:
-            await run_op(self.api, request, "campaign_create", {
+            await operation(self.api, request, "campaign_create", **{
                 "name": typed["name"], "keyword": typed["keyword"], "opens": typed["opens"],
                 "closes": typed["closes"],
                 "questionnaire": typed["questionnaire"] or DEFAULT_QUESTIONNAIRE,
@@ -118,7 +118,7 @@ class Surveys:
 
         name = request.match_info["name"]
         try:
-            await run_op(self.api, request, "campaign_close", {"name": name})
+            await operation(self.api, request, "campaign_close", name=name)
         except OpError as e:
             if e.status == 404:
                 return await error_page(self.api, request, e.status, e.message)
@@ -128,8 +128,8 @@ class Surveys:
     async def poster(self, request: web.Request) -> web.Response:
         name, kind = request.match_info["name"], request.match_info["kind"]
         try:
-            doc = await run_op(self.api, request, "campaign_poster",
-                               {"name": name, "format": kind})
+            doc = await operation(self.api, request, "campaign_poster", name=name,
+                                  format=kind)
         except OpError as e:
             return await error_page(self.api, request, e.status, e.message)
         return document_response(doc, safe_filename("affisch", name) + "." + kind, "inline")
