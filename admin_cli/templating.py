@@ -11,6 +11,7 @@ staff language of the moment (admin_cli.i18n).
 from __future__ import annotations
 
 from functools import lru_cache
+from urllib.parse import quote
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -29,4 +30,7 @@ def environment() -> Environment:
                       autoescape=select_autoescape(["html"], default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals.update(_=_, ngettext=ngettext)
+    # A value inside a path ("/staff/cases/{{ c | path_part }}"): "/" and "?" escaped too,
+    # which Jinja's urlencode leaves as they are.
+    env.filters["path_part"] = lambda value: quote(str(value), safe="")
     return env
