@@ -115,6 +115,9 @@ def console_errors(page) -> list[str]:
             where = (message.location or {}).get("url") or ""
             if where.endswith("/favicon.ico"):
                 return  # the browser's own request for a tab icon, not the page's
+            if message.text.startswith("Failed to load resource") and where == page.url:
+                return  # the page itself answered 4xx (a refusal, a form sent back to be
+                # put right): the tests assert that status; its parts still count here
             if message.type == "error" or _csp(message.text):
                 seen.append(f"{message.type}: {message.text}" + (f" ({where})" if where
                                                                   else ""))
