@@ -77,6 +77,8 @@ def test_create_is_recorded_and_answered_as_a_queued_message(fake, client):
             "from": FROM,
             "messaging_service_sid": None,
             "body": "Hej",
+            "content_sid": None,
+            "content_variables": None,
             "status_callback": CALLBACK,
             "sid": msg.sid,
             "status_code": 201,
@@ -84,6 +86,22 @@ def test_create_is_recorded_and_answered_as_a_queued_message(fake, client):
     ]
     assert before <= fake.messages[0]["at"] <= after
     assert fake.unhandled == []
+
+
+def test_a_whatsapp_template_is_filled_in_and_an_unknown_one_refused(fake, client):
+    template = "HX" + "ab" * 16
+    fake.templates[template] = "Hej! {{1}} undrar hur du har det."
+    msg = client.messages.create(to="whatsapp:" + TO, from_="whatsapp:" + FROM,
+                                 content_sid=template,
+                                 content_variables='{"1": "Socialtjänsten i Nacka"}')
+    assert msg.body == "Hej! Socialtjänsten i Nacka undrar hur du har det."
+    [sent] = fake.messages
+    assert (sent["to"], sent["content_sid"], sent["body"]) == (
+        "whatsapp:" + TO, template, "Hej! Socialtjänsten i Nacka undrar hur du har det.")
+    with pytest.raises(TwilioRestException) as refused:
+        client.messages.create(to="whatsapp:" + TO, from_="whatsapp:" + FROM,
+                               content_sid="HX" + "00" * 16)
+    assert (refused.value.status, refused.value.code) == (400, 21655)
 
 
 def test_messaging_service_sid_instead_of_from(fake, client):

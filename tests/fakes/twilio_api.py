@@ -35,6 +35,12 @@ Two things in the client's environment can send its requests past this fake:
 
 Tests that build a client therefore unset the first two and add 127.0.0.1 to NO_PROXY.
 
+WhatsApp goes through the same endpoint with "whatsapp:+46..." in To and From. A message may
+carry a Content API template instead of a Body (ContentSid, ContentVariables as JSON): the
+fake knows the templates it is given (`FakeTwilio(templates={"HX...": "Hej {{1}}!"})`), fills
+in the variables as Twilio does, and records the filled-in text as "body"; an unknown
+ContentSid gets Twilio's 21655.
+
 Faithful where it is cheap: the same validation errors as Twilio for a missing To (21604),
 From/MessagingServiceSid (21603) or Body (21602) and a body over 1600 characters (21617);
 status "accepted" instead of "queued" when sent through a Messaging Service without From, as
@@ -47,6 +53,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import time
 from collections import deque
@@ -122,11 +129,15 @@ class FakeTwilio(HTTPFake):
     content_type = "application/json; charset=utf-8"
 
     def __init__(
-        self, account_sid: str = DEFAULT_ACCOUNT_SID, auth_token: str = DEFAULT_AUTH_TOKEN
+        self, account_sid: str = DEFAULT_ACCOUNT_SID, auth_token: str = DEFAULT_AUTH_TOKEN,
+        templates: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.account_sid = account_sid
         self.auth_token = auth_token
+        # The Content API's templates this account has (ContentSid -> its text, with {{1}}
+        # ... for variables): a message with a ContentSid gets its body from them.
+        self.templates: dict[str, str] = dict(templates or {})
         self._records: list[dict[str, Any]] = []
         self._resources: list[dict[str, Any]] = []  # created messages, as GET lists them
         self._unhandled: list[tuple[str, str]] = []
@@ -146,7 +157,8 @@ class FakeTwilio(HTTPFake):
     @property
     def messages(self) -> list[dict[str, Any]]:
         """A copy of every Messages.json request received, in arrival order: dicts with "to",
-        "from", "messaging_service_sid", "body", "status_callback" (None when not sent), "sid"
+        "from", "messaging_service_sid", "body", "content_sid", "content_variables",
+        "status_callback" (None when not sent), "sid"
         (None when the request failed), "status_code" and "at" (time.monotonic())."""
         with self._cond:
             return [dict(r) for r in self._records]
@@ -234,6 +246,8 @@ class FakeTwilio(HTTPFake):
             "from": form.get("From"),
             "messaging_service_sid": form.get("MessagingServiceSid"),
             "body": form.get("Body"),
+            "content_sid": form.get("ContentSid"),
+            "content_variables": form.get("ContentVariables"),
             "status_callback": form.get("StatusCallback"),
             "sid": None,
             "status_code": None,
@@ -265,6 +279,18 @@ class FakeTwilio(HTTPFake):
             return 400, error_body(400, 21604, "A 'To' phone number is required."), {}
         if not from_ and not service:
             return 400, error_body(400, 21603, "A 'From' phone number is required."), {}
+        content_sid = record["content_sid"]
+        if content_sid:
+            if content_sid not in self.templates:
+                return 400, error_body(400, 21655, "The ContentSid is Invalid"), {}
+            try:
+                variables = json.loads(record["content_variables"] or "{}")
+            except ValueError:
+                return 400, error_body(400, 21656, "The ContentVariables Parameter is "
+                                       "invalid"), {}
+            body = re.sub(r"\{\{(\w+)\}\}", lambda m: str(variables.get(m[1], m[0])),
+                          self.templates[content_sid])
+            record["body"] = body  # what the child is sent, as Twilio's Message has it
         if not body:
             return 400, error_body(400, 21602, "Message body is required."), {}
         if len(body) > 1600:
