@@ -63,28 +63,19 @@ def erase(
                 "Loggen behåller bara att en radering har skett.").format(case=case))
 
 
-SENT = ("sent", "delivered")
-WAITING = (None, "queued", "retry", "unsure")
-
-
 def invited(inv: dict, res: dict, channel: str) -> None:
     """What `tala invite` prints once the invitation is made: where it went, until when it is
     open, who hears of the case's alerts, and how the child answers."""
     case = inv["case"]
-    if channel == "sms":
-        if inv["delivery"] in SENT:
-            out.print(_("Inbjudan skickad till barnet i ärende {case} via sms.").format(
-                case=case))
-        elif inv["delivery"] in WAITING:
-            out.print(_("Inbjudan till barnet i ärende {case} ligger i kö för sms: den skickas "
-                        "så snart det går.").format(case=case))
-        else:
-            err.print("[yellow]" + _(
-                "Sms:et med inbjudan till barnet i ärende {case} gick inte att skicka "
-                "({status}). Kontrollera numret och försök igen.").format(
-                case=case, status=inv["delivery"]) + "[/yellow]")
-    else:
+    from admin_cli.labels import delivery_text
+
+    said = delivery_text(inv)
+    if said is None:
         out.print(_("Barnet i ärende {case} är inbjudet.").format(case=case))
+    elif said[1]:
+        err.print(f"[yellow]{said[0]}[/yellow]")
+    else:
+        out.print(said[0])
     out.print(_("Frågeformulär {questionnaire}, språk {lang}. Inbjudan gäller till och med "
                 "{until}.").format(questionnaire=inv["questionnaire"], lang=inv["lang"],
                                    until=inv["expires_at"][:10]))
@@ -94,7 +85,7 @@ def invited(inv: dict, res: dict, channel: str) -> None:
     for note in res["notes"]:
         err.print(f"[yellow]{note}[/yellow]")
     code = f"[bold]{inv['code']}[/bold]"
-    if channel == "sms":
+    if channel in ("sms", "whatsapp"):
         return
     if inv["link"]:
         out.print(_("Ge barnet den här länken (den fungerar en gång): {link}").format(

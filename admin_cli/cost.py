@@ -1,4 +1,4 @@
-"""`tala flows cost`: what a questionnaire costs by SMS, per language.
+"""`tala flows cost`: what a questionnaire costs by SMS and by WhatsApp, per language.
 
 The invitation, then every reply tala sends (one response to each message from the child),
 laid out exactly as the SMS channel sends them and counted in real segments (GSM-7 160/153
@@ -6,6 +6,11 @@ septets, UCS-2 70/67 code units). The shortest and the longest
 path are found over the questionnaire's graph (it has no loops: the loader checks), taking
 every branch an answer can take and every skip. Help messages after an alert, re-prompts and
 commands are not counted: they depend on the child.
+
+On WhatsApp the invitation is the one paid message (a utility template); every reply goes
+within the 24 hours the child's message opens, which WhatsApp does not charge for. What is
+counted there is the messages along the longest path, laid out as the WhatsApp channel sends
+them (up to 1,600 characters each).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from functools import lru_cache
 
 from bot.channels.sms import render_sms
 from bot.channels.sms_text import segments
+from bot.channels.whatsapp import render_whatsapp
 from flows import engine
 from flows import messages as M
 from flows.engine import Runtime
@@ -34,11 +40,16 @@ class Cost:
     lang: str
     shortest: PathCost
     longest: PathCost
+    whatsapp: int  # WhatsApp messages along the longest path, the invitation's template too
 
 
 def _turn(rt: Runtime, qn: Questionnaire, lang: str, target: str,
-          opening: bool = False) -> tuple[int, int, frozenset[str]]:
-    parts = render_sms(engine.preview(rt, qn, lang, target, opening))
+          opening: bool = False, whatsapp: bool = False) -> tuple[int, int, frozenset[str]]:
+    says = engine.preview(rt, qn, lang, target, opening)
+    if whatsapp:  # counted in messages: WhatsApp has no segments
+        n = len(render_whatsapp(says))
+        return n, n, frozenset()
+    parts = render_sms(says)
     segs = [segments(p) for p in parts]
     return sum(s.count for s in segs), len(parts), frozenset(s.encoding for s in segs)
 
@@ -52,10 +63,15 @@ def _invitation(rt: Runtime, lang: str, sender: str) -> tuple[int, int, frozense
 
 def cost(rt: Runtime, qn: Questionnaire, lang: str, sender: str = "Socialtjänsten") -> Cost:
     """Segments from the invitation to the closing text, along the cheapest and the dearest
-    way through the questionnaire."""
+    way through the questionnaire; and the WhatsApp messages along the longest."""
+    sms, whatsapp = _paths(rt, qn, lang, sender), _paths(rt, qn, lang, sender, whatsapp=True)
+    return Cost(qn.id, lang, sms(min), sms(max), whatsapp(max).messages)
+
+
+def _paths(rt: Runtime, qn: Questionnaire, lang: str, sender: str, whatsapp: bool = False):
     @lru_cache(maxsize=None)
     def edge(target: str) -> tuple[int, int, frozenset[str]]:
-        return _turn(rt, qn, lang, target)
+        return _turn(rt, qn, lang, target, whatsapp=whatsapp)
 
     def best(pick) -> PathCost:
         @lru_cache(maxsize=None)
@@ -71,14 +87,14 @@ def cost(rt: Runtime, qn: Questionnaire, lang: str, sender: str = "Socialtjänst
                 options.append((seg + rest[0], msgs + rest[1], enc | rest[2]))
             return pick(options, key=lambda o: (o[0], o[1]))
 
-        inv = _invitation(rt, lang, sender)
-        seg, msgs, enc = _turn(rt, qn, lang, qn.first.id, opening=True)
+        inv = (1, 1, frozenset()) if whatsapp else _invitation(rt, lang, sender)
+        seg, msgs, enc = _turn(rt, qn, lang, qn.first.id, opening=True, whatsapp=whatsapp)
         rest = walk(_first_question(qn))
         encs = inv[2] | enc | rest[2]
         return PathCost(inv[0] + seg + rest[0], inv[1] + msgs + rest[1],
                         next(iter(encs)) if len(encs) == 1 else "mixed")
 
-    return Cost(qn.id, lang, best(min), best(max))
+    return best
 
 
 def _next_question(qn: Questionnaire, qid: str) -> str:

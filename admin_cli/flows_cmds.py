@@ -52,7 +52,8 @@ def flows_check(
 
 @flows_app.command("cost", help=_(
     "Vad varje frågeformulär kostar med sms, per språk: den kortaste och den längsta vägen "
-    "genom det, i riktiga segment (GSM-7 160/153, UCS-2 70/67 tecken)."))
+    "genom det, i riktiga segment (GSM-7 160/153, UCS-2 70/67 tecken); och hur många "
+    "WhatsApp-meddelanden det blir."))
 def flows_cost() -> None:
     from rich.table import Table
 
@@ -64,16 +65,22 @@ def flows_cost() -> None:
 
     rt = Runtime(Catalogs.load(), SafetyLexicon.load())
     sender = Settings().sender_name
-    table = Table(_("frågeformulär"), _("språk"), _("kortaste vägen"), _("längsta vägen"),
-                  _("teckenkodning"),
+    from rich.table import Column
+
+    table = Table(Column(_("frågeformulär"), no_wrap=True), _("språk"), _("kortaste vägen"),
+                  _("längsta vägen"), _("teckenkodning"), _("WhatsApp"),
                   title=_("Sms-segment (separata meddelanden) som skickas, från inbjudan till "
                           "slutet"))
     for qn in load_dir(BUILTIN_DIR).values():
         for lang in rt.catalogs.languages:
             c = cost(rt, qn, lang, sender)
             table.add_row(qn.id, lang, f"{c.shortest.segments} ({c.shortest.messages})",
-                          f"{c.longest.segments} ({c.longest.messages})", c.longest.encoding)
+                          f"{c.longest.segments} ({c.longest.messages})", c.longest.encoding,
+                          str(c.whatsapp))
     out.print(table)
+    out.print(_("WhatsApp: meddelanden längs den längsta vägen. Bara inbjudan betalas (en mall); "
+                "svaren går inom de 24 timmar som barnets meddelande öppnar och kostar inget. En "
+                "påminnelse efter 24 timmar går som sms."))
 
 
 @flows_app.command("safety-check", help=_(

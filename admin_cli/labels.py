@@ -119,3 +119,38 @@ def answer_value(a: AnswerRow) -> Any:
     if a.value_num is not None:
         return int(a.value_num) if float(a.value_num).is_integer() else a.value_num
     return None
+
+
+SENT = ("sent", "delivered")
+WAITING = (None, "queued", "retry", "unsure")
+# What became of an invitation sent, waiting in the queue, or failed, by channel: the words
+# `tala invite` prints and the staff pages show.
+DELIVERY = {
+    "sms": (N_("Inbjudan skickad till barnet i ärende {case} via sms."),
+            N_("Inbjudan till barnet i ärende {case} ligger i kö för sms: den skickas så snart "
+               "det går."),
+            N_("Sms:et med inbjudan till barnet i ärende {case} gick inte att skicka "
+               "({status}). Kontrollera numret och försök igen.")),
+    "whatsapp": (N_("Inbjudan skickad till barnet i ärende {case} via WhatsApp."),
+                 N_("Inbjudan till barnet i ärende {case} ligger i kö för WhatsApp: den "
+                    "skickas så snart det går."),
+                 N_("Inbjudan till barnet i ärende {case} gick inte att skicka på WhatsApp "
+                    "({status}). Kontrollera numret och försök igen.")),
+}
+
+
+def delivery_text(inv: dict) -> tuple[str, bool] | None:
+    """What became of an invitation sent by SMS or WhatsApp (`invite`'s `invitation`), and
+    whether it is a problem; None for a channel that sends nothing first."""
+    case, delivery = inv["case"], inv["delivery"]
+    if inv.get("by_sms"):
+        return _("WhatsApp tog inte emot inbjudan till barnet i ärende {case}, så den "
+                 "skickades som sms i stället.").format(case=case), False
+    if inv["channel"] not in DELIVERY:
+        return None
+    sent, waiting, failed = DELIVERY[inv["channel"]]
+    if delivery in SENT:
+        return _(sent).format(case=case), False
+    if delivery in WAITING:
+        return _(waiting).format(case=case), False
+    return _(failed).format(case=case, status=delivery), True

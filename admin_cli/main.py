@@ -47,6 +47,7 @@ app.add_typer(keys_app, name="keys")
 class Channel(str, Enum):
     console = "console"
     sms = "sms"
+    whatsapp = "whatsapp"
     telegram = "telegram"
     rasa = "rasa"
 
@@ -60,7 +61,7 @@ def invite(
     lang: str = typer.Option("sv", "--lang", help=_("Språket barnet börjar på (sv, en, ...).")),
     channel: Channel = typer.Option(Channel.console, "--channel", help=_("Hur barnet svarar.")),
     to: Optional[str] = typer.Option(None, "--to", help=_("Barnets mobilnummer, för --channel "
-                                                          "sms.")),
+                                                          "sms och whatsapp.")),
     questionnaire: Optional[str] = typer.Option(None, "--questionnaire", help=_(
         "Frågeformulärets id (förvalt: efter ålder).")),
     unit: Optional[str] = typer.Option(None, "--unit", help=_("Enheten, för "

@@ -201,11 +201,18 @@ def _outbound(settings: Settings) -> dict[str, Outbound]:
     from bot.service import Outbound
 
     out: dict[str, Outbound] = {}
-    if settings.twilio_account_sid:
+    if settings.sms_on:
         from bot.channels.sms import TwilioSender, normalise_number, render_sms
 
         out["sms"] = Outbound(render_sms, TwilioSender(settings), settings.sms_rate,
                               lambda n: normalise_number(n, settings.sms_default_region))
+    if settings.twilio_whatsapp_from:
+        from bot.channels.sms import normalise_number
+        from bot.channels.whatsapp import WhatsAppSender, render_whatsapp
+
+        out["whatsapp"] = Outbound(render_whatsapp, WhatsAppSender(settings),
+                                   settings.whatsapp_rate,
+                                   lambda n: normalise_number(n, settings.sms_default_region))
     if settings.telegram_bot_token:
         from bot.channels.telegram_send import TelegramSender, render_telegram
 

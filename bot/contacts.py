@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from bot.fallback import WINDOWED
 from bot.invitations import STAFF_ROUTES
 from bot.refusal import Refusal, staff_text
 from flows import engine
@@ -40,7 +41,10 @@ class Contacts:
         pipe.expire(key, self._live_ttl())
         if message_id:
             pipe.hget(self.store.contact_seen_key(channel, h), f"{channel}:{message_id}")
+        if channel in WINDOWED:  # the child wrote: the channel lets tala answer for a while
+            pipe.set(self.store.window_key(channel, h), b"1", ex=WINDOWED[channel])
         sid, opted_out, _, *seen = pipe.execute()
+        seen = seen[:1] if message_id else []
         by = seen[0].decode() if seen and seen[0] else None
         return (sid.decode() if sid else None), bool(opted_out), by
 
@@ -86,11 +90,18 @@ class Contacts:
             return 0
         if self.is_opted_out(state.channel, state.contact):
             return 0
-        parts = out.render(says)
+        parts, meta = out.render(says), {}
+        if state.channel in WINDOWED:
+            if kind == "invite":  # WhatsApp: only an approved template may start it
+                parts = parts[:1]
+                meta = out.sender.invitation_meta(state.lang, self.sender_name)
+            elif not self.window_open(state.channel, state.contact):
+                return self.by_sms(state.session_id, state.contact, says, job_id, kind,
+                                   "WhatsApp's 24 hours had passed; sent by SMS instead", lane)
         for i, body in enumerate(parts):
             self.queue.enqueue(f"{job_id}:{i}", state.contact, body, kind=kind,
                                channel=state.channel, lane=lane, session_id=state.session_id,
-                               key_subject=subject_of(state))
+                               key_subject=subject_of(state), **meta)
         return len(parts)
 
     def send_to(self, channel: str, address: str, body: str, message_id: str,
@@ -134,12 +145,14 @@ class Contacts:
             # (Telegram's message id holds the chat id).
             self.store.r.set(self.queue.message_key(result.sid), job.id, ex=7 * 86400)
             if job.fields.get("kind") == "invite" and sid:
-                self.db.set_delivery(sid, "sent")
+                self.db.set_delivery(sid, "sent", job.fields.get("note"))
             elif job.fields.get("kind") == "staff":
                 self.notifier.delivered(job.id, "sent")
             return
         if job.fields.get("kind") == "staff":
             self.notifier.delivered(job.id, "failed", result.error)  # escalates at once
+        elif self.fall_back(job, result.error_code, f"Twilio {result.error_code}"):
+            return
         elif result.opted_out:
             self.opt_out(channel, job.to)
         elif job.fields.get("kind") == "invite" and sid:
@@ -165,6 +178,12 @@ class Contacts:
             self.opt_out(job.get("channel", "sms"),
                          self.crypto.decrypt(job["to"].encode(), job.get("session_id")))
             return
+        if status in ("undelivered", "failed") and job.get("channel") in WINDOWED and \
+                "to" in job and (error_code or "").isdigit():
+            whole = Job(job_id, self.crypto.decrypt(job["to"].encode(), job.get("session_id")),
+                        self.crypto.decrypt(job["body"].encode(), job.get("session_id")), job)
+            if self.fall_back(whole, int(error_code), f"error {error_code}"):
+                return
         if job.get("kind") == "invite" and job.get("session_id") and status in (
                 "delivered", "undelivered", "failed"):
             self.db.set_delivery(job["session_id"], status,
@@ -199,6 +218,16 @@ class Contacts:
                 raise ReplyError(staff_text("Barnet har svarat STOP på våra meddelanden, så "
                                             "inget kan skickas förrän barnet skriver START."))
             job_id = f"reply:{inv.session_id}:{new_id()[:8]}"
+            if not self.window_open(channel, contact):
+                if not self.by_sms(inv.session_id, contact, [Say(text)], job_id, "reply",
+                                   "WhatsApp's 24 hours had passed; sent by SMS instead"):
+                    raise ReplyError(staff_text(
+                        "Barnet har inte skrivit på WhatsApp det senaste dygnet, och då får "
+                        "tala bara skicka en godkänd mall där, inte ett svar. Sms är inte "
+                        "inställt: svaret kan inte skickas nu."))
+                self.db.audit(actor, "reply", case_ref, "via sms (WhatsApp's 24 hours had "
+                              "passed)")
+                return f"{job_id}:sms:0"
             self.queue.enqueue(job_id, contact, text, kind="reply", channel=channel,
                                session_id=inv.session_id)
             self.db.audit(actor, "reply", case_ref, f"via {channel}")
@@ -253,8 +282,12 @@ class Contacts:
                     sid, None):
                 self.store.unbind(inv.channel, inv.contact_hash)
                 r.delete(self.store.optout_key(inv.channel, inv.contact_hash),
+                         self.store.window_key(inv.channel, inv.contact_hash),
                          self.store.unknown_key(inv.contact_hash),
                          self.store.contact_seen_key(inv.channel, inv.contact_hash))
+            if inv.contact_hash and inv.channel in WINDOWED and \
+                    self.store.lookup("sms", inv.contact_hash) == sid:
+                self.store.unbind("sms", inv.contact_hash)  # bound when it went by SMS instead
             job_ids += [f"invite:{sid}:", f"remind:{sid}:", f"reply:{sid}:", f"chat:{sid}:"]
         if self.queue is not None:
             self.queue.forget(lambda job_id: job_id.startswith(tuple(job_ids)))

@@ -224,7 +224,8 @@ class Invitations:
             normal_code(code))))
         sid = sid_raw.decode() if sid_raw else None
         state = self.store.get(sid) if sid else None
-        if state is None or state.channel == "sms" or state.status != engine.INVITED:
+        if state is None or state.channel in ("sms", "whatsapp") or \
+                state.status != engine.INVITED:
             pipe = r.pipeline(transaction=False)
             pipe.incr(fails_key)
             pipe.expire(fails_key, 3600)

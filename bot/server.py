@@ -1,6 +1,7 @@
 """`tala serve`: the HTTP server for the channels, plus the background work.
 
-    POST /sms/twilio          Twilio's inbound message (signature checked), answered in TwiML
+    POST /sms/twilio          Twilio's inbound message (signature checked), answered in TwiML:
+                              SMS, and WhatsApp (From "whatsapp:+46...")
     POST /sms/twilio/status   Twilio's delivery reports for what we sent
     POST /telegram/webhook    Telegram updates (X-Telegram-Bot-Api-Secret-Token checked)
     GET  /healthz             Redis and SQL reachable, and SQL taking tala's writes
@@ -148,21 +149,28 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
         if form is None:
             metrics.errors.labels("sms", "forbidden").inc()
             return web.Response(status=403, text="bad or missing X-Twilio-Signature")
-        try:
-            number = normalise_number(form.get("From", ""), settings.sms_default_region)
-        except ValueError:
-            metrics.errors.labels("sms", "bad_number").inc()
+        sender = form.get("From", "")
+        # WhatsApp comes on the same webhook, its numbers written "whatsapp:+46...".
+        channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
+        if channel not in app.service.outbound:
+            metrics.errors.labels(channel, "not_configured").inc()
             return _twiml([])
-        metrics.messages.labels("sms", "in").inc()
+        try:
+            number = normalise_number(sender.removeprefix("whatsapp:"),
+                                      settings.sms_default_region)
+        except ValueError:
+            metrics.errors.labels(channel, "bad_number").inc()
+            return _twiml([])
+        metrics.messages.labels(channel, "in").inc()
         try:
             bodies = await run(sms.handle, number, form.get("Body", ""),
-                               form.get("MessageSid", ""), form.get("OptOutType"))
+                               form.get("MessageSid", ""), form.get("OptOutType"), channel)
         except (redis.RedisError, SQLAlchemyError) as e:
             # Twilio retries on a 5xx; the MessageSid keeps it from being applied twice.
-            metrics.errors.labels("sms", "storage").inc()
-            log.error("inbound SMS failed: %s", type(e).__name__)
+            metrics.errors.labels(channel, "storage").inc()
+            log.error("inbound %s failed: %s", channel, type(e).__name__)
             return web.Response(status=503, text="try again")
-        metrics.latency.labels("sms").observe(time.perf_counter() - started)
+        metrics.latency.labels(channel).observe(time.perf_counter() - started)
         return _twiml(bodies)
 
     async def sms_status(request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@
     bot/conversation.py  a session's message or the clock -> the engine -> Redis, SQL, replies
     bot/invitations.py   inviting, and the codes a chat opens an invitation with
     bot/contacts.py      numbers and chats, STOP/START, sending first, replies, erasure
+    bot/fallback.py      WhatsApp's 24 hours, and SMS when WhatsApp cannot take a message
     bot/campaigns.py     anonymous group surveys
     bot/notify.py        who hears of an alert, by which route, at which hours
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from bot.campaigns import ALWAYS_RESERVED, CampaignError, Campaigns  # noqa: F401
 from bot.contacts import MAX_REPLY, Contacts, ReplyError  # noqa: F401
+from bot.fallback import Fallback
 from bot.conversation import (FINISHED_TTL, ConversationCore, Outbound, Reply,  # noqa: F401
                               SessionGone, utcnow)
 from bot.invitations import (CODE_ALPHABET, CODE_CHANNELS, MAX_CODE_TRIES,  # noqa: F401
@@ -20,5 +22,6 @@ from bot.invitations import (CODE_ALPHABET, CODE_CHANNELS, MAX_CODE_TRIES,  # no
 from bot.receive import Received, Receiving  # noqa: F401
 
 
-class ConversationService(Receiving, Invitations, Contacts, Campaigns, ConversationCore):
+class ConversationService(Receiving, Invitations, Contacts, Fallback, Campaigns,
+                          ConversationCore):
     """Everything a channel or a staff command asks of a conversation (see the modules)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import ipaddress
+import re
 from pathlib import Path
 
 from pydantic import Field
@@ -85,6 +86,14 @@ class Settings(BaseSettings):
     send_retry_seconds: float = Field(default=24 * 3600, alias="TALA_SEND_RETRY_SECONDS")
     # The country a phone number written without +country code belongs to.
     sms_default_region: str = Field(default="SE", alias="TALA_SMS_REGION")
+    # WhatsApp through the same Twilio account: the business's WhatsApp sender (+46...), and
+    # the invitation's pre-approved template in each language as Twilio Content SIDs,
+    # "sv=HX...,ar=HX..." (a business may only start a WhatsApp conversation with a template;
+    # sv is used for a language that has none). Its variable {{1}} is TALA_SENDER_NAME.
+    twilio_whatsapp_from: str | None = Field(default=None, alias="TWILIO_WHATSAPP_FROM")
+    twilio_whatsapp_templates: str | None = Field(default=None,
+                                                  alias="TWILIO_WHATSAPP_TEMPLATES")
+    whatsapp_rate: float = Field(default=10.0, alias="TALA_WHATSAPP_RATE")
 
     # Telegram.
     telegram_bot_token: str | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
@@ -104,12 +113,19 @@ class Settings(BaseSettings):
 
     def check_channels(self) -> None:
         """Refuse a channel switched on but not fully configured, saying what to set."""
-        if self.twilio_account_sid:
-            if not self.twilio_auth_token:
-                raise SettingsError("SMS needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
-            if not (self.twilio_from_number or self.twilio_messaging_service_sid):
+        if self.twilio_account_sid or self.twilio_whatsapp_from:
+            if not (self.twilio_account_sid and self.twilio_auth_token):
+                raise SettingsError("SMS and WhatsApp need TWILIO_ACCOUNT_SID and "
+                                   "TWILIO_AUTH_TOKEN.")
+            if not (self.sms_on or self.twilio_whatsapp_from):
                 raise SettingsError("SMS needs TWILIO_FROM_NUMBER or "
-                                   "TWILIO_MESSAGING_SERVICE_SID.")
+                                   "TWILIO_MESSAGING_SERVICE_SID (or, for WhatsApp alone, "
+                                   "TWILIO_WHATSAPP_FROM).")
+        if self.twilio_whatsapp_from:
+            if "sv" not in self.whatsapp_templates:
+                raise SettingsError("WhatsApp needs TWILIO_WHATSAPP_TEMPLATES with the "
+                                   "invitation's approved template for Swedish at least, "
+                                   "e.g. TWILIO_WHATSAPP_TEMPLATES=sv=HX0123...,ar=HX4567...")
         if self.smtp_url and not self.alert_from:
             raise SettingsError("E-mail alerts need TALA_ALERT_FROM too (the address they come "
                                "from), e.g. TALA_ALERT_FROM=tala@kommun.se.")
@@ -124,6 +140,23 @@ class Settings(BaseSettings):
         if self.telegram_bot_token and not self.telegram_bot_username:
             raise SettingsError("Telegram needs TELEGRAM_BOT_USERNAME too (for the invitation "
                                "links), e.g. TELEGRAM_BOT_USERNAME=nacka_tala_bot.")
+
+    @property
+    def sms_on(self) -> bool:
+        return bool(self.twilio_account_sid and (self.twilio_from_number
+                                                 or self.twilio_messaging_service_sid))
+
+    @property
+    def whatsapp_templates(self) -> dict[str, str]:
+        """The invitation template's Content SID by language, from TWILIO_WHATSAPP_TEMPLATES."""
+        pairs = (part.partition("=") for part in (self.twilio_whatsapp_templates or "").split(","))
+        found = {lang.strip(): sid.strip() for lang, eq, sid in pairs if eq and sid.strip()}
+        bad = [sid for sid in found.values() if not re.fullmatch(r"HX[0-9a-fA-F]{32}", sid)]
+        if bad:
+            raise SettingsError(f"TWILIO_WHATSAPP_TEMPLATES: '{bad[0]}' is not a Content SID "
+                                "(HX and 32 hexadecimal digits, as Twilio's Content Template "
+                                "Builder shows it).")
+        return found
 
     @property
     def data_path(self) -> Path:

@@ -549,7 +549,8 @@ class SendQueue:
         if verdict == "recover":
             since = datetime.fromtimestamp(float(f.get("unsure_ts") or "0") - 5, timezone.utc)
             try:
-                sid = sender.find_sent(job.to, job.body, since)
+                find = getattr(sender, "find_job", None)  # a sender that needs the job
+                sid = find(job, since) if find else sender.find_sent(job.to, job.body, since)
             except ReconcileError:
                 # Unknown: asked again later, never sent blindly. (What it says is not kept:
                 # it can quote the request's URL, which holds the number.)
@@ -564,7 +565,8 @@ class SendQueue:
                 return self._finish(job, SendResult(error=f.get("error") or "not sent"),
                                     on_result)
         self.wait_for_slot(sender.channel, rate)
-        result = sender.send(job.to, job.body)
+        send_job = getattr(sender, "send_job", None)  # WhatsApp's reads the job's template
+        result = send_job(job) if send_job else sender.send(job.to, job.body)
         if not result.ok and not result.permanent:
             return self._again(job, result, on_result, tried=True)
         return self._finish(job, result, on_result)

@@ -238,6 +238,10 @@ class StateStore:
     def optout_key(self, channel: str, address_hash: str) -> str:
         return f"{self.prefix}:optout:{channel}:{address_hash}"
 
+    def window_key(self, channel: str, address_hash: str) -> str:
+        """Set while a channel lets tala write freely to a contact (WhatsApp's 24 hours)."""
+        return f"{self.prefix}:window:{channel}:{address_hash}"
+
     def codefail_key(self, channel: str, address_hash: str) -> str:
         return f"{self.prefix}:codefail:{channel}:{address_hash}"
 

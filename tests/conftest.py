@@ -249,6 +249,27 @@ def sms_env(monkeypatch, fake: FakeTwilio) -> None:
     monkeypatch.setenv("TALA_SMS_RATE", "100")
 
 
+# The invitation's WhatsApp template as a municipality would have it approved: the SMS
+# invitation's words, with TALA_SENDER_NAME as its variable.
+WHATSAPP_TEMPLATE = "HX" + "5a" * 16
+WHATSAPP_TEMPLATE_TEXT = ("Hej! {{1}} vill gärna veta hur du har det. Du bestämmer själv om du "
+                          "vill svara. Svara hej så börjar vi, eller STOP om du inte vill få "
+                          "fler meddelanden.")
+WHATSAPP_FROM = "+46700000009"
+
+
+def whatsapp_env(monkeypatch, fake: FakeTwilio) -> None:
+    """WhatsApp switched on, against the fake Twilio (with or without SMS: sms_env)."""
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", fake.account_sid)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", fake.auth_token)
+    monkeypatch.setenv("TWILIO_API_BASE_URL", fake.base_url)
+    monkeypatch.setenv("TALA_PUBLIC_URL", PUBLIC_URL)
+    monkeypatch.setenv("TWILIO_WHATSAPP_FROM", WHATSAPP_FROM)
+    monkeypatch.setenv("TWILIO_WHATSAPP_TEMPLATES", f"sv={WHATSAPP_TEMPLATE}")
+    monkeypatch.setenv("TALA_WHATSAPP_RATE", "100")
+    fake.templates[WHATSAPP_TEMPLATE] = WHATSAPP_TEMPLATE_TEXT
+
+
 @pytest.fixture(params=APP_BACKENDS, ids=lambda p: f"{p[0]}-redis+{p[1]}")
 def sms_app(request, tmp_path, embedded_redis_url, fake, monkeypatch):
     sms_env(monkeypatch, fake)
@@ -280,8 +301,9 @@ def tg():
 
 @pytest.fixture(params=APP_BACKENDS, ids=lambda p: f"{p[0]}-redis+{p[1]}")
 def both_app(request, tmp_path, embedded_redis_url, fake, tg, monkeypatch):
-    """SMS and Telegram both switched on, as a municipality would run it."""
+    """SMS, WhatsApp and Telegram all switched on, as a municipality would run them."""
     sms_env(monkeypatch, fake)
+    whatsapp_env(monkeypatch, fake)
     telegram_env(monkeypatch, tg)
     app = _build(tmp_path, *request.param, embedded_redis_url)
     yield app

@@ -24,7 +24,8 @@ SCRIPT = ["bra typ", "7", "tillbaka", "6", "english", "svenska", "mina svar", "p
           "hej igen", "BUTTON", "sluta", "ja"]
 
 # What the child does to open the invitation (the matrix's `start`), as the transcript shows it.
-OPENS = {"console": "(tala demo --code <CODE>)", "sms": "Hej", "telegram": "/start <CODE>",
+OPENS = {"console": "(tala demo --code <CODE>)", "sms": "Hej", "whatsapp": "Hej",
+         "telegram": "/start <CODE>",
          "rasa": "Hej! Jag har en kod från socialtjänsten: <CODE>"}
 
 
@@ -65,7 +66,7 @@ def transcript(world, channel: str) -> str:  # noqa: F811 - the fixture's value
 
     since = _count(child)
     started = child.start()
-    for first in child.inbox():  # sent first: the SMS invitation
+    for first in child.inbox():  # sent first: the SMS invitation (WhatsApp: its template)
         lines.append("  tala (sent first) | " + " ".join(first.replace(code, "<CODE>").split()))
     lines.append(f"child | {OPENS[channel]}")
     shown(started, since)

@@ -1,10 +1,10 @@
-"""SMS and Telegram both configured in one `tala serve` (issue 13): every message leaves on its
-own channel. Children invited by SMS (some in a bulk run) and by Telegram, the worker's two
-senders running side by side: Twilio gets exactly the SMS invitations, each once, to the
-right numbers; Telegram gets the Telegram messages and nothing addressed to a phone number;
-and no Redis key name holds a number, a chat id or a text. With the console beside them, five
-children on each channel play their questionnaires to the end at the same time, each reply
-reaching its own child."""
+"""SMS, WhatsApp and Telegram all configured in one `tala serve` (issues 13, 21): every
+message leaves on its own channel. Children invited by SMS (some in a bulk run) and by
+Telegram, the worker's senders running side by side: Twilio gets exactly the SMS
+invitations, each once, to the right numbers; Telegram gets the Telegram messages and nothing
+addressed to a phone number; and no Redis key name holds a number, a chat id or a text. With
+the console beside them, five children on each channel (WhatsApp too) play their
+questionnaires to the end at the same time, each reply reaching its own child."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from flows import engine
 from flows import messages as M
 from flows.engine import Say
 from storage.queue import BULK
-from tests.conftest import wait_written
+from tests.conftest import WHATSAPP_TEMPLATE, WHATSAPP_TEMPLATE_TEXT, wait_written
 from tests.fakes.server import RunningServer
 from tests.test_sms import Phone
 from tests.test_telegram import Chat
@@ -50,7 +50,7 @@ def _wait(done, what: str, timeout: float = 30) -> None:
 def test_sms_and_telegram_each_leave_only_on_their_own_channel(both):
     app, twilio, tg, server = both
     svc = app.service
-    assert set(svc.outbound) == {"sms", "telegram"}
+    assert set(svc.outbound) == {"sms", "whatsapp", "telegram"}
 
     # Telegram children open their invitation with its code; their chat is learnt then.
     tg_sids = []
@@ -122,6 +122,7 @@ def test_sms_and_telegram_each_leave_only_on_their_own_channel(both):
 # --------------------------------------------------------------------------- every channel
 
 SMS_CHILDREN = [f"+4670222{i:04d}" for i in range(5)]
+WA_CHILDREN = [f"+4670333{i:04d}" for i in range(5)]
 TG_CHILDREN = [7200 + i for i in range(5)]
 NEUTRAL = {"sv": "Det är bra", "en": "It is fine"}  # free text that raises no alert
 
@@ -193,30 +194,31 @@ class _Child:
 
 
 def test_every_channel_at_once_plays_each_child_to_the_end(both):
-    """Console, SMS and Telegram in one app and server, five children on each, their
-    conversations taken a message at a time in turn so all fifteen are live at once. Each
-    finishes its questionnaire and is written to SQL; each reply reaches its own child and no
-    other; Twilio gets only the SMS invitations, each once, and Telegram only the Telegram
-    children's chats."""
+    """Console, SMS, WhatsApp and Telegram in one app and server, five children on each,
+    their conversations taken a message at a time in turn so all twenty are live at once.
+    Each finishes its questionnaire and is written to SQL; each reply reaches its own child
+    and no other; Twilio gets only the SMS invitations and the WhatsApp templates, each once,
+    and Telegram only the Telegram children's chats."""
     app, twilio, tg, server = both
     svc = app.service
-    assert set(svc.outbound) == {"sms", "telegram"}
-    children = []  # interleaved: a console, an SMS and a Telegram child, five times
+    assert set(svc.outbound) == {"sms", "whatsapp", "telegram"}
+    children = []  # interleaved: a console, an SMS, a WhatsApp and a Telegram child, 5 times
     for k in range(5):
         age, lang = (9, 14)[k % 2], ("sv", "en", "sv")[k % 3]  # both questionnaires and languages
-        for channel in ("console", "sms", "telegram"):
+        for channel in ("console", "sms", "whatsapp", "telegram"):
             case = f"{channel[0].upper()}-{k}"
-            number = SMS_CHILDREN[k] if channel == "sms" else None
+            number = {"sms": SMS_CHILDREN, "whatsapp": WA_CHILDREN}.get(channel, [None] * 5)[k]
             invited = svc.invite(case, age, lang=lang, channel=channel, contact=number,
                                  actor="anna")
             child = _Child(channel, k, case, invited.session_id, lang, invited.code, number)
-            if channel == "sms":
-                child.phone = Phone(server, twilio.auth_token, number)
+            if channel in ("sms", "whatsapp"):
+                child.phone = Phone(server, twilio.auth_token,
+                                    ("whatsapp:" if channel == "whatsapp" else "") + number)
             elif channel == "telegram":
                 child.address = str(TG_CHILDREN[k])
                 child.chat = Chat(server, tg, TG_CHILDREN[k])
             children.append(child)
-    invitations = {c.sid: c.address for c in children if c.channel == "sms"}
+    invitations = {c.sid: c.address for c in children if c.channel in ("sms", "whatsapp")}
     pressed = set()  # the callback query ids of the Telegram children's button presses
 
     def play(child: _Child) -> str:
@@ -228,7 +230,7 @@ def test_every_channel_at_once_plays_each_child_to_the_end(both):
             reply = svc.open(child.sid) if typed is None else svc.handle(
                 child.sid, typed, channel="console")
             return "\n".join(render(s) for s in reply.says)
-        if child.channel == "sms":
+        if child.channel in ("sms", "whatsapp"):
             twiml = child.phone.text("Hej" if typed is None else typed)
             return "\n".join("".join(m.itertext()) for m in ET.fromstring(twiml).iter("Message"))
         chat, before = child.chat, len(child.chat.mine())
@@ -246,7 +248,7 @@ def test_every_channel_at_once_plays_each_child_to_the_end(both):
     worker.start()
     try:
         _wait(lambda: all(app.queue.job(f"invite:{sid}:0").get("recorded") == "1"
-                          for sid in invitations), "the SMS invitations sent")
+                          for sid in invitations), "the SMS and WhatsApp invitations sent")
         live = list(children)
         while live:
             for child in list(live):
@@ -285,16 +287,22 @@ def test_every_channel_at_once_plays_each_child_to_the_end(both):
         assert app.db.alerts_for(row_child.id) == [], child.case
     assert app.queue.in_line() == 0
 
-    # Twilio: the SMS invitations, each once to its own number in its own language; nothing
-    # else (every reply went back as TwiML).
-    assert sorted(m["to"] for m in twilio.messages) == sorted(SMS_CHILDREN)
+    # Twilio: the SMS invitations, each once to its own number in its own language, and the
+    # WhatsApp template to each WhatsApp child; nothing else (every reply went back as TwiML).
+    assert sorted(m["to"] for m in twilio.messages) == sorted(
+        SMS_CHILDREN + ["whatsapp:" + n for n in WA_CHILDREN])
     assert all(m["status_code"] == 201 for m in twilio.messages)
     invitation_texts = set()
     for sid, number in invitations.items():
         lang = svc.state(sid).lang
         text = app.runtime.catalogs.gettext(lang, M.INVITE_SMS).format(sender=svc.sender_name)
-        assert [m["body"] for m in twilio.messages if m["to"] == number] == \
-            svc.outbound["sms"].render([Say(text)]), number
+        if number in WA_CHILDREN:
+            [sent] = [m for m in twilio.messages if m["to"] == "whatsapp:" + number]
+            assert sent["content_sid"] == WHATSAPP_TEMPLATE and \
+                sent["body"] == WHATSAPP_TEMPLATE_TEXT.replace("{{1}}", svc.sender_name)
+        else:
+            assert [m["body"] for m in twilio.messages if m["to"] == number] == \
+                svc.outbound["sms"].render([Say(text)]), number
         assert app.db.invitation(sid).delivery_status == "sent"
         invitation_texts.add(text)
 

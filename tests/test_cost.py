@@ -40,6 +40,19 @@ def test_cost_matches_the_cheapest_and_the_dearest_way_played_for_real(runtime,
     assert c.shortest.encoding == "GSM-7"
 
 
+def test_whatsapp_counts_the_messages_of_the_longest_way_played_for_real(runtime, questionnaires):
+    """One template (the invitation), then every reply as the WhatsApp channel lays it out."""
+    from bot.channels.whatsapp import render_whatsapp
+
+    qn = questionnaires["session-feedback"]
+    t = Talk(runtime, qn, "ar")
+    turns = [t.last] + [t.say(r) for r in ["1", "Om skolan", "1", "Mer tid", "5", "5"]]
+    played = 1 + sum(len(render_whatsapp([e for e in effects if isinstance(e, Say)]))
+                     for effects in turns)
+    assert cost(runtime, qn, "ar").whatsapp == played
+    assert played < cost(runtime, qn, "ar").longest.segments  # no segments to pay for
+
+
 def test_cost_of_the_follow_ups_orders_paths(runtime, questionnaires):
     for qn in questionnaires.values():
         c = cost(runtime, qn, "sv")
@@ -63,3 +76,4 @@ def test_flows_cost_command_prints_every_questionnaire_and_language():
     for qid in ("followup-6-11", "followup-12-18", "session-feedback"):
         assert result.stdout.count(qid) == languages  # one row per language
     assert "GSM-7" in result.stdout
+    assert "WhatsApp" in result.stdout and "Bara inbjudan betalas" in result.stdout

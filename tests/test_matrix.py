@@ -2,10 +2,11 @@
 channel, each pair its own test (`test_back[telegram]`). The README's table "What a child can
 do, on each channel" lists the same cells; a cell that stops working fails here.
 
-All four channels are configured at once in one app, as a municipality would run them: SMS
-and Telegram through tala's real HTTP server (signed Twilio webhooks, Telegram Updates, the
-local fakes of both APIs), the console as `tala demo --code` plays it (the invitation's code,
-`service.open`, each line to `service.handle`, shown through the console channel), and Rasa
+All five channels are configured at once in one app, as a municipality would run them: SMS,
+WhatsApp and Telegram through tala's real HTTP server (signed Twilio webhooks, SMS's and
+WhatsApp's on the same path, Telegram Updates, the local fakes of both APIs), the console as
+`tala demo --code` plays it (the invitation's code, `service.open`, each line to
+`service.handle`, shown through the console channel), and Rasa
 as rasa-sdk's own ActionExecutor runs `action_tala_step` for a `/webhook` call: the same JSON
 in and out, in this process (the HTTP server and its token are tests/test_rasa.py's). What a
 cell checks is what the child is shown, in that channel's own form: the terminal's text,
@@ -31,13 +32,14 @@ from bot.server import build_web_app
 from bot.service import ReplyError
 from flows import engine
 from flows import messages as M
-from tests.conftest import _build, sms_env, telegram_env, wait_written
+from tests.conftest import _build, sms_env, telegram_env, wait_written, whatsapp_env
 from tests.fakes.server import RunningServer
 from tests.test_rasa import webhook_payload as rasa_payload
 from tests.test_sms import Phone
 from tests.test_telegram import Chat
 
-CHANNELS = ["console", "sms", "telegram", "rasa"]
+CHANNELS = ["console", "sms", "whatsapp", "telegram", "rasa"]
+TYPED = ("console", "sms", "whatsapp")  # no buttons: choices numbered in the text
 AGE = 14  # followup-12-18 everywhere: no read-aloud button, so no speech engines needed
 RASA_TOKEN = "matrix-rasa-secret-5Tq8vW2xL9aZ"
 CASEWORKER_SAYS = "Hej! Vi ses på torsdag klockan 10."
@@ -66,8 +68,9 @@ class World:
 
     def child(self, channel: str) -> "Child":
         self.n += 1
-        return {"console": ConsoleChild, "sms": SmsChild, "telegram": TelegramChild,
-                "rasa": RasaChild}[channel](self, f"M-{channel}-{self.n}")
+        kind = {"console": ConsoleChild, "sms": SmsChild, "whatsapp": WhatsAppChild,
+                "telegram": TelegramChild, "rasa": RasaChild}[channel]
+        return kind(self, f"M-{channel}-{self.n}")
 
 
 class Child:
@@ -79,7 +82,7 @@ class Child:
 
     def __init__(self, world: World, case: str):
         self.w, self.case = world, case
-        contact = self.address if self.channel == "sms" else None
+        contact = self.address if self.channel in ("sms", "whatsapp") else None
         self.invited = world.svc.invite(case, AGE, channel=self.channel, contact=contact,
                                         actor="anna")
         self.sid = self.invited.session_id
@@ -157,6 +160,28 @@ class SmsChild(Child):
 
     def inbox(self) -> list[str]:
         return [m["body"] for m in self.w.twilio.messages if m["to"] == self.address]
+
+
+class WhatsAppChild(SmsChild):
+    """WhatsApp through Twilio: the same signed webhook as SMS, from "whatsapp:+46...", the
+    invitation a template (its text the fake's), and replies in TwiML."""
+
+    channel = "whatsapp"
+
+    def __init__(self, world: World, case: str):
+        world.n += 1
+        self.address = f"+467022{world.n:05d}"
+        Child.__init__(self, world, case)
+        self.phone = Phone(world.server, world.twilio.auth_token, "whatsapp:" + self.address)
+
+    def start(self) -> list[str]:
+        self.w.svc.send_queued("whatsapp", block_ms=0)
+        [invitation] = self.inbox()
+        assert "bestämmer själv" in invitation and "Socialtjänsten" in invitation, invitation
+        return self.say("Hej")
+
+    def inbox(self) -> list[str]:
+        return [m["body"] for m in self.w.twilio.messages if m["to"] == "whatsapp:" + self.address]
 
 
 class TelegramChild(Child):
@@ -248,11 +273,12 @@ def world(tmp_path, embedded_redis_url, fake, tg, monkeypatch):
     """Every channel configured at once: SMS and Telegram (against the fakes), Rasa's token,
     and the console, which needs nothing; the server running without its worker."""
     sms_env(monkeypatch, fake)
+    whatsapp_env(monkeypatch, fake)
     telegram_env(monkeypatch, tg)
     monkeypatch.setenv("TALA_RASA_TOKEN", RASA_TOKEN)
     app = _build(tmp_path, "embedded", "sqlite", embedded_redis_url)
     try:
-        assert set(app.service.outbound) == {"sms", "telegram"}
+        assert set(app.service.outbound) == {"sms", "whatsapp", "telegram"}
         with RunningServer(build_web_app(app, worker=False)) as server:
             yield World(app, fake, tg, server)
         assert tg.unhandled == [], tg.unhandled
@@ -318,7 +344,7 @@ def test_button_answer(world, channel):
     choices are numbered in the text and the child types the number instead."""
     child = _started(world, channel)
     shown = child.say("7")  # now at trusted_adult, yes or no
-    if channel in ("console", "sms"):
+    if channel in TYPED:
         assert "1. Ja" in shown[-1] and "2. Nej" in shown[-1], shown
         shown = child.say("1")
     else:
@@ -387,7 +413,7 @@ def test_pause_then_the_questions_button(world, channel):
     assert child.state.status == engine.PAUSED
     yes = {"telegram": "a|trusted_adult|1"}.get(channel, "1")
     # The question's buttons are still on the screen, above the pause message.
-    shown = child.say(yes) if channel in ("console", "sms") else child.press(yes)
+    shown = child.say(yes) if channel in TYPED else child.press(yes)
     if channel == "telegram":
         assert world.tg.callback_answers[-1]["text"] != world.sv(M.ALREADY_ANSWERED)
     assert world.sv(M.WELCOME_BACK) in _all(shown)
@@ -408,7 +434,7 @@ def _language_menu_shown(world: World, child: Child, shown: list[str]) -> None:
     assert world.sv(M.LANGUAGE_MENU) in shown[-1]
     names = [catalogs.own_name(lang) for lang in catalogs.languages]
     numbers = [str(n) for n in range(1, len(names) + 1)]
-    if child.channel in ("console", "sms"):
+    if child.channel in TYPED:
         assert child.buttons() == []
         assert all(f"{n}. {name}" in shown[-1] for n, name in enumerate(names, 1)), shown
     elif child.channel == "telegram":
@@ -437,7 +463,7 @@ def test_language_by_buttons(world, channel):
     child = _started(world, channel)
     shown = child.say("språk")
     _language_menu_shown(world, child, shown)
-    if channel in ("console", "sms"):
+    if channel in TYPED:
         return
     english = (f"a|_language|{_english_number(world)}" if channel == "telegram"
                else _english_number(world))

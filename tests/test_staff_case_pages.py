@@ -248,3 +248,26 @@ def test_inviting_by_sms_where_twilio_is_not_set_up_says_what_the_operation_says
     assert page.status_code == op.value.status == 400
     assert op.value.message in _text(page) and 'value="070-123 45 67"' in page.text
     assert app.db.child("N-9") is None
+
+
+def test_inviting_by_whatsapp_sends_the_template_and_says_so(both_pages, fake):
+    """Where WhatsApp is set up the form offers it; the page says what `tala invite` says."""
+    app, url = both_pages
+    t = staff_people(app)
+    b = _signed_in(url, t["anna"])
+    form = b.get(STAFF + "/invite")
+    assert 'value="whatsapp"' in form.text
+    made = b.post(STAFF + "/invite", {"csrf": csrf_of(form.text), "case": "N-10", "age": "14",
+                                      "lang": "sv", "channel": "whatsapp",
+                                      "to": "070-123 45 99", "phase": ""})
+    assert made.status_code == 200, made.text
+    assert "Inbjudan skickad till barnet i ärende N-10 via WhatsApp." in _text(made)
+    [sent] = [m for m in fake.messages if m["to"] == "whatsapp:+46701234599"]
+    assert sent["content_sid"] and sent["sid"]
+
+
+def test_whatsapp_is_not_offered_where_it_is_not_set_up(pages):
+    app, url = pages
+    form = _signed_in(url, staff_people(app)["anna"]).get(STAFF + "/invite")
+    assert form.status_code == 200 and 'value="sms"' in form.text
+    assert 'value="whatsapp"' not in form.text

@@ -16,7 +16,7 @@ from admin_cli.ops import Document, OpError, not_found, op
 if TYPE_CHECKING:
     from bot.app import App
 
-CHANNELS = ("console", "sms", "telegram", "rasa")
+CHANNELS = ("console", "sms", "whatsapp", "telegram", "rasa")
 JOB_ID = re.compile(r"invite:[0-9a-f]{32}:0")
 
 
@@ -49,11 +49,17 @@ def invite(app: App, actor: str, case: str, age: int, lang: str = "sv",
     except InviteError as e:
         raise OpError(refusal_text(e)) from None
     sent = None
-    if channel == "sms":
+    by_sms = False
+    if channel in ("sms", "whatsapp"):
         # One try now; if Twilio is away, the worker (tala serve / tala worker) retries.
-        app.service.send_queued("sms", block_ms=0, max_jobs=1)
+        app.service.send_queued(channel, block_ms=0, max_jobs=1)
         delivery = app.db.invitation(inv.session_id)
+        if channel == "whatsapp" and delivery and delivery.delivery_status == "queued" \
+                and delivery.delivery_error:  # WhatsApp refused it: the SMS goes now too
+            app.service.send_queued("sms", block_ms=0, max_jobs=1)
+            delivery = app.db.invitation(inv.session_id)
         sent = delivery.delivery_status if delivery else None
+        by_sms = bool(delivery and "by SMS" in (delivery.delivery_error or ""))
     link = None
     if channel == "telegram":
         from bot.channels.telegram import deep_link
@@ -64,7 +70,7 @@ def invite(app: App, actor: str, case: str, age: int, lang: str = "sv",
         "case": inv.case_ref, "session_id": inv.session_id,
         "questionnaire": inv.questionnaire_id, "lang": inv.lang, "channel": inv.channel,
         "code": inv.code, "link": link, "expires_at": inv.expires_at.isoformat(),
-        "delivery": sent, "phase": phase}, "alerts_to": alerts_to, "notes": notes}
+        "delivery": sent, "by_sms": by_sms, "phase": phase}, "alerts_to": alerts_to, "notes": notes}
 
 
 @op("POST", "/invitations/bulk", name="invite_bulk")

@@ -1,6 +1,6 @@
 """Inviting a child from the staff pages: the form, the `invite` operation (the same checks and
-messages as `tala invite`), and what to give the child: for SMS whether the text went, for
-Telegram the link as text and as a QR code to print."""
+messages as `tala invite`), and what to give the child: for SMS and WhatsApp whether the
+message went, for Telegram the link as text and as a QR code to print."""
 
 from __future__ import annotations
 
@@ -13,16 +13,14 @@ from aiohttp import web
 from admin_cli.access import WHAT, role_title
 from admin_cli.api import StaffApi
 from admin_cli.i18n import _
-from admin_cli.labels import PHASE_TITLES
+from admin_cli.labels import PHASE_TITLES, delivery_text
 from admin_cli.ops import OpError
 from admin_cli.web.cases import case_path
 from admin_cli.web.render import error_page, may, operation, page
 from admin_cli.web.session import PREFIX, STAFF
 
-CHANNELS = ("sms", "telegram")  # console and rasa are not for a child invited from here
+CHANNELS = ("sms", "whatsapp", "telegram")  # console and rasa are not for a child invited here
 FIELDS = ("case", "age", "phase", "lang", "channel", "to", "unit")
-SENT = ("sent", "delivered")
-WAITING = (None, "queued", "retry", "unsure")
 
 
 def qr_png(link: str) -> str:
@@ -45,20 +43,6 @@ def languages(app: Any) -> list[dict[str, str]]:
             for lang in catalogs.languages]
 
 
-def delivery_text(case: str, delivery: str | None) -> tuple[str, bool]:
-    """What became of the invitation's text message (the words `tala invite` prints), and
-    whether it is a problem."""
-    if delivery in SENT:
-        return _("Inbjudan skickad till barnet i ärende {case} via sms.").format(case=case), \
-            False
-    if delivery in WAITING:
-        return _("Inbjudan till barnet i ärende {case} ligger i kö för sms: den skickas så "
-                 "snart det går.").format(case=case), False
-    return _("Sms:et med inbjudan till barnet i ärende {case} gick inte att skicka "
-             "({status}). Kontrollera numret och försök igen.").format(
-        case=case, status=delivery), True
-
-
 class Invite:
     def __init__(self, api: StaffApi):
         self.api = api
@@ -75,7 +59,9 @@ class Invite:
                           status=status, values={f: entered.get(f, "") for f in FIELDS},
                           error=error, languages=languages(self.api.app),
                           phases=[(k, _(v)) for k, v in PHASE_TITLES.items()],
-                          channels=CHANNELS, ask_unit=staff.role == "admin")
+                          channels=[c for c in CHANNELS if c != "whatsapp"
+                                    or "whatsapp" in self.api.app.service.outbound],
+                          ask_unit=staff.role == "admin")
 
     async def send(self, request: web.Request) -> web.Response:
         staff = request[STAFF]
@@ -94,8 +80,7 @@ class Invite:
                 return await error_page(self.api, request, e.status, e.message)
             return await self.form(request, values=values, error=e.message, status=e.status)
         inv = result["invitation"]
-        sms, sms_problem = delivery_text(inv["case"], inv["delivery"]) \
-            if inv["channel"] == "sms" else (None, False)
+        sms, sms_problem = delivery_text(inv) or (None, False)
         qr = await self.api.run(qr_png, inv["link"]) if inv["link"] else None
         return await page(self.api, request, "invite_done.html",
                           _("Barnet i ärende {case} är inbjudet.").format(case=inv["case"]),

@@ -108,8 +108,17 @@ class TwilioSender:
         self.status_callback = (settings.public_url.rstrip("/") + "/sms/twilio/status"
                                 if settings.public_url else None)
 
+    def address(self, to: str) -> str:
+        """The number as this channel's `To` (WhatsApp's has a prefix)."""
+        return to
+
     def send(self, to: str, body: str) -> SendResult:
-        kwargs: dict = {"to": to, "body": body}
+        return self.create(to, body=body)
+
+    def create(self, to: str, **content: str) -> SendResult:
+        """One message to `to`: a `body`, or (WhatsApp) a template's `content_sid` and
+        `content_variables`; Twilio's refusals as a SendResult."""
+        kwargs: dict = {"to": self.address(to), **content}
         if self.service_sid:
             kwargs["messaging_service_sid"] = self.service_sid
         else:
@@ -139,12 +148,14 @@ class TwilioSender:
                               retry_after=2 * (self.client.http_client.timeout or HTTP_TIMEOUT))
         return SendResult(sid=msg.sid)
 
-    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+    def find_sent(self, to: str, body: str | None, since: datetime) -> str | None:
+        """A message to `to` with this body (None: any body) made after `since`."""
         # Filtered here by creation time: Twilio's DateSent filter would miss a message that
         # is still queued, and that is exactly the one a killed sender may have left.
         try:
-            for msg in self.client.messages.list(to=to, limit=50):
-                if msg.body == body and msg.date_created and msg.date_created >= since:
+            for msg in self.client.messages.list(to=self.address(to), limit=50):
+                if (body is None or msg.body == body) and msg.date_created and \
+                        msg.date_created >= since:
                     return msg.sid
         except (TwilioException, requests.RequestException) as e:
             # Unknown: better not to send again than to send twice.
@@ -154,26 +165,34 @@ class TwilioSender:
 
 class SmsInbound:
     """What `POST /sms/twilio` does once the signature is checked: Twilio's keywords first,
-    then the conversation, and the reply laid out as text messages."""
+    then the conversation, and the reply laid out as text messages. WhatsApp (`whatsapp:`
+    numbers on the same webhook) goes the same way, but there Twilio does not act on STOP:
+    tala stops sending itself, and says so in the child's language."""
 
     def __init__(self, service: "ConversationService", unknown_reply: str):
         self.service = service
         self.unknown_reply = unknown_reply
 
     def handle(self, number: str, body: str, message_sid: str,
-               opt_out_type: str | None = None) -> list[str]:
+               opt_out_type: str | None = None, channel: str = "sms") -> list[str]:
         svc = self.service
         word = keyword(body)
         kind = (opt_out_type or "").upper()
+        lay_out = render_sms
+        if channel == "whatsapp":
+            from bot.channels.whatsapp import render_whatsapp
+
+            lay_out = render_whatsapp
         if kind == "STOP" or (not kind and word in OPT_OUT_WORDS):
-            svc.opt_out("sms", number)  # Twilio confirms to the child itself
-            return []
-        got = svc.receive("sms", number, body, message_sid, keyword=True)
+            svc.opt_out(channel, number)  # Twilio confirms an SMS STOP to the child itself
+            return lay_out([Say(svc.stopped_text(channel, number))]) \
+                if channel == "whatsapp" else []
+        got = svc.receive(channel, number, body, message_sid, keyword=True)
         if got.outcome == OPTED_OUT:
             if not (kind == "START" or (not kind and word in OPT_IN_WORDS)):
                 return []  # Twilio would not deliver a reply anyway
-            svc.opt_in("sms", number)
-            got = svc.receive("sms", number, body, message_sid, keyword=True)
+            svc.opt_in(channel, number)
+            got = svc.receive(channel, number, body, message_sid, keyword=True)
         if got.outcome in (NO_SESSION, GONE):
-            return [self.unknown_reply] if svc.first_today("sms", number) else []
-        return render_sms(got.says)
+            return [self.unknown_reply] if svc.first_today(channel, number) else []
+        return lay_out(got.says)

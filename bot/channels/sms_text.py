@@ -27,7 +27,7 @@ import re
 import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 __all__ = [
     "GSM7_BASIC",
@@ -253,17 +253,14 @@ def fit_gsm7(text: str) -> str:
 _SENTENCE_END = re.compile("[.!?\u061f\u06d4\u1362\u1367]+[\"')\\]\u201d\u2019\u00bb]*(?=\\s)")
 
 
-def _fits(text: str, max_segments: int) -> bool:
-    return segments(text).count <= max_segments
-
-
-def _last_fitting(text: str, pos: int, cands: list[int], max_segments: int) -> int | None:
+def _last_fitting(text: str, pos: int, cands: list[int],
+                  fits: Callable[[str], bool]) -> int | None:
     """The furthest break in `cands` (sorted) after `pos` with text[pos:break] fitting."""
     lo, hi = bisect_right(cands, pos), len(cands)
     best: int | None = None
     while lo < hi:  # the count only grows as the piece grows
         mid = (lo + hi) // 2
-        if _fits(text[pos:cands[mid]].strip(), max_segments):
+        if fits(text[pos:cands[mid]].strip()):
             best, lo = cands[mid], mid + 1
         else:
             hi = mid
@@ -276,8 +273,9 @@ def _skip_space(text: str, pos: int) -> int:
     return pos
 
 
-def split_message(text: str, max_segments: int = 3) -> list[str]:
-    """Split `text` into separate messages of at most `max_segments` segments each.
+def split_message(text: str, max_segments: int = 3, max_chars: int | None = None) -> list[str]:
+    """Split `text` into separate messages of at most `max_segments` segments each (or, with
+    `max_chars`, of at most that many characters: WhatsApp counts no segments).
 
     A text that already fits is returned as it is, `[text]`. Otherwise each message takes as
     much as fits, ending at a paragraph break (a newline) if one fits, else at the end of a
@@ -287,7 +285,11 @@ def split_message(text: str, max_segments: int = 3) -> list[str]:
     """
     if max_segments < 1:
         raise ValueError("max_segments must be at least 1")
-    if _fits(text, max_segments):
+
+    def fits(piece: str) -> bool:
+        return len(piece) <= max_chars if max_chars else segments(piece).count <= max_segments
+
+    if fits(text):
         return [text]
 
     levels = [
@@ -299,15 +301,15 @@ def split_message(text: str, max_segments: int = 3) -> list[str]:
     pos = _skip_space(text, 0)
     while pos < len(text):
         rest = text[pos:].strip()
-        if _fits(rest, max_segments):
+        if fits(rest):
             parts.append(rest)
             break
         end = next(
-            (b for cands in levels if (b := _last_fitting(text, pos, cands, max_segments))),
+            (b for cands in levels if (b := _last_fitting(text, pos, cands, fits))),
             None,
         )
         if end is None:  # one word longer than a message: cut it
-            end = _last_fitting(text, pos, list(range(pos + 1, len(text))), max_segments)
+            end = _last_fitting(text, pos, list(range(pos + 1, len(text))), fits)
             assert end is not None  # one character always fits one segment
             while end > pos + 1 and unicodedata.combining(text[end]):
                 end -= 1  # keep a letter with its accents
