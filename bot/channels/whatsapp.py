@@ -5,9 +5,9 @@ and REST API as SMS, with `whatsapp:` in front of the numbers, and WhatsApp's ow
   in WhatsApp Manager (Twilio's Content API: a `ContentSid`, with TALA_SENDER_NAME as its
   variable {{1}}). So the invitation is a template (TWILIO_WHATSAPP_TEMPLATES).
 - Anything else (a reminder, a caseworker's reply) may be free text only within 24 hours of the
-  child's last message: tala remembers when that was, per number (`WINDOW`). Outside it, or
-  when WhatsApp refuses the template, the message goes by SMS instead, honestly marked as such
-  for the caseworker (bot/contacts.py), when SMS is configured.
+  child's last message: tala remembers when that was, per number. Outside it, or when WhatsApp
+  refuses the template, the message goes by SMS instead, honestly marked as such for the
+  caseworker, when SMS is configured (bot/fallback.py: the window, the codes, the SMS).
 - Twilio does not act on STOP for WhatsApp: tala does (bot/channels/sms.py, SmsInbound).
 
 Messages are not counted in segments: one WhatsApp message holds up to 1,600 characters
@@ -27,13 +27,6 @@ from storage.queue import Job, SendResult
 
 PREFIX = "whatsapp:"
 MAX_CHARS = 1600
-# WhatsApp's customer-service window is 24 hours from the child's last message; tala counts
-# a little less, so that a message queued at the edge does not arrive after it closed.
-WINDOW = 23 * 3600
-# Twilio's codes for a template or a free message WhatsApp will not deliver: outside the
-# window (63016), template not approved or paused (63013, 63024, 63027), the number not on
-# WhatsApp (63003), undeliverable (63049, 63051). Each sends the message by SMS instead.
-FALL_BACK_CODES = frozenset({63003, 63013, 63016, 63024, 63027, 63049, 63051, 21655})
 
 
 def render_whatsapp(says: list[Say]) -> list[str]:
