@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 from bot.channels.sms import render_sms
 from bot.channels.sms_text import segments
@@ -43,35 +44,35 @@ class Cost:
     whatsapp: int  # WhatsApp messages along the longest path, the invitation's template too
 
 
-def _turn(rt: Runtime, qn: Questionnaire, lang: str, target: str,
-          opening: bool = False, whatsapp: bool = False) -> tuple[int, int, frozenset[str]]:
-    says = engine.preview(rt, qn, lang, target, opening)
-    if whatsapp:  # counted in messages: WhatsApp has no segments
-        n = len(render_whatsapp(says))
-        return n, n, frozenset()
+Measure = Callable[[list[engine.Say]], tuple[int, int, frozenset[str]]]
+
+
+def by_sms(says: list[engine.Say]) -> tuple[int, int, frozenset[str]]:
+    """Segments, text messages and encodings, as the SMS channel sends `says`."""
     parts = render_sms(says)
     segs = [segments(p) for p in parts]
     return sum(s.count for s in segs), len(parts), frozenset(s.encoding for s in segs)
 
 
-def _invitation(rt: Runtime, lang: str, sender: str) -> tuple[int, int, frozenset[str]]:
-    text = rt.catalogs.gettext(lang, M.INVITE_SMS).format(sender=sender)
-    parts = render_sms([engine.Say(text)])
-    segs = [segments(p) for p in parts]
-    return sum(s.count for s in segs), len(parts), frozenset(s.encoding for s in segs)
+def by_whatsapp(says: list[engine.Say]) -> tuple[int, int, frozenset[str]]:
+    """WhatsApp has no segments: its messages, counted twice over."""
+    n = len(render_whatsapp(says))
+    return n, n, frozenset()
 
 
 def cost(rt: Runtime, qn: Questionnaire, lang: str, sender: str = "Socialtjänsten") -> Cost:
     """Segments from the invitation to the closing text, along the cheapest and the dearest
     way through the questionnaire; and the WhatsApp messages along the longest."""
-    sms, whatsapp = _paths(rt, qn, lang, sender), _paths(rt, qn, lang, sender, whatsapp=True)
-    return Cost(qn.id, lang, sms(min), sms(max), whatsapp(max).messages)
+    sms = _paths(rt, qn, lang, sender, by_sms)
+    return Cost(qn.id, lang, sms(min), sms(max),
+                _paths(rt, qn, lang, sender, by_whatsapp)(max).messages)
 
 
-def _paths(rt: Runtime, qn: Questionnaire, lang: str, sender: str, whatsapp: bool = False):
+def _paths(rt: Runtime, qn: Questionnaire, lang: str, sender: str,
+           measure: Measure) -> Callable[..., PathCost]:
     @lru_cache(maxsize=None)
-    def edge(target: str) -> tuple[int, int, frozenset[str]]:
-        return _turn(rt, qn, lang, target, whatsapp=whatsapp)
+    def edge(target: str, opening: bool = False) -> tuple[int, int, frozenset[str]]:
+        return measure(engine.preview(rt, qn, lang, target, opening))
 
     def best(pick) -> PathCost:
         @lru_cache(maxsize=None)
@@ -87,8 +88,9 @@ def _paths(rt: Runtime, qn: Questionnaire, lang: str, sender: str, whatsapp: boo
                 options.append((seg + rest[0], msgs + rest[1], enc | rest[2]))
             return pick(options, key=lambda o: (o[0], o[1]))
 
-        inv = (1, 1, frozenset()) if whatsapp else _invitation(rt, lang, sender)
-        seg, msgs, enc = _turn(rt, qn, lang, qn.first.id, opening=True, whatsapp=whatsapp)
+        invitation = rt.catalogs.gettext(lang, M.INVITE_SMS).format(sender=sender)
+        inv = measure([engine.Say(invitation)])  # on WhatsApp the template: one message
+        seg, msgs, enc = edge(qn.first.id, opening=True)
         rest = walk(_first_question(qn))
         encs = inv[2] | enc | rest[2]
         return PathCost(inv[0] + seg + rest[0], inv[1] + msgs + rest[1],

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from bot.fallback import WINDOWED
+from bot.fallback import AFTER_WINDOW, WINDOWED
 from bot.invitations import STAFF_ROUTES
 from bot.refusal import Refusal, staff_text
 from flows import engine
@@ -97,7 +97,7 @@ class Contacts:
                 meta = out.sender.invitation_meta(state.lang, self.sender_name)
             elif not self.window_open(state.channel, state.contact):
                 return self.by_sms(state.session_id, state.contact, says, job_id, kind,
-                                   "WhatsApp's 24 hours had passed; sent by SMS instead", lane)
+                                   AFTER_WINDOW, lane)
         for i, body in enumerate(parts):
             self.queue.enqueue(f"{job_id}:{i}", state.contact, body, kind=kind,
                                channel=state.channel, lane=lane, session_id=state.session_id,
@@ -220,7 +220,7 @@ class Contacts:
             job_id = f"reply:{inv.session_id}:{new_id()[:8]}"
             if not self.window_open(channel, contact):
                 if not self.by_sms(inv.session_id, contact, [Say(text)], job_id, "reply",
-                                   "WhatsApp's 24 hours had passed; sent by SMS instead"):
+                                   AFTER_WINDOW):
                     raise ReplyError(staff_text(
                         "Barnet har inte skrivit på WhatsApp det senaste dygnet, och då får "
                         "tala bara skicka en godkänd mall där, inte ett svar. Sms är inte "

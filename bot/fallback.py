@@ -20,7 +20,15 @@ WINDOWED = {"whatsapp": 23 * 3600}
 # SMS instead: outside the window (63016), the template not approved, paused or unknown (63013,
 # 63024, 63027, 21655), the number not on WhatsApp (63003), undeliverable (63049, 63051).
 FALL_BACK_CODES = frozenset({21655, 63003, 63013, 63016, 63024, 63027, 63049, 63051})
-TO_CHILD = ("invite", "remind", "reply", "message")
+TO_CHILD = ("invite", "remind", "reply")
+# How every note on a message that went by SMS in WhatsApp's place ends (the caseworker's
+# `tala invite`, the summary and the invitation's delivery_error read it).
+BY_SMS = "sent by SMS instead"
+AFTER_WINDOW = f"WhatsApp's 24 hours had passed; {BY_SMS}"
+
+
+def went_by_sms(note: str | None) -> bool:
+    return (note or "").endswith(BY_SMS)
 
 
 class Fallback:
@@ -41,7 +49,7 @@ class Fallback:
         return any(self.is_opted_out(channel, contact) for channel in ("whatsapp", "sms"))
 
     def by_sms(self, sid: str, contact: str, says: list[Say], job_id: str, kind: str,
-               note: str, lane: str = DEFAULT, subject: str | None = None) -> int:
+               note: str, lane: str = DEFAULT) -> int:
         """Send by SMS what a windowed channel cannot take; the child's SMS answer finds the
         session (unless the number's SMS is another live session's). `note` is what the
         caseworker is told. Returns how many text messages were queued: 0 with no SMS."""
@@ -62,11 +70,10 @@ class Fallback:
         sent again by SMS. False where it is not for SMS (staff, other failures, no SMS)."""
         if job.fields.get("channel") not in WINDOWED or code not in FALL_BACK_CODES:
             return False
-        sid = job.fields.get("session_id") or ""
-        kind = job.fields.get("kind", "")
-        if kind not in TO_CHILD or job.fields.get("anonymous") or not sid or sid == "-":
+        sid, kind = job.fields.get("session_id"), job.fields.get("kind")
+        if kind not in TO_CHILD or not sid:
             return False
-        note = f"WhatsApp could not take it ({why}); sent by SMS instead"
+        note = f"WhatsApp could not take it ({why}); {BY_SMS}"
         queued = self.by_sms(sid, job.to, [Say(job.body)], job.id, kind, note)
         if queued and kind == "invite":
             self.db.set_delivery(sid, "queued", note)

@@ -51,15 +51,16 @@ def invite(app: App, actor: str, case: str, age: int, lang: str = "sv",
     sent = None
     by_sms = False
     if channel in ("sms", "whatsapp"):
+        from bot.fallback import went_by_sms
+
         # One try now; if Twilio is away, the worker (tala serve / tala worker) retries.
         app.service.send_queued(channel, block_ms=0, max_jobs=1)
         delivery = app.db.invitation(inv.session_id)
-        if channel == "whatsapp" and delivery and delivery.delivery_status == "queued" \
-                and delivery.delivery_error:  # WhatsApp refused it: the SMS goes now too
+        by_sms = bool(delivery and went_by_sms(delivery.delivery_error))
+        if by_sms:  # WhatsApp refused it: the SMS in its place goes now too
             app.service.send_queued("sms", block_ms=0, max_jobs=1)
             delivery = app.db.invitation(inv.session_id)
         sent = delivery.delivery_status if delivery else None
-        by_sms = bool(delivery and "by SMS" in (delivery.delivery_error or ""))
     link = None
     if channel == "telegram":
         from bot.channels.telegram import deep_link

@@ -271,7 +271,9 @@ def _open_line(o: dict) -> str:
     if o["waiting_because"] == "opted_out":
         line += " " + _("Barnet har svarat STOP: inga fler sms skickas förrän barnet skriver "
                         "START.")
-    if (o["delivery_error"] or "").endswith("sent by SMS instead"):  # bot/fallback.py's note
+    from bot.fallback import went_by_sms
+
+    if went_by_sms(o["delivery_error"]):
         line += " " + _("WhatsApp kunde inte ta emot allt, så det skickades som sms i stället.")
     if o["delivery"] in ("undelivered", "failed"):
         line += " " + _("Sms:et kom inte fram ({why}).").format(

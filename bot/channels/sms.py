@@ -178,11 +178,7 @@ class SmsInbound:
         svc = self.service
         word = keyword(body)
         kind = (opt_out_type or "").upper()
-        lay_out = render_sms
-        if channel == "whatsapp":
-            from bot.channels.whatsapp import render_whatsapp
-
-            lay_out = render_whatsapp
+        lay_out = svc.outbound[channel].render  # the server takes only configured channels
         if kind == "STOP" or (not kind and word in OPT_OUT_WORDS):
             svc.opt_out(channel, number)  # Twilio confirms an SMS STOP to the child itself
             return lay_out([Say(svc.stopped_text(channel, number))]) \

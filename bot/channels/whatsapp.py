@@ -17,6 +17,7 @@ Messages are not counted in segments: one WhatsApp message holds up to 1,600 cha
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from bot.channels.sms import TwilioSender
 from bot.channels.sms_text import split_message
@@ -64,7 +65,7 @@ class WhatsAppSender(TwilioSender):
                                content_variables=job.fields.get("variables") or "{}")
         return self.send(job.to, job.body)
 
-    def find_job(self, job: Job, since) -> str | None:
+    def find_job(self, job: Job, since: datetime) -> str | None:
         """A template's text is WhatsApp's, not ours: any message to the child since the claim
         is taken for it (nothing else is sent to a child who has not yet answered)."""
         return self.find_sent(job.to, None if job.fields.get("template") else job.body, since)
