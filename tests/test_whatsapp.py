@@ -305,3 +305,63 @@ def test_erasing_a_whatsapp_child_leaves_no_binding_window_or_job(wa_app, fake, 
     assert not r.exists(wa_app.store.window_key("whatsapp", h))
     assert [k for k in r.scan_iter() if inv.session_id.encode() in k] == []
     assert wa_app.queue.job(f"invite:{inv.session_id}:0:sms:0") == {}
+
+
+@pytest.mark.slow  # whole processes started and stopped
+def test_serve_and_the_cli_as_separate_processes(tmp_path):
+    """`tala serve` in one process, the caseworker's `tala invite` and `tala reply` in others,
+    on one data directory: the template goes, the child answers on WhatsApp through the
+    server, and the reply goes back on WhatsApp."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import WHATSAPP_TEMPLATE_TEXT
+    from tests.fakes.twilio_api import FakeTwilio
+    from tests.test_bulk import _env, _stop_embedded_redis
+    from tests.test_serve import PUBLIC, _free_port, _wait_healthy
+    from twilio.request_validator import RequestValidator
+
+    with FakeTwilio(templates={WHATSAPP_TEMPLATE: WHATSAPP_TEMPLATE_TEXT}) as fake:
+        env = {**_env(fake, tmp_path / "data"), "TALA_PUBLIC_URL": PUBLIC,
+               "TWILIO_WHATSAPP_FROM": WHATSAPP_FROM,
+               "TWILIO_WHATSAPP_TEMPLATES": f"sv={WHATSAPP_TEMPLATE}", "COLUMNS": "200"}
+
+        def tala(*args: str) -> str:
+            done = subprocess.run([sys.executable, "-m", "admin_cli.main", *args], env=env,
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stdout + done.stderr
+            return " ".join(done.stdout.split())
+
+        port = _free_port()
+        server = subprocess.Popen([sys.executable, "-m", "admin_cli.main", "serve", "--port",
+                                   str(port)], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url)
+            said = tala("invite", "K-1", "--age", "14", "--channel", "whatsapp", "--to",
+                        "070-123 45 67")
+            # Sent by the CLI, or (when the server's worker took the job first) about to be.
+            assert ("Inbjudan skickad till barnet i ärende K-1 via WhatsApp." in said
+                    or "Inbjudan till barnet i ärende K-1 ligger i kö för WhatsApp" in said), said
+            [invitation] = fake.wait_for(1)
+            assert invitation["to"] == WA and invitation["content_sid"] == WHATSAPP_TEMPLATE
+            params = {"MessageSid": "SMwa" + "0" * 28, "From": WA,
+                      "To": "whatsapp:" + WHATSAPP_FROM, "Body": "Hej"}
+            sig = RequestValidator(fake.auth_token).compute_signature(PUBLIC + "/sms/twilio",
+                                                                      params)
+            answered = requests.post(url + "/sms/twilio", data=params, timeout=30,
+                                     headers={"X-Twilio-Signature": sig})
+            assert answered.status_code == 200 and "Vi på socialtjänsten" in answered.text
+            tala("reply", "K-1", "Hej! Vi ses på torsdag.")
+            replied = fake.wait_for(2)[-1]
+            assert (replied["to"], replied["body"]) == (WA, "Hej! Vi ses på torsdag.")
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=60)
+            finally:
+                if server.poll() is None:
+                    server.kill()
+                _stop_embedded_redis(tmp_path / "data")
