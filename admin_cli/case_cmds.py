@@ -85,7 +85,7 @@ def invited(inv: dict, res: dict, channel: str) -> None:
     for note in res["notes"]:
         err.print(f"[yellow]{note}[/yellow]")
     code = f"[bold]{inv['code']}[/bold]"
-    if channel in ("sms", "whatsapp"):
+    if channel in ("sms", "whatsapp", "web"):
         return
     if inv["link"]:
         out.print(_("Ge barnet den här länken (den fungerar en gång): {link}").format(

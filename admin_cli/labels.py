@@ -136,6 +136,11 @@ DELIVERY = {
                     "skickas så snart det går."),
                  N_("Inbjudan till barnet i ärende {case} gick inte att skicka på WhatsApp "
                     "({status}). Kontrollera numret och försök igen.")),
+    "web": (N_("Ett sms med länken till webbchatten skickat till barnet i ärende {case}."),
+            N_("Sms:et med länken till webbchatten för barnet i ärende {case} ligger i kö: det "
+               "skickas så snart det går."),
+            N_("Sms:et med länken till webbchatten för barnet i ärende {case} gick inte att "
+               "skicka ({status}). Kontrollera numret och försök igen.")),
 }
 
 

@@ -48,6 +48,7 @@ class Channel(str, Enum):
     console = "console"
     sms = "sms"
     whatsapp = "whatsapp"
+    web = "web"
     telegram = "telegram"
     rasa = "rasa"
 
@@ -61,7 +62,7 @@ def invite(
     lang: str = typer.Option("sv", "--lang", help=_("Språket barnet börjar på (sv, en, ...).")),
     channel: Channel = typer.Option(Channel.console, "--channel", help=_("Hur barnet svarar.")),
     to: Optional[str] = typer.Option(None, "--to", help=_("Barnets mobilnummer, för --channel "
-                                                          "sms och whatsapp.")),
+                                                          "sms, whatsapp och web.")),
     questionnaire: Optional[str] = typer.Option(None, "--questionnaire", help=_(
         "Frågeformulärets id (förvalt: efter ålder).")),
     unit: Optional[str] = typer.Option(None, "--unit", help=_("Enheten, för "

@@ -143,7 +143,8 @@ class App:
         return ConversationService(self.store, self.db, self.crypto, self.questionnaires,
                                    self.runtime, queue=self.queue, outbound=_outbound(s),
                                    sender_name=s.sender_name, metrics=self.metrics,
-                                   escalate_after=timedelta(hours=s.alert_escalate_hours))
+                                   escalate_after=timedelta(hours=s.alert_escalate_hours),
+                                   web_url=s.public_url if s.web_on else None)
 
     def built(self, name: str) -> bool:
         """Whether that part has been built (`close` closes only those)."""

@@ -9,6 +9,7 @@ from typing import Callable
 from bot.fallback import AFTER_WINDOW, WINDOWED
 from bot.invitations import STAFF_ROUTES
 from bot.refusal import Refusal, staff_text
+from bot.weblinks import WEB
 from flows import engine
 from flows.engine import Say, State
 from storage.crypto import subject_of
@@ -85,6 +86,8 @@ class Contacts:
         """Queue messages to the child on the session's channel (invitations, reminders), in
         that channel's line: only its own sender takes them. Returns how many text messages
         were queued; 0 where the channel cannot send first."""
+        if state.channel == WEB and state.contact:  # all by SMS, with the page's link
+            return self.by_link(state, says, job_id, kind, lane)
         out = self.outbound.get(state.channel)
         if out is None or self.queue is None or not state.contact:
             return 0
@@ -212,12 +215,17 @@ class Contacts:
             contact = (state.contact if state and state.contact else
                        self.crypto.decrypt(inv.contact_enc, inv.session_id) if inv.contact_enc
                        else None)
-            if channel not in self.outbound or not contact:
+            web = channel == WEB and "sms" in self.outbound  # by SMS: the page only answers
+            if not (channel in self.outbound or web) or not contact:
                 continue
-            if self.is_opted_out(channel, contact):
+            if self.stopped_anywhere(contact) if web else self.is_opted_out(channel, contact):
                 raise ReplyError(staff_text("Barnet har svarat STOP på våra meddelanden, så "
                                             "inget kan skickas förrän barnet skriver START."))
             job_id = f"reply:{inv.session_id}:{new_id()[:8]}"
+            if web:
+                self.by_sms(inv.session_id, contact, [Say(text)], job_id, "reply", "")
+                self.db.audit(actor, "reply", case_ref, "via sms (web chat)")
+                return f"{job_id}:sms:0"
             if not self.window_open(channel, contact):
                 if not self.by_sms(inv.session_id, contact, [Say(text)], job_id, "reply",
                                    AFTER_WINDOW):
@@ -275,7 +283,7 @@ class Contacts:
             r.delete(*[k for k in r.scan_iter(match=self.store.session_pattern(sid))] or [b"-"])
             self.store.unschedule(sid)
             if inv.code_hash:
-                self.store.unbind("code", inv.code_hash)
+                self.store.unbind(WEB if inv.channel == WEB else "code", inv.code_hash)
             # A number or chat a brother's or sister's session is on now stays theirs: its
             # binding, its STOP and its message ids are theirs too.
             if inv.contact_hash and self.store.lookup(inv.channel, inv.contact_hash) in (
@@ -285,7 +293,7 @@ class Contacts:
                          self.store.window_key(inv.channel, inv.contact_hash),
                          self.store.unknown_key(inv.contact_hash),
                          self.store.contact_seen_key(inv.channel, inv.contact_hash))
-            if inv.contact_hash and inv.channel in WINDOWED and \
+            if inv.contact_hash and (inv.channel in WINDOWED or inv.channel == WEB) and \
                     self.store.lookup("sms", inv.contact_hash) == sid:
                 self.store.unbind("sms", inv.contact_hash)  # bound when it went by SMS instead
             job_ids += [f"invite:{sid}:", f"remind:{sid}:", f"reply:{sid}:", f"chat:{sid}:"]

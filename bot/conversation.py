@@ -116,7 +116,7 @@ class ConversationCore:
                  queue: SendQueue | None = None, outbound: dict[str, Outbound] | None = None,
                  sender_name: str = "Socialtjänsten", metrics: Metrics | None = None,
                  escalate_after: timedelta = timedelta(hours=4),
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Callable[[], datetime] = utcnow, web_url: str | None = None):
         self.store = store
         self.db = db
         self.crypto = crypto
@@ -125,6 +125,8 @@ class ConversationCore:
         self.queue = queue
         self.outbound = outbound or {}
         self.sender_name = sender_name
+        # Where the web chat's links point (TALA_PUBLIC_URL), when it is on (bot/weblinks.py).
+        self.web_url = web_url
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.sql_writes = WriteHealth()

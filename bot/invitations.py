@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.refusal import Refusal, staff_text
+from bot.weblinks import TOKEN_LENGTH, WEB
 from flows import engine
 from flows import messages as M
 from flows.engine import Say, State
@@ -120,9 +121,10 @@ class Invitations:
         child = self.db.ensure_child(case_ref, unit=unit, caseworker=responsible,
                                      birth_year=now.year - age, preferred_lang=lang)
         sid = session_id or new_id()
-        # A deep link's code must not be guessable: 16 characters is 80 bits.
-        code = "".join(secrets.choice(CODE_ALPHABET)
-                       for _ in range(16 if channel == "telegram" else 10))
+        # A deep link's code must not be guessable: 16 characters is 80 bits; a web chat's
+        # link token is longer still, for it is the only key to the page.
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(
+            TOKEN_LENGTH if channel == WEB else 16 if channel == "telegram" else 10))
         state = engine.new_state(sid, qn, lang, now)
         state.channel = channel
         state.case_ref = case_ref
@@ -133,7 +135,11 @@ class Invitations:
         if self.store.get(sid) is None:
             self.store.create(state, ttl=ttl)
         code_hash = self.crypto.lookup_hash(code)
-        self.store.bind("code", code_hash, sid, ttl)
+        if channel == WEB:  # the link's token: only ever in the SMS, never a code to type
+            self.keep_web_token(sid, code, ttl)
+            code = ""
+        else:
+            self.store.bind("code", code_hash, sid, ttl)
         if contact:
             self.store.bind(channel, self.crypto.lookup_hash(contact), sid, ttl)
         self.store.schedule(sid, expires)
@@ -163,6 +169,12 @@ class Invitations:
     def _check_contact(self, channel: str, contact: str | None,
                        session_id: str | None = None) -> str | None:
         out = self.outbound.get(channel)
+        if channel == WEB:  # its links go by SMS
+            if not self.web_url:
+                raise InviteError(staff_text("--channel web behöver sms (TWILIO_*) och "
+                                             "TALA_PUBLIC_URL, adressen som länken pekar på: "
+                                             "se README."))
+            out = self.outbound["sms"]
         if channel in STAFF_ROUTES:
             raise InviteError(staff_text("--channel {channel} är bara till för larm till "
                                          "personalen, inte för barn."), channel=channel)
@@ -188,7 +200,7 @@ class Invitations:
             raise InviteError(e.template, **e.params) from None
         except ValueError as e:
             raise InviteError("{problem}", problem=str(e)) from None
-        if self.is_opted_out(channel, contact):
+        if self.is_opted_out("sms" if channel == WEB else channel, contact):
             raise InviteError(staff_text("Det här numret har svarat STOP på våra sms, så "
                                          "inget kan skickas dit. Barnet kan skicka START till "
                                          "vårt nummer för att få sms igen."))
@@ -224,7 +236,7 @@ class Invitations:
             normal_code(code))))
         sid = sid_raw.decode() if sid_raw else None
         state = self.store.get(sid) if sid else None
-        if state is None or state.channel in ("sms", "whatsapp") or \
+        if state is None or state.channel in ("sms", "whatsapp", WEB) or \
                 state.status != engine.INVITED:
             pipe = r.pipeline(transaction=False)
             pipe.incr(fails_key)

@@ -4,6 +4,7 @@
                               SMS, and WhatsApp (From "whatsapp:+46...")
     POST /sms/twilio/status   Twilio's delivery reports for what we sent
     POST /telegram/webhook    Telegram updates (X-Telegram-Bot-Api-Secret-Token checked)
+    GET  /c/<token>           the web chat a child opens from an SMS link (bot/channels/web.py)
     GET  /healthz             Redis and SQL reachable, and SQL taking tala's writes
     GET  /metrics             Prometheus text format
 
@@ -250,6 +251,10 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
     web_app.router.add_post("/sms/twilio/status", sms_status)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics_view)
+    if app.service.web_url:  # the web chat: TALA_PUBLIC_URL and SMS set
+        from bot.channels.web import WebChat
+
+        web_app.router.add_routes(WebChat(app, run).routes())
 
     background = Background(app)
     polling: list[asyncio.Task] = []

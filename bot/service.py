@@ -6,6 +6,7 @@
     bot/invitations.py   inviting, and the codes a chat opens an invitation with
     bot/contacts.py      numbers and chats, STOP/START, sending first, replies, erasure
     bot/fallback.py      WhatsApp's 24 hours, and SMS when WhatsApp cannot take a message
+    bot/weblinks.py      the web chat's links, sent by SMS, and the device a link is open on
     bot/campaigns.py     anonymous group surveys
     bot/notify.py        who hears of an alert, by which route, at which hours
 """
@@ -20,8 +21,9 @@ from bot.conversation import (FINISHED_TTL, ConversationCore, Outbound, Reply,  
 from bot.invitations import (CODE_ALPHABET, CODE_CHANNELS, MAX_CODE_TRIES,  # noqa: F401
                              STAFF_ROUTES, CodeError, Invitations, Invited, InviteError)
 from bot.receive import Received, Receiving  # noqa: F401
+from bot.weblinks import WebLinks
 
 
-class ConversationService(Receiving, Invitations, Contacts, Fallback, Campaigns,
+class ConversationService(Receiving, Invitations, Contacts, Fallback, WebLinks, Campaigns,
                           ConversationCore):
     """Everything a channel or a staff command asks of a conversation (see the modules)."""

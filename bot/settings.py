@@ -142,6 +142,11 @@ class Settings(BaseSettings):
                                "links), e.g. TELEGRAM_BOT_USERNAME=nacka_tala_bot.")
 
     @property
+    def web_on(self) -> bool:
+        """The web chat: its links go by SMS, and point at TALA_PUBLIC_URL."""
+        return bool(self.sms_on and self.public_url)
+
+    @property
     def sms_on(self) -> bool:
         return bool(self.twilio_account_sid and (self.twilio_from_number
                                                  or self.twilio_messaging_service_sid))

@@ -177,3 +177,35 @@ READ_ALOUD_OFF = N_("Jag kan inte läsa upp just nu. Be gärna en vuxen du litar
 # Translators: the child asked for the question to be read aloud (Telegram), but no question
 # is being asked just now.
 READ_ALOUD_NOTHING = N_("Det finns ingen fråga att läsa upp just nu.")
+
+# The web chat (the page a child opens from an SMS link).
+# Translators: the SMS with the web chat's link, the first a child gets. As INVITE_SMS: who
+# asks, that they decide, how to stop; nothing about why. {sender} as there; {link} is the web
+# address (about 45 Latin characters), on a line of its own. Keep STOP in Latin capitals.
+INVITE_WEB = N_("Hej! {sender} vill gärna veta hur du har det. Du bestämmer själv om du vill "
+                "svara. Öppna länken när du vill:\n{link}\nSvara STOP om du inte vill få fler "
+                "sms.")
+# Translators: the web chat page's title (the browser tab): nothing about who or why.
+WEB_TITLE = N_("Frågor till dig")
+# Translators: the text box's placeholder on the web chat page.
+WEB_TYPE_HERE = N_("Skriv här")
+# Translators: the button that sends what the child typed.
+WEB_SEND = N_("Skicka")
+# Translators: web chat buttons, as short as can be: change the last answer, take a break,
+# choose another language, see what I answered, stop answering, make the text bigger.
+WEB_BACK = N_("Tillbaka")
+WEB_PAUSE = N_("Pausa")
+WEB_LANGUAGE = N_("Byt språk")
+WEB_ANSWERS = N_("Mina svar")
+WEB_STOP = N_("Sluta")
+WEB_BIGGER = N_("Större text")
+# Translators: the web chat could not reach tala (no network): nothing was lost.
+WEB_OFFLINE = N_("Det gick inte att skicka just nu. Inget har försvunnit. Försök igen om en "
+                 "stund.")
+# Translators: the web chat link opened after the questions ended, after it expired, or a
+# wrong link: the same words for all, so someone else who opens it learns nothing.
+WEB_CLOSED = N_("Den här länken fungerar inte längre.")
+# Translators: the web chat link opened on a second phone or browser while the first still has
+# it: it works on one at a time. Answering the SMS works too.
+WEB_ELSEWHERE = N_("Den här länken är redan öppen i en annan telefon eller webbläsare. Fortsätt "
+                   "där, eller svara på sms:et i stället.")

@@ -16,7 +16,7 @@ from admin_cli.ops import Document, OpError, not_found, op
 if TYPE_CHECKING:
     from bot.app import App
 
-CHANNELS = ("console", "sms", "whatsapp", "telegram", "rasa")
+CHANNELS = ("console", "sms", "whatsapp", "web", "telegram", "rasa")
 JOB_ID = re.compile(r"invite:[0-9a-f]{32}:0")
 
 
@@ -50,11 +50,12 @@ def invite(app: App, actor: str, case: str, age: int, lang: str = "sv",
         raise OpError(refusal_text(e)) from None
     sent = None
     by_sms = False
-    if channel in ("sms", "whatsapp"):
+    if channel in ("sms", "whatsapp", "web"):
         from bot.fallback import went_by_sms
 
-        # One try now; if Twilio is away, the worker (tala serve / tala worker) retries.
-        app.service.send_queued(channel, block_ms=0, max_jobs=1)
+        # One try now; if Twilio is away, the worker (tala serve / tala worker) retries. The
+        # web chat's link goes by SMS.
+        app.service.send_queued("sms" if channel == "web" else channel, block_ms=0, max_jobs=1)
         delivery = app.db.invitation(inv.session_id)
         by_sms = bool(delivery and went_by_sms(delivery.delivery_error))
         if by_sms:  # WhatsApp refused it: the SMS in its place goes now too

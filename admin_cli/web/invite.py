@@ -19,7 +19,7 @@ from admin_cli.web.cases import case_path
 from admin_cli.web.render import error_page, may, operation, page
 from admin_cli.web.session import PREFIX, STAFF
 
-CHANNELS = ("sms", "whatsapp", "telegram")  # console and rasa are not for a child invited here
+CHANNELS = ("sms", "whatsapp", "web", "telegram")  # not console and rasa: not for a child invited here
 FIELDS = ("case", "age", "phase", "lang", "channel", "to", "unit")
 
 
@@ -59,9 +59,13 @@ class Invite:
                           status=status, values={f: entered.get(f, "") for f in FIELDS},
                           error=error, languages=languages(self.api.app),
                           phases=[(k, _(v)) for k, v in PHASE_TITLES.items()],
-                          channels=[c for c in CHANNELS if c != "whatsapp"
-                                    or "whatsapp" in self.api.app.service.outbound],
+                          channels=[c for c in CHANNELS if self._offered(c)],
                           ask_unit=staff.role == "admin")
+
+    def _offered(self, channel: str) -> bool:
+        svc = self.api.app.service
+        return {"whatsapp": "whatsapp" in svc.outbound, "web": bool(svc.web_url)}.get(channel,
+                                                                                     True)
 
     async def send(self, request: web.Request) -> web.Response:
         staff = request[STAFF]

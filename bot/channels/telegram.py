@@ -35,7 +35,7 @@ from aiogram.types import (BotCommand, CallbackQuery, InlineKeyboardButton,
                            InlineKeyboardMarkup, Message, Update)
 
 from bot.channels.telegram_send import CHANNEL, body, make_bot, text_message, voice_message
-from bot.render import render
+from bot.render import face, render
 from bot.receive import (ANSWERED, CODE_UNKNOWN, DUPLICATE, GONE, NO_SESSION, STALE, TOO_MANY,
                          Received)
 from bot.service import ConversationService
@@ -47,7 +47,6 @@ from flows.engine import Prompt
 from flows.i18n import SOURCE_LANG
 
 log = logging.getLogger("tala.telegram")
-SMILEYS = {1: "😢", 2: "🙁", 3: "😐", 4: "🙂", 5: "😄"}  # 1-5 scales: fine on Telegram
 READ_ALOUD_FOR = ("followup-6-11",)  # younger children get the button on every question
 MENU = [("help", "Hjälp"), ("back", "Ändra förra svaret"), ("pause", "Pausa"),
         ("language", "Byt språk"), ("answers", "Mina svar"), ("readaloud", "Läs upp frågan"),
@@ -80,10 +79,9 @@ def keyboard(prompt: Prompt, catalogs, lang: str, read_aloud: bool,
             rows.append([InlineKeyboardButton(text=catalogs.gettext(lang, M.DONE_CHOOSING),
                                               callback_data=f"d|{qid}|{chosen}")])
     elif prompt.choices:
-        scale_1_5 = [k for k, _ in prompt.choices] == ["1", "2", "3", "4", "5"]
         for key, label in prompt.choices:
-            face = SMILEYS.get(int(key)) if scale_1_5 and qid != engine.LANGUAGE_PROMPT else None
-            rows.append([InlineKeyboardButton(text=f"{face} {label}" if face else label,
+            smiley = face(prompt, key)
+            rows.append([InlineKeyboardButton(text=f"{smiley} {label}" if smiley else label,
                                               callback_data=f"a|{qid}|{key}")])
     elif prompt.scale_range:
         low, high = prompt.scale_range
