@@ -1,4 +1,4 @@
-"""`tala flows cost`: what a questionnaire costs by SMS and by WhatsApp, per language.
+"""`tala flows cost`: what a questionnaire costs by SMS, WhatsApp and the web chat, per language.
 
 The invitation, then every reply tala sends (one response to each message from the child),
 laid out exactly as the SMS channel sends them and counted in real segments (GSM-7 160/153
@@ -11,6 +11,9 @@ On WhatsApp the invitation is the one paid message (a utility template); every r
 within the 24 hours the child's message opens, which WhatsApp does not charge for. What is
 counted there is the messages along the longest path, laid out as the WhatsApp channel sends
 them (up to 1,600 characters each).
+
+The web chat costs the one SMS with its link (the invitation): every answer and reply goes
+over the page, which costs no SMS. Reminders go by SMS with the link again, as for SMS.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Callable
 from bot.channels.sms import render_sms
 from bot.channels.sms_text import segments
 from bot.channels.whatsapp import render_whatsapp
+from bot.weblinks import TOKEN_LENGTH
 from flows import engine
 from flows import messages as M
 from flows.engine import Runtime
@@ -42,6 +46,7 @@ class Cost:
     shortest: PathCost
     longest: PathCost
     whatsapp: int  # WhatsApp messages along the longest path, the invitation's template too
+    web: int  # SMS segments of the web chat's one SMS, the invitation with its link
 
 
 Measure = Callable[[list[engine.Say]], tuple[int, int, frozenset[str]]]
@@ -60,12 +65,17 @@ def by_whatsapp(says: list[engine.Say]) -> tuple[int, int, frozenset[str]]:
     return n, n, frozenset()
 
 
-def cost(rt: Runtime, qn: Questionnaire, lang: str, sender: str = "Socialtjänsten") -> Cost:
+def cost(rt: Runtime, qn: Questionnaire, lang: str, sender: str = "Socialtjänsten",
+         public_url: str | None = None) -> Cost:
     """Segments from the invitation to the closing text, along the cheapest and the dearest
-    way through the questionnaire; and the WhatsApp messages along the longest."""
+    way through the questionnaire; the WhatsApp messages along the longest; and the segments
+    of the web chat's SMS, with a link to `public_url` (TALA_PUBLIC_URL)."""
     sms = _paths(rt, qn, lang, sender, by_sms)
+    link = f"{(public_url or 'https://tala.kommun.se').rstrip('/')}/c/{'X' * TOKEN_LENGTH}"
+    web = rt.catalogs.gettext(lang, M.INVITE_WEB).format(sender=sender, link=link)
     return Cost(qn.id, lang, sms(min), sms(max),
-                _paths(rt, qn, lang, sender, by_whatsapp)(max).messages)
+                _paths(rt, qn, lang, sender, by_whatsapp)(max).messages,
+                by_sms([engine.Say(web)])[0])
 
 
 def _paths(rt: Runtime, qn: Questionnaire, lang: str, sender: str,

@@ -52,8 +52,8 @@ def flows_check(
 
 @flows_app.command("cost", help=_(
     "Vad varje frågeformulär kostar med sms, per språk: den kortaste och den längsta vägen "
-    "genom det, i riktiga segment (GSM-7 160/153, UCS-2 70/67 tecken); och hur många "
-    "WhatsApp-meddelanden det blir."))
+    "genom det, i riktiga segment (GSM-7 160/153, UCS-2 70/67 tecken); hur många "
+    "WhatsApp-meddelanden det blir; och webbchattens enda sms, det med länken."))
 def flows_cost() -> None:
     from rich.table import Table
 
@@ -64,23 +64,27 @@ def flows_cost() -> None:
     from flows.model import BUILTIN_DIR, load_dir
 
     rt = Runtime(Catalogs.load(), SafetyLexicon.load())
-    sender = Settings().sender_name
+    settings = Settings()
+    sender = settings.sender_name
     from rich.table import Column
 
     table = Table(Column(_("frågeformulär"), no_wrap=True), _("språk"), _("kortaste vägen"),
                   _("längsta vägen"), _("teckenkodning"), _("WhatsApp"),
+                  Column(_("webbchatt"), min_width=9),
                   title=_("Sms-segment (separata meddelanden) som skickas, från inbjudan till "
                           "slutet"))
     for qn in load_dir(BUILTIN_DIR).values():
         for lang in rt.catalogs.languages:
-            c = cost(rt, qn, lang, sender)
+            c = cost(rt, qn, lang, sender, settings.public_url)
             table.add_row(qn.id, lang, f"{c.shortest.segments} ({c.shortest.messages})",
                           f"{c.longest.segments} ({c.longest.messages})", c.longest.encoding,
-                          str(c.whatsapp))
+                          str(c.whatsapp), str(c.web))
     out.print(table)
     out.print(_("WhatsApp: meddelanden längs den längsta vägen. Bara inbjudan betalas (en mall); "
                 "svaren går inom de 24 timmar som barnets meddelande öppnar och kostar inget. En "
                 "påminnelse efter 24 timmar går som sms."))
+    out.print(_("Webbchatt: sms-segmenten i det enda sms:et, inbjudan med länken. Svaren går på "
+                "sidan och kostar inga sms; en påminnelse går som sms med länken igen."))
 
 
 @flows_app.command("safety-check", help=_(

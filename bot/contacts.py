@@ -9,7 +9,7 @@ from typing import Callable
 from bot.fallback import AFTER_WINDOW, WINDOWED
 from bot.invitations import STAFF_ROUTES
 from bot.refusal import Refusal, staff_text
-from bot.weblinks import WEB
+from bot.weblinks import DEVICE, WEB
 from flows import engine
 from flows.engine import Say, State
 from storage.crypto import subject_of
@@ -282,8 +282,11 @@ class Contacts:
                     r.delete(self.store.contact_seen_key(live_state.channel, h))
             r.delete(*[k for k in r.scan_iter(match=self.store.session_pattern(sid))] or [b"-"])
             self.store.unschedule(sid)
-            if inv.code_hash:
-                self.store.unbind(WEB if inv.channel == WEB else "code", inv.code_hash)
+            if inv.code_hash and inv.channel == WEB:  # the link, and the device it was open on
+                self.store.unbind(WEB, inv.code_hash)
+                self.store.unbind(DEVICE, inv.code_hash)
+            elif inv.code_hash:
+                self.store.unbind("code", inv.code_hash)
             # A number or chat a brother's or sister's session is on now stays theirs: its
             # binding, its STOP and its message ids are theirs too.
             if inv.contact_hash and self.store.lookup(inv.channel, inv.contact_hash) in (

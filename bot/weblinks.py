@@ -23,6 +23,7 @@ from flows.engine import Say, State
 from storage.queue import DEFAULT
 
 WEB = "web"
+DEVICE = "webdevice"  # bound per link: the keyed hash of the cookie of the browser it is open on
 TOKEN_LENGTH = 22  # of CODE_ALPHABET's 32 characters: 110 bits, and all GSM-7 in an SMS
 OPEN, CLOSED, ELSEWHERE = "open", "closed", "elsewhere"  # what a browser that opens it gets
 
@@ -34,11 +35,11 @@ class WebLinks:
     def keep_web_token(self, sid: str, token: str, ttl: int) -> None:
         """At the invitation: the token, sealed with the child's key (for the reminders' link),
         and its binding to the session."""
-        self.store.r.set(self.store.web_key(sid, "link"), self.crypto.encrypt(token, sid), ex=ttl)
+        self.store.r.set(self.store.web_key(sid), self.crypto.encrypt(token, sid), ex=ttl)
         self.store.bind(WEB, self.crypto.lookup_hash(token), sid, ttl)
 
     def web_token(self, sid: str) -> str | None:
-        sealed = self.store.r.get(self.store.web_key(sid, "link"))
+        sealed = self.store.r.get(self.store.web_key(sid))
         return self.crypto.decrypt(sealed, sid) if sealed else None
 
     def by_link(self, state: State, says: list[Say], job_id: str, kind: str,
@@ -59,36 +60,38 @@ class WebLinks:
     # ------------------------------------------------------------------ the page
     def web_open(self, token: str, device: str | None) -> tuple[str, State | None, str | None]:
         """A browser opens the link: (OPEN, the session, a new device secret to keep as its
-        cookie, or None when it has it already), or (CLOSED | ELSEWHERE, None, None)."""
-        sid, claimed, state = self._web_session(token)
+        cookie, or None when it has it already); (ELSEWHERE, the session, None) when another
+        browser has it (the session for its language only); or (CLOSED, None, None)."""
+        sid, claimed = self._web_session(token)
+        state = self.store.get(sid) if sid else None
         if state is None or state.status in engine.FINISHED:
             return CLOSED, None, None
         if claimed is None:
             new = secrets.token_urlsafe(24)
-            ttl = self.store.r.ttl(self.store.bind_key(WEB, self.crypto.lookup_hash(token)))
-            if self.store.r.set(self.store.web_key(sid, "device"), self.crypto.lookup_hash(new),
+            h = self.crypto.lookup_hash(token)
+            ttl = self.store.r.ttl(self.store.bind_key(WEB, h))
+            if self.store.r.set(self.store.bind_key(DEVICE, h), self.crypto.lookup_hash(new),
                                 nx=True, ex=max(int(ttl), 60)):
                 return OPEN, state, new
-            sid, claimed, state = self._web_session(token)  # another browser, a moment earlier
+            sid, claimed = self._web_session(token)  # another browser, a moment earlier
         if self._same_device(claimed, device):
             return OPEN, state, None
-        return ELSEWHERE, None, None
+        return ELSEWHERE, state, None
 
     def web_device_ok(self, token: str, device: str | None) -> bool:
         """Whether a message from the page comes from the browser the link is open on (also
         after the questions are over: "my answers", a text for the caseworker)."""
-        if not device:
-            return False
-        sid = self.store.lookup(WEB, self.crypto.lookup_hash(token))
-        if sid is None:
-            return False
-        return self._same_device(self.store.r.get(self.store.web_key(sid, "device")), device)
+        sid, claimed = self._web_session(token) if device else (None, None)
+        return sid is not None and self._same_device(claimed, device)
 
-    def _web_session(self, token: str) -> tuple[str | None, bytes | None, State | None]:
-        sid = self.store.lookup(WEB, self.crypto.lookup_hash(token))
-        if sid is None:
-            return None, None, None
-        return sid, self.store.r.get(self.store.web_key(sid, "device")), self.store.get(sid)
+    def _web_session(self, token: str) -> tuple[str | None, bytes | None]:
+        """The link's session and the device it is open on, in one round trip."""
+        h = self.crypto.lookup_hash(token)
+        pipe = self.store.r.pipeline(transaction=False)
+        pipe.get(self.store.bind_key(WEB, h))
+        pipe.get(self.store.bind_key(DEVICE, h))
+        sid, claimed = pipe.execute()
+        return (sid.decode() if sid else None), claimed
 
     def _same_device(self, claimed: bytes | None, device: str | None) -> bool:
         return bool(claimed and device and hmac.compare_digest(

@@ -231,10 +231,9 @@ class StateStore:
         name = key.decode() if isinstance(key, bytes) else key
         return name.split("{", 1)[1].split("}", 1)[0]
 
-    def web_key(self, sid: str, what: str) -> str:
-        """A web chat's link token ("link", sealed) or the device it is open on ("device", a
-        keyed hash): the session's own keys, so erasing it takes them."""
-        return f"{self.prefix}:{{{sid}}}:web:{what}"
+    def web_key(self, sid: str) -> str:
+        """A web chat's link token, sealed: the session's own key, so erasing it takes it."""
+        return f"{self.prefix}:{{{sid}}}:weblink"
 
     def session_pattern(self, sid: str) -> str:
         """Every key of one session (SCAN MATCH), for erasure."""

@@ -77,3 +77,5 @@ def test_flows_cost_command_prints_every_questionnaire_and_language():
         assert result.stdout.count(qid) == languages  # one row per language
     assert "GSM-7" in result.stdout
     assert "WhatsApp" in result.stdout and "Bara inbjudan betalas" in result.stdout
+    said = " ".join(result.stdout.split())
+    assert "webbchatt" in said and "Webbchatt: sms-segmenten i det enda sms:et" in said

@@ -2,15 +2,17 @@
 channel, each pair its own test (`test_back[telegram]`). The README's table "What a child can
 do, on each channel" lists the same cells; a cell that stops working fails here.
 
-All five channels are configured at once in one app, as a municipality would run them: SMS,
-WhatsApp and Telegram through tala's real HTTP server (signed Twilio webhooks, SMS's and
-WhatsApp's on the same path, Telegram Updates, the local fakes of both APIs), the console as
+All six channels are configured at once in one app, as a municipality would run them: SMS,
+WhatsApp, the web chat and Telegram through tala's real HTTP server (signed Twilio webhooks,
+SMS's and WhatsApp's on the same path, the web chat's page calls with its cookie, Telegram
+Updates, the local fakes of both APIs), the console as
 `tala demo --code` plays it (the invitation's code, `service.open`, each line to
 `service.handle`, shown through the console channel), and Rasa
 as rasa-sdk's own ActionExecutor runs `action_tala_step` for a `/webhook` call: the same JSON
 in and out, in this process (the HTTP server and its token are tests/test_rasa.py's). What a
 cell checks is what the child is shown, in that channel's own form: the terminal's text,
-TwiML, Telegram messages and their buttons, Rasa responses and slots.
+TwiML, the web chat's messages and buttons, Telegram messages and their buttons, Rasa
+responses and slots.
 
 Every test starts from its own app on the embedded Redis and SQLite (the production pair is
 tried by the channels' own tests).
@@ -21,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
+import requests
 from rich.console import Console
 
 from bot.channels.console import ConsoleChannel
@@ -38,8 +42,10 @@ from tests.test_rasa import webhook_payload as rasa_payload
 from tests.test_sms import Phone
 from tests.test_telegram import Chat
 
-CHANNELS = ["console", "sms", "whatsapp", "telegram", "rasa"]
+CHANNELS = ["console", "sms", "whatsapp", "web", "telegram", "rasa"]
 TYPED = ("console", "sms", "whatsapp")  # no buttons: choices numbered in the text
+# What a button for (question, key) sends, where there are buttons (Rasa's: the key itself).
+BUTTONS = {"telegram": "a|{0}|{1}", "web": "{0}|{1}"}
 AGE = 14  # followup-12-18 everywhere: no read-aloud button, so no speech engines needed
 RASA_TOKEN = "matrix-rasa-secret-5Tq8vW2xL9aZ"
 CASEWORKER_SAYS = "Hej! Vi ses på torsdag klockan 10."
@@ -69,7 +75,7 @@ class World:
     def child(self, channel: str) -> "Child":
         self.n += 1
         kind = {"console": ConsoleChild, "sms": SmsChild, "whatsapp": WhatsAppChild,
-                "telegram": TelegramChild, "rasa": RasaChild}[channel]
+                "web": WebChild, "telegram": TelegramChild, "rasa": RasaChild}[channel]
         return kind(self, f"M-{channel}-{self.n}")
 
 
@@ -82,7 +88,7 @@ class Child:
 
     def __init__(self, world: World, case: str):
         self.w, self.case = world, case
-        contact = self.address if self.channel in ("sms", "whatsapp") else None
+        contact = self.address if self.channel in ("sms", "whatsapp", "web") else None
         self.invited = world.svc.invite(case, AGE, channel=self.channel, contact=contact,
                                         actor="anna")
         self.sid = self.invited.session_id
@@ -182,6 +188,61 @@ class WhatsAppChild(SmsChild):
 
     def inbox(self) -> list[str]:
         return [m["body"] for m in self.w.twilio.messages if m["to"] == "whatsapp:" + self.address]
+
+
+class WebChild(SmsChild):
+    """The web chat: the SMS's link opened in a phone's browser (its cookie), and the page's
+    JSON calls as chat.js makes them (the page itself in Chromium: test_webchat_browser.py).
+    What a message shows is its text and hint; a question's buttons send its id and a key."""
+
+    channel = "web"
+
+    def __init__(self, world: World, case: str):
+        world.n += 1
+        self.address = f"+467033{world.n:05d}"
+        Child.__init__(self, world, case)
+        self.http = requests.Session()
+        self.page = ""
+        self.shown_buttons: list[tuple[str, str, str]] = []  # (question, key, label)
+        self.n = 0
+
+    def _post(self, path: str, payload: dict) -> list[str]:
+        self.n += 1
+        r = self.http.post(self.page + path, json={"id": f"m{self.n:08d}", **payload},
+                           timeout=10)
+        assert r.status_code == 200, r.text
+        shown = []
+        for m in r.json()["messages"]:
+            shown.append("\n".join(x for x in (m["text"], m.get("hint")) if x))
+            if m.get("question"):
+                scale = range(m["scale"][0], m["scale"][1] + 1) if m.get("scale") else []
+                self.shown_buttons = [(m["question"], c["key"], c["label"])
+                                      for c in m["choices"]] or \
+                    [(m["question"], str(n), str(n)) for n in scale]
+        return shown
+
+    def start(self) -> list[str]:
+        self.w.svc.send_queued("sms", block_ms=0)
+        [invitation] = self.inbox()
+        assert "bestämmer själv" in invitation, invitation
+        token = re.search(r"/c/([A-Z2-9]{22})", invitation).group(1)
+        self.page = f"{self.w.server.url}/c/{token}"
+        assert self.http.get(self.page, timeout=10).status_code == 200
+        return self._post("/open", {})
+
+    def say(self, text: str) -> list[str]:
+        return self._post("/say", {"text": text})
+
+    def buttons(self) -> list[str]:
+        return [f"{q}|{k}" for q, k, _ in self.shown_buttons]
+
+    def titles(self) -> list[str]:
+        return [label for _, _, label in self.shown_buttons]
+
+    def press(self, button: str) -> list[str]:
+        assert button in self.buttons(), (button, self.buttons())
+        question, _, answer = button.partition("|")
+        return self._post("/say", {"question": question, "answer": answer})
 
 
 class TelegramChild(Child):
@@ -323,8 +384,8 @@ def test_start(world, channel):
     state = child.state
     assert state.status == engine.ACTIVE and state.channel == channel
     assert state.contact == child.address  # the number, chat or conversation: learnt here
-    if channel == "telegram":
-        assert "a|home_feel|7" in child.buttons()  # a 0-10 scale as number buttons
+    if channel in BUTTONS:
+        assert BUTTONS[channel].format("home_feel", 7) in child.buttons()  # 0-10 as buttons
     if channel == "rasa":
         assert child.slot("tala_active") is True and child.slot("tala_session") == child.sid
 
@@ -340,17 +401,17 @@ def test_text_answer(world, channel):
 
 @pytest.mark.parametrize("channel", CHANNELS)
 def test_button_answer(world, channel):
-    """Telegram and Rasa answer by buttons. The console and SMS have none: there the
-    choices are numbered in the text and the child types the number instead."""
+    """Telegram, the web chat and Rasa answer by buttons. The console, SMS and WhatsApp have
+    none: there the choices are numbered in the text and the child types the number."""
     child = _started(world, channel)
     shown = child.say("7")  # now at trusted_adult, yes or no
     if channel in TYPED:
         assert "1. Ja" in shown[-1] and "2. Nej" in shown[-1], shown
         shown = child.say("1")
     else:
-        yes = "a|trusted_adult|1" if channel == "telegram" else "1"
+        yes = BUTTONS.get(channel, "{1}").format("trusted_adult", 1)
         assert yes in child.buttons(), child.buttons()
-        if channel == "rasa":
+        if channel in ("rasa", "web"):
             assert child.titles() == ["Ja", "Nej"]
         shown = child.press(yes)
     assert child.state.answers["trusted_adult"]["value"] == "yes"
@@ -369,8 +430,8 @@ def test_back(world, channel):
     assert world.sv(M.YOU_ANSWERED, answer="7") in _all(shown)
     _asks(world, shown, "home_feel")  # the previous question again
     assert child.state.current == "home_feel"
-    if channel == "telegram":
-        assert "a|home_feel|7" in child.buttons()  # with its buttons again
+    if channel in BUTTONS:
+        assert BUTTONS[channel].format("home_feel", 7) in child.buttons()  # its buttons again
     child.say("9")  # answered again: the new answer counts, and the questions go on
     assert child.state.answers["home_feel"]["value"] == 9
     assert child.state.current == "trusted_adult"
@@ -411,7 +472,7 @@ def test_pause_then_the_questions_button(world, channel):
     child.say("7")  # at trusted_adult: yes or no
     child.say("paus")
     assert child.state.status == engine.PAUSED
-    yes = {"telegram": "a|trusted_adult|1"}.get(channel, "1")
+    yes = BUTTONS.get(channel, "{1}").format("trusted_adult", 1)
     # The question's buttons are still on the screen, above the pause message.
     shown = child.say(yes) if channel in TYPED else child.press(yes)
     if channel == "telegram":
@@ -437,8 +498,9 @@ def _language_menu_shown(world: World, child: Child, shown: list[str]) -> None:
     if child.channel in TYPED:
         assert child.buttons() == []
         assert all(f"{n}. {name}" in shown[-1] for n, name in enumerate(names, 1)), shown
-    elif child.channel == "telegram":
-        assert child.buttons() == [f"a|_language|{n}" for n in numbers]
+    elif child.channel in BUTTONS:
+        assert child.buttons() == [BUTTONS[child.channel].format("_language", n)
+                                   for n in numbers]
     else:
         assert child.buttons() == numbers and child.titles() == names
 
@@ -457,16 +519,15 @@ def test_language_by_menu(world, channel):
 
 @pytest.mark.parametrize("channel", CHANNELS)
 def test_language_by_buttons(world, channel):
-    """Telegram's and Rasa's language buttons. The console and SMS have no buttons: their
-    menu is numbered text, each language by its own name, and the number is typed
+    """Telegram's, the web chat's and Rasa's language buttons. The console, SMS and WhatsApp
+    have no buttons: their menu is numbered text, each language by its own name, the number typed
     (test_language_by_menu); that menu is what is checked here."""
     child = _started(world, channel)
     shown = child.say("språk")
     _language_menu_shown(world, child, shown)
     if channel in TYPED:
         return
-    english = (f"a|_language|{_english_number(world)}" if channel == "telegram"
-               else _english_number(world))
+    english = BUTTONS.get(channel, "{1}").format("_language", _english_number(world))
     shown = child.press(english)
     assert child.state.lang == "en"
     assert _flat(world.sv(M.LANGUAGE_SET, "en")) in _all(shown)
@@ -548,11 +609,12 @@ def test_caseworker_reply(world, channel):
         assert world.app.queue.in_line() == 0
         return
     job = world.svc.reply(child.case, CASEWORKER_SAYS, "anna")
-    assert world.app.queue.job(job)["channel"] == channel
-    world.svc.send_queued(channel, block_ms=0)
+    sent_on = "sms" if channel == "web" else channel  # the page only answers: by SMS
+    assert world.app.queue.job(job)["channel"] == sent_on
+    world.svc.send_queued(sent_on, block_ms=0)
     assert child.inbox() == [*before, CASEWORKER_SAYS]
     assert world.app.queue.job(job)["status"] == "sent"
-    other = "telegram" if channel == "sms" else "sms"
+    other = "telegram" if sent_on == "sms" else "sms"
     assert world.svc.send_queued(other, block_ms=0) == 0  # and nothing on the other channel
 
 

@@ -234,7 +234,41 @@ def test_erasing_the_child_closes_the_link(web_app, fake, server):
     r = phone._post("/say", {"text": "8"})
     assert r.status_code == 403
     h = web_app.crypto.lookup_hash(token)
-    assert web_app.store.lookup("web", h) is None
+    assert web_app.store.lookup("web", h) is None and web_app.store.lookup("webdevice", h) is None
     assert web_app.store.lookup("sms", web_app.crypto.lookup_hash(CHILD)) is None
     assert not list(web_app.store.r.scan_iter(match=web_app.store.session_pattern(
         inv.session_id)))
+
+
+@pytest.mark.parametrize("lang", ["sv", "ar"])
+def test_flows_cost_counts_the_one_sms_with_the_link_as_it_is_sent(web_app, fake, lang):
+    from admin_cli.cost import cost
+    from bot.channels.sms_text import segments
+
+    inv = _invite(web_app, lang=lang)
+    [sms] = fake.messages
+    qn = web_app.questionnaires[inv.questionnaire_id]
+    counted = cost(web_app.runtime, qn, lang, "Socialtjänsten i Nacka", PUBLIC_URL)
+    assert counted.web == segments(sms["body"]).count
+    assert counted.web < counted.longest.segments  # the answers cost no SMS
+
+
+def test_redis_away_is_a_503_the_page_sends_again_and_it_counts_once(web_app, fake, server,
+                                                                     monkeypatch):
+    import redis
+
+    inv = _invite(web_app)
+    phone = Browser(server, _token(fake))
+    phone.load()
+    phone.open()
+    real = web_app.service.receive
+
+    def away(*args, **kwargs):
+        raise redis.ConnectionError("Redis is restarting")
+
+    monkeypatch.setattr(web_app.service, "receive", away)
+    assert phone._post("/say", {"text": "7"}, mid="again-0001").status_code == 503
+    monkeypatch.setattr(web_app.service, "receive", real)
+    phone.say("7", mid="again-0001")
+    phone.say("7", mid="again-0001")
+    assert web_app.service.state(inv.session_id).seq == 1

@@ -19,7 +19,7 @@ from admin_cli.web.cases import case_path
 from admin_cli.web.render import error_page, may, operation, page
 from admin_cli.web.session import PREFIX, STAFF
 
-CHANNELS = ("sms", "whatsapp", "web", "telegram")  # not console and rasa: not for a child invited here
+CHANNELS = ("sms", "whatsapp", "web", "telegram")  # console and rasa: not for a child invited here
 FIELDS = ("case", "age", "phase", "lang", "channel", "to", "unit")
 
 

@@ -19,11 +19,14 @@ The service side (tokens, the device a link is open on, the SMS) is bot/weblinks
 from __future__ import annotations
 
 import html
+import logging
 import re
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import redis
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import App
 from bot.receive import ANSWERED, DUPLICATE, STALE, Received
@@ -35,6 +38,7 @@ from flows import messages as M
 from flows.engine import RLM, Say, State
 from flows.i18n import SOURCE_LANG
 
+log = logging.getLogger("tala.webchat")
 STATIC = Path(__file__).resolve().parent / "webchat"
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
 COOKIE = "tala_chat"
@@ -79,6 +83,16 @@ class WebChat:
         self.files = {p.name: (p.read_bytes(), STATIC_TYPES[p.suffix])
                       for p in STATIC.iterdir() if p.suffix in STATIC_TYPES}
 
+    async def _run(self, fn: Callable, *args: Any) -> Any:
+        """The service's work in the server's threads; Redis or SQL away is a 503 (the page
+        sends the message again, with the same id, so it counts once)."""
+        try:
+            return await self.run(fn, *args)
+        except (redis.RedisError, SQLAlchemyError) as e:
+            self.app.metrics.errors.labels(WEB, "storage").inc()
+            log.error("web chat request failed: %s", type(e).__name__)
+            raise web.HTTPServiceUnavailable(text="try again") from None
+
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/c/static/{name}", self.static), web.get("/c/{token}", self.page),
                 web.post("/c/{token}/open", self.open), web.post("/c/{token}/say", self.say),
@@ -96,7 +110,7 @@ class WebChat:
     async def page(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
         device = request.cookies.get(COOKIE)
-        verdict, state, new_device = (await self.run(self.svc.web_open, token, device)
+        verdict, state, new_device = (await self._run(self.svc.web_open, token, device)
                                       if TOKEN.fullmatch(token) else ("closed", None, None))
         if verdict == ELSEWHERE:
             return self._notice(state.lang if state else SOURCE_LANG, [M.WEB_ELSEWHERE], 409)
@@ -172,15 +186,17 @@ class WebChat:
             raise web.HTTPBadRequest(text="not JSON") from None
         if not isinstance(data, dict) or not MESSAGE_ID.fullmatch(str(data.get("id", ""))):
             raise web.HTTPBadRequest(text="a message needs an id")
-        if not TOKEN.fullmatch(token) or not await self.run(
+        if not TOKEN.fullmatch(token) or not await self._run(
                 self.svc.web_device_ok, token, request.cookies.get(COOKIE)):
+            self.app.metrics.errors.labels(WEB, "forbidden").inc()
             raise web.HTTPForbidden(text="this link is open elsewhere, or no longer works")
         return token, data
 
     async def open(self, request: web.Request) -> web.Response:
         token, data = await self._message(request)
-        got = await self.run(lambda: self.svc.receive(WEB, token, "", f"o{data['id']}",
+        got = await self._run(lambda: self.svc.receive(WEB, token, "", f"o{data['id']}",
                                                       start=True))
+        self.app.metrics.messages.labels(WEB, "in").inc()
         return self._answer(got)
 
     async def say(self, request: web.Request) -> web.Response:
@@ -193,8 +209,9 @@ class WebChat:
             text = answer
         elif not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
             raise web.HTTPBadRequest(text=f"a message is text, at most {MAX_TEXT} characters")
-        got = await self.run(lambda: self.svc.receive(WEB, token, text, f"w{data['id']}",
+        got = await self._run(lambda: self.svc.receive(WEB, token, text, f"w{data['id']}",
                                                       answers=question))
+        self.app.metrics.messages.labels(WEB, "in").inc()
         return self._answer(got)
 
     def _answer(self, got: Received) -> web.Response:
@@ -218,10 +235,10 @@ class WebChat:
         """The question being asked, spoken; where it cannot be, 404 with the words that say
         why in the child's language (the page shows them instead)."""
         token = request.match_info["token"]
-        if not TOKEN.fullmatch(token) or not await self.run(
+        if not TOKEN.fullmatch(token) or not await self._run(
                 self.svc.web_device_ok, token, request.cookies.get(COOKIE)):
             raise web.HTTPForbidden(text="this link is open elsewhere, or no longer works")
-        ogg, why = await self.run(self._speak, token)
+        ogg, why = await self._run(self._speak, token)
         if ogg is None:
             return web.json_response({"text": why}, status=404, headers=HEADERS)
         return web.Response(body=ogg, content_type="audio/ogg",
