@@ -1,10 +1,10 @@
-"""SMS, WhatsApp and Telegram all configured in one `tala serve` (issues 13, 21): every
-message leaves on its own channel. Children invited by SMS (some in a bulk run) and by
+"""SMS, WhatsApp, the web chat and Telegram all configured in one `tala serve` (issues 13,
+21): every message leaves on its own channel. Children invited by SMS (some in a bulk run) and by
 Telegram, the worker's senders running side by side: Twilio gets exactly the SMS
 invitations, each once, to the right numbers; Telegram gets the Telegram messages and nothing
 addressed to a phone number; and no Redis key name holds a number, a chat id or a text. With
-the console beside them, five children on each channel (WhatsApp too) play their
-questionnaires to the end at the same time, each reply reaching its own child."""
+the console beside them, five children on each channel (WhatsApp and the web chat too) play
+their questionnaires to the end at the same time, each reply reaching its own child."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
+import requests
 
 from bot.render import render
 from bot.server import Background, build_web_app
@@ -123,6 +124,8 @@ def test_sms_and_telegram_each_leave_only_on_their_own_channel(both):
 
 SMS_CHILDREN = [f"+4670222{i:04d}" for i in range(5)]
 WA_CHILDREN = [f"+4670333{i:04d}" for i in range(5)]
+WEB_CHILDREN = [f"+4670444{i:04d}" for i in range(5)]
+LINK = re.compile(r"https://\S+/c/([A-Z2-9]{22})")
 TG_CHILDREN = [7200 + i for i in range(5)]
 NEUTRAL = {"sv": "Det är bra", "en": "It is fine"}  # free text that raises no alert
 
@@ -190,24 +193,27 @@ class _Child:
     address: str | None  # its number or chat id; none on the console
     phone: Phone | None = None
     chat: Chat | None = None
+    page: requests.Session | None = None  # the web chat's browser (its cookie)
+    link: str = ""
     opened: bool = False
 
 
 def test_every_channel_at_once_plays_each_child_to_the_end(both):
-    """Console, SMS, WhatsApp and Telegram in one app and server, five children on each,
-    their conversations taken a message at a time in turn so all twenty are live at once.
+    """Console, SMS, WhatsApp, the web chat and Telegram in one app and server, five children
+    on each, their conversations taken a message at a time in turn so all 25 are live at once.
     Each finishes its questionnaire and is written to SQL; each reply reaches its own child
-    and no other; Twilio gets only the SMS invitations and the WhatsApp templates, each once,
-    and Telegram only the Telegram children's chats."""
+    and no other; Twilio gets only the SMS invitations (the web chat's with its link) and the
+    WhatsApp templates, each once, and Telegram only the Telegram children's chats."""
     app, twilio, tg, server = both
     svc = app.service
     assert set(svc.outbound) == {"sms", "whatsapp", "telegram"}
-    children = []  # interleaved: a console, an SMS, a WhatsApp and a Telegram child, 5 times
+    children = []  # interleaved: one child on each channel, 5 times
     for k in range(5):
         age, lang = (9, 14)[k % 2], ("sv", "en", "sv")[k % 3]  # both questionnaires and languages
-        for channel in ("console", "sms", "whatsapp", "telegram"):
-            case = f"{channel[0].upper()}-{k}"
-            number = {"sms": SMS_CHILDREN, "whatsapp": WA_CHILDREN}.get(channel, [None] * 5)[k]
+        for channel in ("console", "sms", "whatsapp", "web", "telegram"):
+            case = f"{channel[0].upper()}{channel[1]}-{k}"
+            number = {"sms": SMS_CHILDREN, "whatsapp": WA_CHILDREN,
+                      "web": WEB_CHILDREN}.get(channel, [None] * 5)[k]
             invited = svc.invite(case, age, lang=lang, channel=channel, contact=number,
                                  actor="anna")
             child = _Child(channel, k, case, invited.session_id, lang, invited.code, number)
@@ -217,8 +223,12 @@ def test_every_channel_at_once_plays_each_child_to_the_end(both):
             elif channel == "telegram":
                 child.address = str(TG_CHILDREN[k])
                 child.chat = Chat(server, tg, TG_CHILDREN[k])
+            elif channel == "web":
+                child.page = requests.Session()
             children.append(child)
-    invitations = {c.sid: c.address for c in children if c.channel in ("sms", "whatsapp")}
+    invitations = {c.sid: c.address for c in children if c.channel in ("sms", "whatsapp", "web")}
+    invitation_jobs = [f"invite:{c.sid}:sms:0" if c.channel == "web" else f"invite:{c.sid}:0"
+                       for c in children if c.sid in invitations]
     pressed = set()  # the callback query ids of the Telegram children's button presses
 
     def play(child: _Child) -> str:
@@ -233,6 +243,19 @@ def test_every_channel_at_once_plays_each_child_to_the_end(both):
         if child.channel in ("sms", "whatsapp"):
             twiml = child.phone.text("Hej" if typed is None else typed)
             return "\n".join("".join(m.itertext()) for m in ET.fromstring(twiml).iter("Message"))
+        if child.channel == "web":
+            if typed is None:  # the link from the child's SMS, opened in its browser
+                [sms] = [m["body"] for m in twilio.messages if m["to"] == child.address]
+                child.link = f"{server.url}/c/{LINK.search(sms).group(1)}"
+                assert child.page.get(child.link, timeout=10).status_code == 200
+            said = {"text": typed} if typed is None or not buttons or \
+                (state.seq + child.k) % 2 == 0 else {"question": state.current, "answer": typed}
+            r = child.page.post(child.link + ("/open" if typed is None else "/say"),
+                                json={"id": f"{child.case}-{state.seq:04d}-{len(typed or '')}",
+                                      **said}, timeout=10)
+            assert r.status_code == 200, r.text
+            return "\n".join("\n".join(x for x in (m["text"], m.get("hint")) if x)
+                             for m in r.json()["messages"])
         chat, before = child.chat, len(child.chat.mine())
         if typed is None:
             chat.type(f"/start {child.code}")
@@ -247,8 +270,8 @@ def test_every_channel_at_once_plays_each_child_to_the_end(both):
     worker = Background(app, interval=3600)
     worker.start()
     try:
-        _wait(lambda: all(app.queue.job(f"invite:{sid}:0").get("recorded") == "1"
-                          for sid in invitations), "the SMS and WhatsApp invitations sent")
+        _wait(lambda: all(app.queue.job(j).get("recorded") == "1" for j in invitation_jobs),
+              "the SMS, WhatsApp and web chat invitations sent")
         live = list(children)
         while live:
             for child in list(live):
@@ -290,7 +313,7 @@ def test_every_channel_at_once_plays_each_child_to_the_end(both):
     # Twilio: the SMS invitations, each once to its own number in its own language, and the
     # WhatsApp template to each WhatsApp child; nothing else (every reply went back as TwiML).
     assert sorted(m["to"] for m in twilio.messages) == sorted(
-        SMS_CHILDREN + ["whatsapp:" + n for n in WA_CHILDREN])
+        SMS_CHILDREN + WEB_CHILDREN + ["whatsapp:" + n for n in WA_CHILDREN])
     assert all(m["status_code"] == 201 for m in twilio.messages)
     invitation_texts = set()
     for sid, number in invitations.items():
@@ -300,6 +323,11 @@ def test_every_channel_at_once_plays_each_child_to_the_end(both):
             [sent] = [m for m in twilio.messages if m["to"] == "whatsapp:" + number]
             assert sent["content_sid"] == WHATSAPP_TEMPLATE and \
                 sent["body"] == WHATSAPP_TEMPLATE_TEXT.replace("{{1}}", svc.sender_name)
+        elif number in WEB_CHILDREN:  # the link to its own page, which no other SMS holds
+            [sent] = [m["body"] for m in twilio.messages if m["to"] == number]
+            token = LINK.search(sent).group(1)
+            assert svc.web_token(sid) == token and sum(
+                token in (m["body"] or "") for m in twilio.messages) == 1
         else:
             assert [m["body"] for m in twilio.messages if m["to"] == number] == \
                 svc.outbound["sms"].render([Say(text)]), number
