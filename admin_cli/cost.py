@@ -24,7 +24,7 @@ from typing import Callable
 
 from bot.channels.sms import render_sms
 from bot.channels.sms_text import segments
-from bot.channels.whatsapp import render_whatsapp
+from bot.channels.whatsapp import split_reply
 from bot.weblinks import TOKEN_LENGTH
 from flows import engine
 from flows import messages as M
@@ -59,10 +59,15 @@ def by_sms(says: list[engine.Say]) -> tuple[int, int, frozenset[str]]:
     return sum(s.count for s in segs), len(parts), frozenset(s.encoding for s in segs)
 
 
-def by_whatsapp(says: list[engine.Say]) -> tuple[int, int, frozenset[str]]:
-    """WhatsApp has no segments: its messages, counted twice over."""
-    n = len(render_whatsapp(says))
-    return n, n, frozenset()
+def by_whatsapp(lang: str) -> Measure:
+    """WhatsApp has no segments: its messages, counted twice over (a question with buttons is
+    a message of its own)."""
+    def measure(says: list[engine.Say]) -> tuple[int, int, frozenset[str]]:
+        parts, buttons = split_reply(says, lang, "-")
+        n = len(parts) + (buttons is not None)
+        return n, n, frozenset()
+
+    return measure
 
 
 def cost(rt: Runtime, qn: Questionnaire, lang: str, sender: str = "Socialtjänsten",
@@ -74,7 +79,7 @@ def cost(rt: Runtime, qn: Questionnaire, lang: str, sender: str = "Socialtjänst
     link = f"{(public_url or 'https://tala.kommun.se').rstrip('/')}/c/{'X' * TOKEN_LENGTH}"
     web = rt.catalogs.gettext(lang, M.INVITE_WEB).format(sender=sender, link=link)
     return Cost(qn.id, lang, sms(min), sms(max),
-                _paths(rt, qn, lang, sender, by_whatsapp)(max).messages,
+                _paths(rt, qn, lang, sender, by_whatsapp(lang))(max).messages,
                 by_sms([engine.Say(web)])[0])
 
 

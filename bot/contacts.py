@@ -108,7 +108,7 @@ class Contacts:
         return len(parts)
 
     def send_to(self, channel: str, address: str, body: str, message_id: str,
-                state: State | None = None) -> bool:
+                state: State | None = None, **meta: str) -> bool:
         """Queue the answer to a child's message (Telegram's, laid out by the channel): the
         channel's own sender sends it. The job is named by the session and the message it
         answers, so a retried update queues nothing twice (False) and erasing the child takes
@@ -121,7 +121,7 @@ class Contacts:
         return self.queue.enqueue(f"chat:{sid}:{message_id}", address, body, kind="message",
                                   channel=channel, lane=DEFAULT, session_id=sid,
                                   key_subject=subject_of(state) if state else "",
-                                  **({"anonymous": "1"} if anonymous else {}))
+                                  **({"anonymous": "1"} if anonymous else {}), **meta)
 
     def send_queued(self, channel: str, block_ms: int = 0, max_jobs: int | None = None,
                     stop: Callable[[], bool] = lambda: False,

@@ -164,8 +164,10 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
             return _twiml([])
         metrics.messages.labels(channel, "in").inc()
         try:
+            # A WhatsApp button's id: ButtonPayload (quick replies) or ListId (a list).
             bodies = await run(sms.handle, number, form.get("Body", ""),
-                               form.get("MessageSid", ""), form.get("OptOutType"), channel)
+                               form.get("MessageSid", ""), form.get("OptOutType"), channel,
+                               form.get("ButtonPayload") or form.get("ListId"))
         except (redis.RedisError, SQLAlchemyError) as e:
             # Twilio retries on a 5xx; the MessageSid keeps it from being applied twice.
             metrics.errors.labels(channel, "storage").inc()

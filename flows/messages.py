@@ -209,3 +209,6 @@ WEB_CLOSED = N_("Den här länken fungerar inte längre.")
 # it: it works on one at a time. Answering the SMS works too.
 WEB_ELSEWHERE = N_("Den här länken är redan öppen i en annan telefon eller webbläsare. Fortsätt "
                    "där, eller svara på sms:et i stället.")
+# Translators: WhatsApp's button that opens the list of answers to pick one from (at most 20
+# characters).
+CHOOSE = N_("Välj ett svar")

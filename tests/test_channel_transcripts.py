@@ -9,11 +9,13 @@ After an intended change: TALA_UPDATE_GOLDEN=1 pytest tests/test_channel_transcr
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, timezone
 
 import pytest
 
-from tests.test_matrix import CHANNELS, Child, RasaChild, TelegramChild, world  # noqa: F401
+from tests.test_matrix import (CHANNELS, Child, RasaChild, TelegramChild,  # noqa: F401
+                               WebChild, WhatsAppChild, world)
 from tests.test_transcripts import GOLDEN
 
 # A fixed clock, so a date a message names (a pause's "until") is the same every day.
@@ -25,13 +27,18 @@ SCRIPT = ["bra typ", "7", "tillbaka", "6", "english", "svenska", "mina svar", "p
 
 # What the child does to open the invitation (the matrix's `start`), as the transcript shows it.
 OPENS = {"console": "(tala demo --code <CODE>)", "sms": "Hej", "whatsapp": "Hej",
-         "telegram": "/start <CODE>",
+         "web": "(opens the link from the SMS)", "telegram": "/start <CODE>",
          "rasa": "Hej! Jag har en kod från socialtjänsten: <CODE>"}
 
 
 def _buttons(child: Child, since: int) -> list[str]:
-    """The titles of the buttons on the messages the child was just shown (Telegram, Rasa);
-    buttons left on older messages are not counted again."""
+    """The titles of the buttons on the messages the child was just shown; buttons left on
+    older messages are not counted again."""
+    if isinstance(child, WhatsAppChild):
+        return child.titles() if any(m["content_sid"] in child.w.twilio.contents
+                                     for m in child._mine()[since:]) else []
+    if isinstance(child, WebChild):
+        return child.titles() if child.asked else []
     if isinstance(child, TelegramChild):
         return [b["text"] for m in child.chat.mine()[since:] if m["reply_markup"]
                 for row in m["reply_markup"]["inline_keyboard"] for b in row]
@@ -47,6 +54,8 @@ def _first_title(child: Child) -> str:
 
 
 def _count(child: Child) -> int:
+    if isinstance(child, WhatsAppChild):
+        return len(child._mine())
     return len(child.chat.mine()) if isinstance(child, TelegramChild) else 0
 
 
@@ -58,7 +67,8 @@ def transcript(world, channel: str) -> str:  # noqa: F811 - the fixture's value
 
     def shown(messages: list[str], since: int) -> None:
         for message in messages:
-            for line in message.replace(code, "<CODE>").splitlines() or [""]:
+            for line in (message.replace(code, "<CODE>") if code else message).splitlines() \
+                    or [""]:
                 lines.append(f"  tala | {line}".rstrip())
         buttons = _buttons(child, since)
         if buttons:
@@ -66,8 +76,10 @@ def transcript(world, channel: str) -> str:  # noqa: F811 - the fixture's value
 
     since = _count(child)
     started = child.start()
-    for first in child.inbox():  # sent first: the SMS invitation (WhatsApp: its template)
-        lines.append("  tala (sent first) | " + " ".join(first.replace(code, "<CODE>").split()))
+    for first in child.inbox()[:1]:  # sent first: the invitation (WhatsApp: its template)
+        first = re.sub(r"/c/[A-Z2-9]{22}", "/c/<TOKEN>", first.replace(code, "<CODE>") if code
+                       else first)
+        lines.append("  tala (sent first) | " + " ".join(first.split()))
     lines.append(f"child | {OPENS[channel]}")
     shown(started, since)
     for step in SCRIPT:

@@ -41,14 +41,17 @@ def test_cost_matches_the_cheapest_and_the_dearest_way_played_for_real(runtime,
 
 
 def test_whatsapp_counts_the_messages_of_the_longest_way_played_for_real(runtime, questionnaires):
-    """One template (the invitation), then every reply as the WhatsApp channel lays it out."""
-    from bot.channels.whatsapp import render_whatsapp
+    """One template (the invitation), then every reply as the WhatsApp channel lays it out:
+    its texts, and a question with buttons as a message of its own."""
+    from bot.channels.whatsapp import split_reply
 
     qn = questionnaires["session-feedback"]
     t = Talk(runtime, qn, "ar")
     turns = [t.last] + [t.say(r) for r in ["1", "Om skolan", "1", "Mer tid", "5", "5"]]
-    played = 1 + sum(len(render_whatsapp([e for e in effects if isinstance(e, Say)]))
-                     for effects in turns)
+    laid_out = [split_reply([e for e in effects if isinstance(e, Say)], "ar", "اختر")
+                for effects in turns]
+    played = 1 + sum(len(parts) + (buttons is not None) for parts, buttons in laid_out)
+    assert any(buttons for _, buttons in laid_out)  # session-feedback has buttons on WhatsApp
     assert cost(runtime, qn, "ar").whatsapp == played
     assert played < cost(runtime, qn, "ar").longest.segments  # no segments to pay for
 

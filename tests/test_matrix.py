@@ -43,9 +43,11 @@ from tests.test_sms import Phone
 from tests.test_telegram import Chat
 
 CHANNELS = ["console", "sms", "whatsapp", "web", "telegram", "rasa"]
-TYPED = ("console", "sms", "whatsapp")  # no buttons: choices numbered in the text
+TYPED = ("console", "sms")  # no buttons: choices numbered in the text
 # What a button for (question, key) sends, where there are buttons (Rasa's: the key itself).
-BUTTONS = {"telegram": "a|{0}|{1}", "web": "{0}|{1}"}
+BUTTONS = {"telegram": "a|{0}|{1}", "whatsapp": "{0}|{1}", "web": "{0}|{1}"}
+# WhatsApp shows at most ten: a 0-10 scale is numbered and typed there.
+SCALE_BUTTONS = ("telegram", "web")
 AGE = 14  # followup-12-18 everywhere: no read-aloud button, so no speech engines needed
 RASA_TOKEN = "matrix-rasa-secret-5Tq8vW2xL9aZ"
 CASEWORKER_SAYS = "Hej! Vi ses på torsdag klockan 10."
@@ -170,7 +172,10 @@ class SmsChild(Child):
 
 class WhatsAppChild(SmsChild):
     """WhatsApp through Twilio: the same signed webhook as SMS, from "whatsapp:+46...", the
-    invitation a template (its text the fake's), and replies in TwiML."""
+    invitation a template (its text the fake's), replies in TwiML, and a reply that ends with
+    a question WhatsApp shows buttons for through the send queue, the buttons a template made
+    with the Content API (the fake's `contents`). A press is what WhatsApp posts: the button's
+    title as Body and its id as ButtonPayload (ListId for a list)."""
 
     channel = "whatsapp"
 
@@ -186,8 +191,42 @@ class WhatsAppChild(SmsChild):
         assert "bestämmer själv" in invitation and "Socialtjänsten" in invitation, invitation
         return self.say("Hej")
 
+    def _mine(self) -> list[dict]:
+        return [m for m in self.w.twilio.messages if m["to"] == "whatsapp:" + self.address]
+
+    def say(self, text: str, **extra: str) -> list[str]:
+        before = len(self._mine())
+        twiml = self.phone.text(text, **extra)
+        shown = ["".join(m.itertext()) for m in ET.fromstring(twiml).iter("Message")]
+        self.w.svc.send_queued("whatsapp", block_ms=0)  # what went by the queue: the buttons
+        return shown + [m["body"] for m in self._mine()[before:]]
+
+    def _buttons(self) -> tuple[str, list[tuple[str, str]]]:
+        """The newest buttons sent: ("ButtonPayload" or "ListId", [(id, title)])."""
+        contents = self.w.twilio.contents
+        shown = next((contents[m["content_sid"]] for m in reversed(self._mine())
+                      if m["content_sid"] in contents), None)
+        types = shown["types"] if shown else {}
+        if "twilio/quick-reply" in types:
+            return "ButtonPayload", [(a["id"], a["title"])
+                                     for a in types["twilio/quick-reply"]["actions"]]
+        if "twilio/list-picker" in types:
+            return "ListId", [(i["id"], i["item"]) for i in types["twilio/list-picker"]["items"]]
+        return "", []
+
+    def buttons(self) -> list[str]:
+        return [i for i, _ in self._buttons()[1]]
+
+    def titles(self) -> list[str]:
+        return [t for _, t in self._buttons()[1]]
+
+    def press(self, button: str) -> list[str]:
+        field, shown = self._buttons()
+        [title] = [t for i, t in shown if i == button]
+        return self.say(title, **{field: button})
+
     def inbox(self) -> list[str]:
-        return [m["body"] for m in self.w.twilio.messages if m["to"] == "whatsapp:" + self.address]
+        return [m["body"] for m in self._mine()]
 
 
 class WebChild(SmsChild):
@@ -208,6 +247,7 @@ class WebChild(SmsChild):
 
     def _post(self, path: str, payload: dict) -> list[str]:
         self.n += 1
+        self.asked = False  # whether this reply asked a question (with its buttons)
         r = self.http.post(self.page + path, json={"id": f"m{self.n:08d}", **payload},
                            timeout=10)
         assert r.status_code == 200, r.text
@@ -215,6 +255,7 @@ class WebChild(SmsChild):
         for m in r.json()["messages"]:
             shown.append("\n".join(x for x in (m["text"], m.get("hint")) if x))
             if m.get("question"):
+                self.asked = True
                 scale = range(m["scale"][0], m["scale"][1] + 1) if m.get("scale") else []
                 self.shown_buttons = [(m["question"], c["key"], c["label"])
                                       for c in m["choices"]] or \
@@ -384,8 +425,10 @@ def test_start(world, channel):
     state = child.state
     assert state.status == engine.ACTIVE and state.channel == channel
     assert state.contact == child.address  # the number, chat or conversation: learnt here
-    if channel in BUTTONS:
+    if channel in SCALE_BUTTONS:
         assert BUTTONS[channel].format("home_feel", 7) in child.buttons()  # 0-10 as buttons
+    elif channel == "whatsapp":
+        assert child.buttons() == [] and "10" in _all(shown)  # eleven: typed
     if channel == "rasa":
         assert child.slot("tala_active") is True and child.slot("tala_session") == child.sid
 
@@ -411,7 +454,7 @@ def test_button_answer(world, channel):
     else:
         yes = BUTTONS.get(channel, "{1}").format("trusted_adult", 1)
         assert yes in child.buttons(), child.buttons()
-        if channel in ("rasa", "web"):
+        if channel in ("rasa", "web", "whatsapp"):
             assert child.titles() == ["Ja", "Nej"]
         shown = child.press(yes)
     assert child.state.answers["trusted_adult"]["value"] == "yes"
@@ -430,7 +473,7 @@ def test_back(world, channel):
     assert world.sv(M.YOU_ANSWERED, answer="7") in _all(shown)
     _asks(world, shown, "home_feel")  # the previous question again
     assert child.state.current == "home_feel"
-    if channel in BUTTONS:
+    if channel in SCALE_BUTTONS:
         assert BUTTONS[channel].format("home_feel", 7) in child.buttons()  # its buttons again
     child.say("9")  # answered again: the new answer counts, and the questions go on
     assert child.state.answers["home_feel"]["value"] == 9

@@ -171,10 +171,11 @@ def test_stop_on_whatsapp_is_confirmed_and_nothing_more_is_sent_anywhere(wa_app,
     phone = Phone(server, fake.auth_token, WA)
     phone.text("Hej")
     phone.text("7")
+    svc = wa_app.service
+    assert svc.send_queued("whatsapp", block_ms=0) == 1  # the next question, with its buttons
     # Twilio does not act on STOP for WhatsApp: tala stops, and says so itself.
     said = phone.text("STOP")
     assert "vi slutar här" in said
-    svc = wa_app.service
     state = svc.state(inv.session_id)
     assert state.hold == "opted_out" and state.answers["home_feel"]["value"] == 7
     _close_window(wa_app)
@@ -186,8 +187,10 @@ def test_stop_on_whatsapp_is_confirmed_and_nothing_more_is_sent_anywhere(wa_app,
     with pytest.raises(InviteError, match="STOP"):
         svc.invite("K-19", 14, channel="whatsapp", contact=CHILD)
     assert "<Message>" not in phone.text("hej")  # nothing is answered until START
-    back = phone.text("START")
-    assert "Välkommen tillbaka" in back
+    assert "<Message>" not in phone.text("START")  # the question has buttons: queued
+    assert svc.send_queued("whatsapp", block_ms=0) == 2
+    welcome, question = fake.messages[-2:]
+    assert "Välkommen tillbaka" in welcome["body"] and question["content_sid"] in fake.contents
     assert svc.state(inv.session_id).hold is None
 
 
@@ -365,3 +368,84 @@ def test_serve_and_the_cli_as_separate_processes(tmp_path):
                 if server.poll() is None:
                     server.kill()
                 _stop_embedded_redis(tmp_path / "data")
+
+
+# --------------------------------------------------------------------------- buttons
+
+def _answered_with_buttons(wa_app, fake, phone, text: str, **extra) -> dict:
+    """The child's message, and the question with buttons it was answered with (queued)."""
+    assert "<Message>" not in phone.text(text, **extra)
+    wa_app.service.send_queued("whatsapp", block_ms=0)
+    last = fake.messages[-1]
+    assert last["content_sid"] in fake.contents, last
+    return fake.contents[last["content_sid"]]
+
+
+def test_a_yes_or_no_comes_with_quick_replies_and_a_press_answers(wa_app, fake, server):
+    inv = _invite(wa_app)
+    phone = Phone(server, fake.auth_token, WA)
+    phone.text("Hej")
+    made = _answered_with_buttons(wa_app, fake, phone, "7")
+    assert made["language"] == "sv"
+    actions = made["types"]["twilio/quick-reply"]["actions"]
+    assert actions == [{"title": "Ja", "id": "trusted_adult|1"},
+                       {"title": "Nej", "id": "trusted_adult|2"}]
+    # Where buttons cannot be shown, the numbered text: typing always works.
+    assert "1. Ja" in made["types"]["twilio/text"]["body"]
+    phone.text("Ja", ButtonPayload="trusted_adult|1", ButtonText="Ja")
+    state = wa_app.service.state(inv.session_id)
+    assert state.answers["trusted_adult"]["value"] == "yes"
+    # The same button again (WhatsApp keeps it on screen): nothing changes.
+    again = phone.text("Nej", ButtonPayload="trusted_adult|2", ButtonText="Nej")
+    assert "Det har du redan svarat på." in again
+    assert wa_app.service.state(inv.session_id).answers["trusted_adult"]["value"] == "yes"
+
+
+def test_the_same_question_reuses_its_template_and_a_1_to_5_scale_is_a_list(
+        wa_app, fake, server):
+    for case, number in (("K-1", "+46701111111"), ("K-2", "+46702222222")):
+        wa_app.service.invite(case, 14, channel="whatsapp", contact=number, actor="anna")
+        wa_app.service.send_queued("whatsapp", block_ms=0)
+        phone = Phone(server, fake.auth_token, "whatsapp:" + number)
+        phone.text("Hej")
+        _answered_with_buttons(wa_app, fake, phone, "7")
+    assert len(fake.contents) == 1  # one template for the question in Swedish, used twice
+    # A younger child: the 1-5 scale with smileys, as a list to pick from.
+    wa_app.service.invite("K-3", 9, channel="whatsapp", contact=CHILD, actor="anna")
+    wa_app.service.send_queued("whatsapp", block_ms=0)
+    phone = Phone(server, fake.auth_token, WA)
+    wa_app.service.send_queued("whatsapp", block_ms=0)
+    made = _answered_with_buttons(wa_app, fake, phone, "Hej")
+    picker = made["types"]["twilio/list-picker"]
+    assert len(picker["items"]) == 5 and picker["items"][0]["item"].startswith("😢")
+    assert picker["button"] == "Välj ett svar" and all(len(i["item"]) <= 24
+                                                       for i in picker["items"])
+    first = picker["items"][4]["id"]
+    phone.text(picker["items"][4]["item"], ListId=first)
+    state = wa_app.service.state(wa_app.service.session_for_contact("whatsapp", CHILD))
+    question, key = first.split("|")
+    assert state.answers[question]["value"] == int(key)
+
+
+def test_without_the_content_api_the_question_goes_numbered(wa_app, fake, server):
+    inv = _invite(wa_app)
+    fake.content_down = True
+    phone = Phone(server, fake.auth_token, WA)
+    phone.text("Hej")
+    assert "<Message>" not in phone.text("7")
+    wa_app.service.send_queued("whatsapp", block_ms=0)
+    last = fake.messages[-1]
+    assert last["content_sid"] is None and "1. Ja" in last["body"] and "2. Nej" in last["body"]
+    phone.text("1")
+    assert wa_app.service.state(inv.session_id).answers["trusted_adult"]["value"] == "yes"
+
+
+def test_a_forged_button_changes_nothing(wa_app, fake, server):
+    inv = _invite(wa_app)
+    phone = Phone(server, fake.auth_token, WA)
+    phone.text("Hej")
+    said = phone.text("x", ButtonPayload="some_other_question|1")
+    assert "Det har du redan svarat på." in said
+    assert wa_app.service.state(inv.session_id).answers == {}
+    phone.text("7", ButtonPayload="garbage-without-a-bar")  # not a button of ours: the text
+    assert wa_app.service.state(inv.session_id).answers["home_feel"]["value"] == 7

@@ -19,10 +19,11 @@ from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError
 
 from bot.channels.sms_text import fit_gsm7, is_gsm7, split_message
-from bot.receive import GONE, NO_SESSION, OPTED_OUT
+from bot.receive import GONE, NO_SESSION, OPTED_OUT, STALE
 from bot.refusal import Refusal, staff_text
 from bot.render import render
 from bot.settings import Settings
+from flows import messages as M
 from flows.engine import Say
 from flows.i18n import normalise
 from storage.queue import ReconcileError, SendResult
@@ -174,21 +175,34 @@ class SmsInbound:
         self.unknown_reply = unknown_reply
 
     def handle(self, number: str, body: str, message_sid: str,
-               opt_out_type: str | None = None, channel: str = "sms") -> list[str]:
+               opt_out_type: str | None = None, channel: str = "sms",
+               button: str | None = None) -> list[str]:
+        """`button`: what a WhatsApp button sends back (its id, "question|answer")."""
         svc = self.service
         word = keyword(body)
         kind = (opt_out_type or "").upper()
-        lay_out = svc.outbound[channel].render  # the server takes only configured channels
+        render_as = svc.outbound[channel].render  # the server takes only configured channels
         if kind == "STOP" or (not kind and word in OPT_OUT_WORDS):
             svc.opt_out(channel, number)  # Twilio confirms an SMS STOP to the child itself
-            return lay_out([Say(svc.stopped_text(channel, number))]) \
+            return render_as([Say(svc.stopped_text(channel, number))]) \
                 if channel == "whatsapp" else []
-        got = svc.receive(channel, number, body, message_sid, keyword=True)
+        answer = None
+        if channel == "whatsapp":
+            from bot.channels.whatsapp import lay_out, pressed
+
+            answer = pressed(button)
+        how = {"answers": answer[0]} if answer else {"keyword": True}
+        text = answer[1] if answer else body
+        got = svc.receive(channel, number, text, message_sid, **how)
         if got.outcome == OPTED_OUT:
             if not (kind == "START" or (not kind and word in OPT_IN_WORDS)):
                 return []  # Twilio would not deliver a reply anyway
             svc.opt_in(channel, number)
-            got = svc.receive(channel, number, body, message_sid, keyword=True)
+            got = svc.receive(channel, number, text, message_sid, **how)
         if got.outcome in (NO_SESSION, GONE):
             return [self.unknown_reply] if svc.first_today(channel, number) else []
-        return lay_out(got.says)
+        if got.outcome == STALE:  # an old question's button: nothing changed
+            return render_as([Say(svc.text_for(got.state, M.ALREADY_ANSWERED))])
+        if channel == "whatsapp":
+            return lay_out(svc, number, got.says, message_sid, got.state)
+        return render_as(got.says)

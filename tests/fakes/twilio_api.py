@@ -39,7 +39,10 @@ WhatsApp goes through the same endpoint with "whatsapp:+46..." in To and From. A
 carry a Content API template instead of a Body (ContentSid, ContentVariables as JSON): the
 fake knows the templates it is given (`FakeTwilio(templates={"HX...": "Hej {{1}}!"})`), fills
 in the variables as Twilio does, and records the filled-in text as "body"; an unknown
-ContentSid gets Twilio's 21655.
+ContentSid gets Twilio's 21655. It also serves the Content API itself (content.twilio.com's
+`POST /v1/Content` and `GET /v1/Content`, JSON): a created quick-reply or list-picker is kept
+(`contents`, by its sid), checked against WhatsApp's limits (3 quick replies of at most 20
+characters, 10 list items of at most 24), and usable as a ContentSid at once.
 
 Faithful where it is cheap: the same validation errors as Twilio for a missing To (21604),
 From/MessagingServiceSid (21603) or Body (21602) and a body over 1600 characters (21617);
@@ -71,6 +74,10 @@ DEFAULT_AUTH_TOKEN = "test-token"
 API_VERSION = "2010-04-01"
 
 _MESSAGES_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account_sid>[^/]+)/Messages\.json$")
+_CONTENT_PATH = "/v1/Content"
+# WhatsApp's limits on what a content template may hold in a session (Twilio's Content API).
+_LIMITS = {"twilio/quick-reply": ("actions", "title", 3, 20),
+           "twilio/list-picker": ("items", "item", 10, 24)}
 
 # Errors that Twilio returns on create for one recipient: code -> message (all HTTP 400).
 RECIPIENT_ERRORS: dict[int, str] = {
@@ -144,6 +151,8 @@ class FakeTwilio(HTTPFake):
         self._fail_for: dict[str, tuple[int, int, str]] = {}
         self._fail_next: deque[tuple[int, int, str]] = deque()
         self._sid_counter = 0
+        self._contents: dict[str, dict[str, Any]] = {}  # created by the Content API, by sid
+        self.content_down = False  # the Content API answers 503 (Messages still work)
 
     # -- lifecycle (start, stop, `with`: HTTPFake) ------------------------------------------
 
@@ -162,6 +171,13 @@ class FakeTwilio(HTTPFake):
         (None when the request failed), "status_code" and "at" (time.monotonic())."""
         with self._cond:
             return [dict(r) for r in self._records]
+
+    @property
+    def contents(self) -> dict[str, dict[str, Any]]:
+        """The content templates created through the Content API, by sid: the JSON as sent
+        ("friendly_name", "language", "types"), plus "sid"."""
+        with self._cond:
+            return {k: dict(v) for k, v in self._contents.items()}
 
     @property
     def unhandled(self) -> list[tuple[str, str]]:
@@ -229,6 +245,8 @@ class FakeTwilio(HTTPFake):
         authorization = headers.get("Authorization")
         split = urlsplit(target)
         path = split.path
+        if path == _CONTENT_PATH:
+            return self._content(method, authorization, raw)
         match = _MESSAGES_PATH.match(path)
         if method == "GET" and match is not None:
             return self._list(match["account_sid"], authorization, parse_qs(split.query))
@@ -349,6 +367,42 @@ class FakeTwilio(HTTPFake):
         return 200, {"messages": found[:size], "first_page_uri": uri, "next_page_uri": None,
                      "previous_page_uri": None, "page": 0, "page_size": size, "start": 0,
                      "end": max(len(found[:size]) - 1, 0), "uri": uri}, {}
+
+    def _content(self, method: str, authorization: str | None, raw: bytes) -> Answer:
+        """The Content API: create a template (POST, JSON), or list them (GET)."""
+        if self.content_down:
+            return 503, error_body(503, 20500, "Service unavailable"), {}
+        if not self._authorized(self.account_sid, authorization):
+            return 401, error_body(401, 20003, "Authenticate"), {}
+        if method == "GET":
+            with self._cond:
+                found = list(self._contents.values())
+            return 200, {"contents": found, "meta": {"page": 0, "page_size": len(found),
+                                                     "next_page_url": None}}, {}
+        if method != "POST":
+            return 405, error_body(405, 20004, "Method not allowed"), {}
+        try:
+            data = json.loads(raw.decode("utf-8"))
+            types = data["types"]
+            assert isinstance(types, dict) and types and data.get("language")
+        except (ValueError, KeyError, AssertionError, AttributeError):
+            return 400, error_body(400, 20001, "Invalid content"), {}
+        for kind, (field_name, title, most, longest) in _LIMITS.items():
+            entries = types.get(kind, {}).get(field_name) if kind in types else None
+            if entries is not None and (not 0 < len(entries) <= most or any(
+                    len(e.get(title) or "") > longest or not e.get("id") for e in entries)):
+                return 400, error_body(400, 20001, f"{kind}: 1-{most} {field_name}, each "
+                                       f"{title} at most {longest} characters"), {}
+        body = next((t.get("body") for t in types.values() if t.get("body")), None)
+        if not body or len(body) > 1024:
+            return 400, error_body(400, 20001, "A body of 1-1024 characters is needed"), {}
+        with self._cond:
+            self._sid_counter += 1
+            sid = f"HX{self._sid_counter:032x}"
+            self._contents[sid] = {**data, "sid": sid}
+            self.templates[sid] = body
+            self._cond.notify_all()
+        return 201, {**data, "sid": sid, "account_sid": self.account_sid}, {}
 
     def _authorized(self, path_sid: str, authorization: str | None) -> bool:
         scheme, _, encoded = (authorization or "").partition(" ")
