@@ -146,7 +146,9 @@ class WebChat:
 
     def _notice(self, lang: str, msgids: list[str], status: int) -> web.Response:
         paras = "".join(f"<p>{html.escape(self._t(lang, m))}</p>" for m in msgids)
-        return web.Response(text=self._shell(lang, f'<main class="notice">{paras}</main>'),
+        title = html.escape(self._t(lang, M.WEB_TITLE))
+        return web.Response(text=self._shell(lang, f'<main class="notice"><h1 class="hidden">'
+                                                   f'{title}</h1>{paras}</main>'),
                             status=status, content_type="text/html", charset="utf-8",
                             headers=HEADERS)
 
@@ -155,7 +157,7 @@ class WebChat:
         tools = "".join(f'<button type="button" data-command="/{c}">{t[c]}</button>'
                         for c in ("back", "pause", "answers", "stop"))
         body = (
-            '<main id="chat">\n'
+            f'<main id="chat">\n<h1 class="hidden">{t["title"]}</h1>\n'
             '<header><button type="button" id="bigger" aria-pressed="false">'
             f'{t["bigger"]}</button><button type="button" data-command="/language">'
             f'{t["language"]}</button></header>\n'

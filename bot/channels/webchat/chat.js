@@ -32,6 +32,7 @@
     document.documentElement.dir = data.dir;
     labels = data.labels;
     document.title = labels.title;
+    document.querySelector("h1").textContent = labels.title;
     const named = {"/back": "back", "/pause": "pause", "/answers": "answers", "/stop": "stop",
                    "/language": "language"};
     document.querySelectorAll("[data-command]").forEach((b) => {
