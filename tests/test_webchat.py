@@ -272,3 +272,21 @@ def test_redis_away_is_a_503_the_page_sends_again_and_it_counts_once(web_app, fa
     phone.say("7", mid="again-0001")
     phone.say("7", mid="again-0001")
     assert web_app.service.state(inv.session_id).seq == 1
+
+
+def test_tala_invite_channel_web_says_the_link_went_by_sms(web_app, fake, monkeypatch):
+    from tests.conftest import staff_cli
+
+    done = staff_cli(web_app, monkeypatch, "anna", "invite", "K-40", "--age", "10",
+                     "--channel", "web", "--to", "070-123 45 67", columns=250)
+    assert done.exit_code == 0, done.output
+    assert "Ett sms med länken till webbchatten skickat till barnet i ärende K-40." in \
+        done.output
+    [sms] = fake.messages
+    token = LINK.search(sms["body"]).group(1)
+    assert token not in done.output  # the link is the child's: staff never see it
+    summary = staff_cli(web_app, monkeypatch, "anna", "summary", "K-40", columns=250)
+    assert summary.exit_code == 0 and token not in summary.output, summary.output
+    none = staff_cli(web_app, monkeypatch, "anna", "invite", "K-41", "--age", "10",
+                     "--channel", "web", columns=250)
+    assert none.exit_code != 0 and "behöver --to" in none.output, none.output
