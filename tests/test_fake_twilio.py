@@ -319,3 +319,20 @@ def test_listing_messages_to_a_number_finds_what_was_created(fake, client):
     found = client.messages.list(to="+46701110001", limit=10)
     assert [m.body for m in found] == ["andra", "första"]  # newest first
     assert all(m.date_created is not None for m in found)
+
+
+def test_a_request_cut_off_before_its_body_is_not_acted_on(fake, client):
+    # urllib3 writes a request's headers and its body apart: a sender killed in between leaves
+    # Twilio headers with a Content-Length and no body. Twilio never acts on that; nor may the
+    # fake (it would record a failed try that no sender ever made).
+    import socket
+    from urllib.parse import urlsplit
+    host = urlsplit(fake.base_url)
+    with socket.create_connection((host.hostname, host.port), timeout=5) as s:
+        s.sendall(f"POST /2010-04-01/Accounts/{fake.account_sid}/Messages.json HTTP/1.1\r\n"
+                  f"Host: {host.netloc}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                  "Content-Length: 80\r\n\r\nTo=%2B467".encode())
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(1024) == b""  # hung up on, no answer
+    client.messages.create(to=TO, from_=FROM, body="after")
+    assert [m["body"] for m in fake.messages] == ["after"]

@@ -75,7 +75,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._answer()
 
-    def _read_body(self) -> bytes:
+    def _read_body(self) -> bytes | None:
+        """The request's body, or None when the client hung up before sending all of it (a
+        process killed between a request's headers and its body, which urllib3 writes apart):
+        a real server never acts on such a request, so neither does a fake."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             # aiohttp streams file uploads chunked (no Content-Length).
             parts = []
@@ -85,14 +88,21 @@ class _Handler(BaseHTTPRequestHandler):
                     while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
                     return b"".join(parts)
-                parts.append(self.rfile.read(size))
+                part = self.rfile.read(size)
+                if len(part) < size:
+                    return None
+                parts.append(part)
                 self.rfile.readline(1024)  # the CRLF after the chunk
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        raw = self.rfile.read(length) if length else b""
+        return raw if len(raw) == length else None
 
     def _answer(self) -> None:
         fake = self.server.fake
         raw = self._read_body()
+        if raw is None:
+            self.close_connection = True
+            return
         status, payload, extra = fake._handle(self.command, self.path, self.headers, raw)
         data = json.dumps(payload).encode()
         self.send_response(status)
