@@ -188,11 +188,15 @@ class WebChat:
             raise web.HTTPBadRequest(text="not JSON") from None
         if not isinstance(data, dict) or not MESSAGE_ID.fullmatch(str(data.get("id", ""))):
             raise web.HTTPBadRequest(text="a message needs an id")
+        await self._from_its_device(request, token)
+        return token, data
+
+    async def _from_its_device(self, request: web.Request, token: str) -> None:
+        """Raise 403 unless the request comes from the device the link is open on."""
         if not TOKEN.fullmatch(token) or not await self._run(
                 self.svc.web_device_ok, token, request.cookies.get(COOKIE)):
             self.app.metrics.errors.labels(WEB, "forbidden").inc()
             raise web.HTTPForbidden(text="this link is open elsewhere, or no longer works")
-        return token, data
 
     async def open(self, request: web.Request) -> web.Response:
         token, data = await self._message(request)
@@ -237,9 +241,7 @@ class WebChat:
         """The question being asked, spoken; where it cannot be, 404 with the words that say
         why in the child's language (the page shows them instead)."""
         token = request.match_info["token"]
-        if not TOKEN.fullmatch(token) or not await self._run(
-                self.svc.web_device_ok, token, request.cookies.get(COOKIE)):
-            raise web.HTTPForbidden(text="this link is open elsewhere, or no longer works")
+        await self._from_its_device(request, token)
         ogg, why = await self._run(self._speak, token)
         if ogg is None:
             return web.json_response({"text": why}, status=404, headers=HEADERS)

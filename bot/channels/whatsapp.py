@@ -33,6 +33,9 @@ import time
 from datetime import datetime
 from typing import Any
 
+import requests
+from twilio.base.exceptions import TwilioException
+
 from bot.channels.sms import TwilioSender
 from bot.channels.sms_text import split_message
 from bot.render import face, render
@@ -166,7 +169,7 @@ class WhatsAppSender(TwilioSender):
                 method, self.content_url, params={"PageSize": 500} if method == "GET" else None,
                 data=data,  # sent as JSON, for the Content-Type
                 headers={"Content-Type": "application/json", "Accept": "application/json"})
-        except Exception as e:  # noqa: BLE001 -- no buttons then: the text goes instead
+        except (TwilioException, requests.RequestException) as e:  # no buttons: text goes
             log.warning("Twilio's Content API unreachable: %s", type(e).__name__)
             self._failed_at = time.monotonic()
             return None
