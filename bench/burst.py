@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import time
 import uuid
 from collections import Counter
@@ -35,8 +34,8 @@ import aiohttp
 from sqlalchemy import text
 
 from bench.common import (SMS_PATH, CpuMeter, Signer, Stack, code_version, latency_ms, load,
-                          percentile, print_table, redis_pid, sms_params, swedish_mobile,
-                          write_result)
+                          memory_of_db, percentile, print_table, redis_pid, sms_params,
+                          swedish_mobile, write_result)
 from storage.crypto import Crypto
 
 KEYWORD = "SKOLA9B"
@@ -51,39 +50,6 @@ def used_memory(r) -> int:
 def keyspace(r) -> dict:
     """Keys per database of the whole Redis server: shows other people's work beside ours."""
     return {db: v["keys"] for db, v in r.info("keyspace").items()}
-
-
-def key_shape(key: bytes) -> str:
-    """A key with its session id, hash or message id replaced: what kind of key it is."""
-    k = key.decode(errors="replace")
-    k = re.sub(r"\{[0-9a-f]{32}\}", "{SID}", k)
-    k = re.sub(r"[0-9a-f]{32,}", "HASH", k)
-    return re.sub(r"SM\w+", "MSGID", k)
-
-
-def memory_of_db(r) -> dict:
-    """MEMORY USAGE (exact: SAMPLES 0) of every key in this database, by kind of key."""
-    sizes: Counter = Counter()
-    counts: Counter = Counter()
-    batch: list[bytes] = []
-
-    def flush() -> None:
-        pipe = r.pipeline(transaction=False)
-        for k in batch:
-            pipe.memory_usage(k, samples=0)
-        for k, size in zip(batch, pipe.execute(), strict=True):
-            shape = key_shape(k)
-            sizes[shape] += size or 0
-            counts[shape] += 1
-        batch.clear()
-
-    for key in r.scan_iter(count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            flush()
-    if batch:
-        flush()
-    return {shape: {"keys": counts[shape], "bytes": sizes[shape]} for shape in sorted(sizes)}
 
 
 async def burst(url: str, signer: Signer, numbers: list[str], seconds: float,
