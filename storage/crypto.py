@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 if TYPE_CHECKING:
@@ -154,21 +155,30 @@ class Crypto:
         raise SecretKeyError("stored data cannot be read with this TALA_SECRET_KEY: was the "
                              "key changed, or the child erased?")
 
-    # Live state in Redis is kept compact: the Fernet token as raw bytes (its base64 is a
-    # third larger), and a reply to remember compressed first. Redis memory per live session
-    # is a limit (bench/burst.py), and 10,000 pupils may start a survey in one minute.
-    # Only replies are compressed: what the child was sent, which holds nothing the child
-    # does not see and no text anyone else chose, so a stored length reveals nothing (no
-    # compression oracle). The state, with the number in it, is not.
-    # The first byte says which key and whether compressed (the rest is a raw token):
+    # Live state in Redis is kept compact: sealed with AES-256-GCM under the session's data
+    # key (storage.keys.DataKey; the session id is its associated data, so a state copied
+    # under another session's key does not open), or as a raw Fernet token where there is no
+    # data key (its base64 is a third larger); a reply to remember compressed first. Redis
+    # memory per live session is a limit (bench/wrk.py), and 10,000 pupils may start a survey
+    # in one minute. Only replies are compressed: what the child was sent, which holds nothing
+    # the child does not see and no text anyone else chose, so a stored length reveals
+    # nothing (no compression oracle). The state, with the number in it, is not.
+    # The first byte says which key, which cipher and whether compressed:
     _RAW = b"\x80"  # Fernet's version byte: a raw token, installation key
     _ZIPPED = b"z"  # zlib-compressed, installation key
-    _OWN = b"s"  # the session's data key
-    _OWN_ZIPPED = b"t"  # the session's data key, compressed
-    _ANON = b"a"  # an anonymous session's derived key (also marks a token from `encrypt`)
+    _OWN = b"s"  # Fernet, the session's data key (written before AES-GCM)
+    _OWN_ZIPPED = b"t"  # the same, compressed
+    _ANON = b"a"  # Fernet, an anonymous session's derived key (also marks `encrypt`'s)
     _ANON_ZIPPED = b"b"  # the same, compressed
+    _GCM = b"g"  # AES-GCM, the session's data key: nonce (12 bytes), ciphertext, tag
+    _GCM_ZIPPED = b"G"
+    _ANON_GCM = b"h"  # AES-GCM, an anonymous session's derived key
+    _ANON_GCM_ZIPPED = b"H"
     _BASE64 = b"gAAAAA"  # a token as Fernet writes it: state stored before this format
-    _WITH_DATA_KEY = (_OWN, _OWN_ZIPPED, _ANON, _ANON_ZIPPED)
+    _ANON_HEADS = (_ANON, _ANON_ZIPPED, _ANON_GCM, _ANON_GCM_ZIPPED)
+    _ZIPPED_HEADS = (_OWN_ZIPPED, _ANON_ZIPPED, _GCM_ZIPPED, _ANON_GCM_ZIPPED)
+    _GCM_HEADS = (_GCM, _GCM_ZIPPED, _ANON_GCM, _ANON_GCM_ZIPPED)
+    _WITH_DATA_KEY = (_OWN, _OWN_ZIPPED, _ANON, _ANON_ZIPPED, *_GCM_HEADS)
 
     def seal(self, data: bytes, *, compress: bool = False, subject: str | None = None) -> bytes:
         """`data` encrypted for Redis, as compact bytes (see above), with `subject`'s data key
@@ -176,6 +186,12 @@ class Crypto:
         own = self._key(subject, True)
         if compress:
             data = zlib.compress(data, 6)
+        aead = getattr(own, "aead", None)
+        if aead is not None:
+            nonce = os.urandom(12)
+            head = (self._ANON_GCM_ZIPPED if compress else self._ANON_GCM) \
+                if _anonymous(subject) else (self._GCM_ZIPPED if compress else self._GCM)
+            return head + nonce + aead.encrypt(nonce, data, subject.encode())
         token = base64.urlsafe_b64decode((own or self._fernet).encrypt(data))
         if own is None:
             return self._ZIPPED + token if compress else token
@@ -193,17 +209,19 @@ class Crypto:
             if blob.startswith(self._BASE64):
                 return self._fernet.decrypt(blob)
             if head in self._WITH_DATA_KEY:
-                anon = head in (self._ANON, self._ANON_ZIPPED)
-                own = self._key(ANONYMOUS + subject if anon and subject else subject, False)
+                full = ANONYMOUS + subject if head in self._ANON_HEADS and subject else subject
+                own = self._key(full, False)
                 if own is None:
                     raise SecretKeyError("this session's data key is gone (the child was "
                                          "erased), or its data was read without its id")
-                data = own.decrypt(base64.urlsafe_b64encode(blob[1:]))
-                return zlib.decompress(data) if head in (self._OWN_ZIPPED,
-                                                         self._ANON_ZIPPED) else data
+                if head in self._GCM_HEADS:
+                    data = own.aead.decrypt(blob[1:13], blob[13:], full.encode())
+                else:
+                    data = own.decrypt(base64.urlsafe_b64encode(blob[1:]))
+                return zlib.decompress(data) if head in self._ZIPPED_HEADS else data
             zipped = head == self._ZIPPED
             data = self._fernet.decrypt(base64.urlsafe_b64encode(blob[1:] if zipped else blob))
-        except InvalidToken:
+        except (InvalidToken, InvalidTag):
             raise SecretKeyError("stored data cannot be read with this TALA_SECRET_KEY: was the "
                                  "key changed?") from None
         return zlib.decompress(data) if zipped else data

@@ -22,6 +22,8 @@ first encryption of a session writes its key): `python -m bench.keys` times both
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import threading
 import time
@@ -63,6 +65,20 @@ def _derive(root: bytes, sid: str) -> bytes:
     return base64.urlsafe_b64encode(raw)
 
 
+class DataKey(Fernet):
+    """A session's data key: Fernet for what goes to SQL and the queue, and AES-256-GCM (its
+    own key, derived from the same secret) for the live state and replies in Redis, which are
+    sealed and opened on every message: a quarter of Fernet's cost, and 28 bytes of overhead
+    instead of 57."""
+
+    def __init__(self, key: bytes):
+        super().__init__(key)
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        raw = base64.urlsafe_b64decode(key)
+        self.aead = AESGCM(hmac.new(raw, b"tala live state aes-256-gcm", hashlib.sha256).digest())
+
+
 CACHE_SIZE = 20_000  # keys a process keeps unwrapped (about 3 MB)
 CACHE_SECONDS = 3600.0  # how long an erased child's key may stay in another process's memory
 
@@ -99,14 +115,14 @@ class KeyStore:
                 self._cache.move_to_end(subject)
                 return hit[0]
         if subject.startswith(ANONYMOUS):
-            key = Fernet(_derive(self._anonymous_root(), subject[len(ANONYMOUS):]))
+            key = DataKey(_derive(self._anonymous_root(), subject[len(ANONYMOUS):]))
         else:
             wrapped = self._read(subject)
             if wrapped is None and create:
                 wrapped = self._make(subject)
             if wrapped is None:
                 return None
-            key = Fernet(self._unwrap(wrapped))
+            key = DataKey(self._unwrap(wrapped))
         with self._lock:
             self._cache[subject] = (key, now + CACHE_SECONDS)
             self._cache.move_to_end(subject)

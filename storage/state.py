@@ -4,7 +4,8 @@ Key layout: every key tala writes besides the send queue's (storage/queue.py). H
 hash of a number, chat or code, never the thing itself. One session's keys share the
 `{session id}` hash tag, so they live in one Redis Cluster slot and one script can cover them:
 
-    tala:{SID}:state              the session state, Fernet-encrypted JSON, with a TTL
+    tala:{SID}:state              the session state (storage/statecodec.py), sealed with
+                                  its data key (storage/crypto.py), with a TTL
     tala:{SID}:seen               hash of the messages already applied (CHANNEL:MSGID, the
                                   channel's own ids; field ">" names the newest)
     tala:{SID}:reply              the reply to the newest of them, Fernet-encrypted
@@ -51,6 +52,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import NoScriptError
 
 from flows.engine import State
+from storage import statecodec
 from storage.crypto import Crypto, subject_of
 
 log = logging.getLogger("tala.redis")
@@ -270,11 +272,10 @@ class StateStore:
 
     # -- (de)serialising
     def _encode(self, state: State) -> bytes:
-        return self.crypto.seal(json.dumps(state.to_dict(), separators=(",", ":")).encode(),
-                                subject=subject_of(state))
+        return self.crypto.seal(statecodec.encode(state), subject=subject_of(state))
 
     def _decode(self, raw: bytes, sid: str) -> State:
-        return State.from_dict(json.loads(self.crypto.unseal(raw, sid)))
+        return statecodec.decode(self.crypto.unseal(raw, sid), sid)
 
     def compact(self) -> None:
         """After an erasure: Redis rewrites its append-only file (and its snapshot, where it

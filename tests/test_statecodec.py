@@ -1,0 +1,81 @@
+"""The compact live state (storage/statecodec.py): whatever a conversation does to the state, it
+reads back field for field; it is a fraction of the plain JSON; the JSON of earlier versions
+still reads; and the sealed bytes open only for their own session."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+
+from flows import engine
+from storage import statecodec
+from storage.crypto import SecretKeyError
+from tests.conftest import T0, Talk
+from tests.test_properties import QUESTIONNAIRES, RUNTIME, replies
+from tests.test_sms import SCRIPT_12_18
+
+
+@pytest.mark.parametrize("qid", ["followup-6-11", "followup-12-18"])
+@settings(max_examples=60, deadline=None)
+@given(texts=replies)
+def test_any_conversation_reads_back_exactly_at_every_step(qid, texts):
+    t = Talk(RUNTIME, QUESTIONNAIRES[qid])
+    for text in texts:
+        t.say(text)
+        assert statecodec.decode(statecodec.encode(t.state), t.state.session_id) == t.state
+
+
+def _whole_conversation():
+    t = Talk(RUNTIME, QUESTIONNAIRES["followup-12-18"])
+    for text in ["Hej", *SCRIPT_12_18[:-1]]:
+        t.say(text)
+    return t.state
+
+
+def test_a_whole_conversation_is_a_third_of_its_json_and_reads_back():
+    s = _whole_conversation()
+    s.contact, s.case_ref, s.channel = "+46701234567", "K-17", "sms"
+    packed = statecodec.encode(s)
+    plain = json.dumps(s.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+    assert len(packed) < len(plain) / 3, (len(packed), len(plain))
+    assert statecodec.decode(packed, s.session_id) == s
+
+
+def test_what_does_not_fit_the_compact_shape_is_kept_as_it_is():
+    s = _whole_conversation()
+    first = next(iter(s.answers))
+    s.answers[first]["at"] = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=1))
+                                      ).isoformat()  # not UTC
+    s.answers["odd"] = {"text": "hemligt", "extra": [1, 2]}  # not an answer's shape
+    s.path.append("never-answered")
+    s.superseded.append({"question_id": "x", "note": "other keys"})
+    s.lang = "ar"  # the answers given in Swedish stay Swedish
+    s.last_activity_at = "2026-12-06T10:00:00"  # no zone
+    s.outbox = [{"kind": "alert", "at": T0.isoformat()}]
+    s.started_at = (T0 - timedelta(days=3)).isoformat()  # before it was made
+    back = statecodec.decode(statecodec.encode(s), s.session_id)
+    assert back == s
+    assert back.answers[first]["lang"] == "sv" and back.lang == "ar"
+
+
+def test_the_json_of_earlier_versions_still_reads():
+    s = _whole_conversation()
+    assert statecodec.decode(json.dumps(s.to_dict()).encode(), s.session_id) == s
+
+
+def test_a_sealed_state_opens_only_as_its_own_session(sms_app, questionnaires):
+    crypto = sms_app.crypto
+    for sid in ("mine", "other"):
+        sms_app.store.create(engine.new_state(sid, questionnaires["followup-6-11"], "sv", T0),
+                             ttl=600)
+    mine = sms_app.store.r.get(sms_app.store.state_key("mine"))
+    assert mine[:1] == b"g"  # AES-GCM under its data key
+    with pytest.raises(SecretKeyError):
+        crypto.unseal(mine, "other")  # another child's key: no
+    sms_app.store.r.set(sms_app.store.state_key("other"), mine)
+    with pytest.raises(SecretKeyError):
+        sms_app.store.get("other")  # copied under another session: does not open
+    assert sms_app.store.get("mine").session_id == "mine"
