@@ -14,6 +14,7 @@ from flows import engine
 from flows.engine import Say, State
 from storage.crypto import subject_of
 from storage.queue import DEFAULT, Job, SendResult
+from storage.state import legacy_field, message_field
 from storage.sql import new_id
 
 MAX_REPLY = 459  # three GSM-7 segments
@@ -41,12 +42,13 @@ class Contacts:
         pipe.exists(self.store.optout_key(channel, h))
         pipe.expire(key, self._live_ttl())
         if message_id:
-            pipe.hget(self.store.contact_seen_key(channel, h), f"{channel}:{message_id}")
+            pipe.hmget(self.store.contact_seen_key(channel, h), message_field(channel, message_id),
+                       legacy_field(channel, message_id))
         if channel in WINDOWED:  # the child wrote: the channel lets tala answer for a while
             pipe.set(self.store.window_key(channel, h), b"1", ex=WINDOWED[channel])
         sid, opted_out, _, *seen = pipe.execute()
-        seen = seen[:1] if message_id else []
-        by = seen[0].decode() if seen and seen[0] else None
+        applied = [v for v in (seen[0] if message_id else []) if v]
+        by = applied[0].decode() if applied else None
         return (sid.decode() if sid else None), bool(opted_out), by
 
     def _optout_key(self, channel: str, contact: str) -> str:

@@ -6,8 +6,9 @@ hash of a number, chat or code, never the thing itself. One session's keys share
 
     tala:{SID}:state              the session state (storage/statecodec.py), sealed with
                                   its data key (storage/crypto.py), with a TTL
-    tala:{SID}:seen               hash of the messages already applied (CHANNEL:MSGID, the
-                                  channel's own ids; field ">" names the newest)
+    tala:{SID}:seen               hash of the messages already applied (8 bytes of the hash of
+                                  CHANNEL:MSGID, the channel's own ids: `message_field`;
+                                  field ">" names the newest)
     tala:{SID}:reply              the reply to the newest of them, Fernet-encrypted
     tala:bind:CHANNEL:HASH        which session a phone number, chat or invitation code opens
     tala:seenby:CHANNEL:HASH      hash: the message ids a number's or chat's ended sessions
@@ -39,6 +40,7 @@ names more than one key names keys of one hash slot, so it runs on a Cluster as 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -89,6 +91,18 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('EXPIRE', KEYS[3], ARGV[3])
 return 1
 """
+
+
+def message_field(channel: str, message_id: str) -> bytes:
+    """How a message id is kept among those applied: 8 bytes of its hash, not the 38 of
+    "sms:SM" and 32 hex digits (a conversation applies a few dozen; two ids of one session
+    or number colliding in 64 bits is beyond any count of messages)."""
+    return hashlib.blake2b(f"{channel}:{message_id}".encode(), digest_size=8).digest()
+
+
+def legacy_field(channel: str, message_id: str) -> str:
+    """The same as versions before kept it (read, so a retry across an upgrade is known)."""
+    return f"{channel}:{message_id}"
 
 
 @dataclass(frozen=True)
@@ -313,16 +327,17 @@ class StateStore:
         the newest message, else None). `ttl` is seconds, or a function of the new state
         giving them. Returns None when the session does not exist."""
         keys = [self.state_key(sid), self.seen_key(sid), self.reply_key(sid)]
-        field = f"{seen[0]}:{seen[1]}" if seen else None
+        field = message_field(*seen) if seen else None
         while True:
             if field:
                 pipe = self.r.pipeline(transaction=False)  # one slot: one round trip
-                pipe.hmget(keys[1], field, ">")
+                pipe.hmget(keys[1], field, ">", legacy_field(*seen))
                 pipe.get(keys[2])
                 pipe.get(keys[0])
-                (before, newest), reply, raw = pipe.execute()
-                if before is not None:
-                    fresh = newest == field.encode() and reply not in (None, b"-")
+                (before, newest, before_legacy), reply, raw = pipe.execute()
+                if before is not None or before_legacy is not None:
+                    fresh = newest in (field, legacy_field(*seen).encode()) and \
+                        reply not in (None, b"-")
                     return Duplicate(reply if fresh else None)
             else:
                 raw = self.r.get(keys[0])
