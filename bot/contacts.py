@@ -179,15 +179,15 @@ class Contacts:
                 self.notifier.delivered(job_id, status,
                                         f"error {error_code}" if error_code else None)
             return  # a work phone's STOP is not a child's
+        text = self.queue.text(job_id, job) if opted_out or status in (
+            "undelivered", "failed") else None
         if opted_out:
-            self.opt_out(job.get("channel", "sms"),
-                         self.crypto.decrypt(job["to"].encode(), job.get("session_id")))
+            if text is not None:
+                self.opt_out(job.get("channel", "sms"), text[0])
             return
-        if status in ("undelivered", "failed") and job.get("channel") in WINDOWED and \
-                "to" in job and (error_code or "").isdigit():
-            whole = Job(job_id, self.crypto.decrypt(job["to"].encode(), job.get("session_id")),
-                        self.crypto.decrypt(job["body"].encode(), job.get("session_id")), job)
-            if self.fall_back(whole, int(error_code), f"error {error_code}"):
+        if text is not None and job.get("channel") in WINDOWED and \
+                (error_code or "").isdigit():
+            if self.fall_back(Job(job_id, *text, job), int(error_code), f"error {error_code}"):
                 return
         if job.get("kind") == "invite" and job.get("session_id") and status in (
                 "delivered", "undelivered", "failed"):

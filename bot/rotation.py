@@ -157,7 +157,11 @@ def _children_redis(app: App, both: Crypto) -> int:
             r.set(key, both.seal(both.unseal(blob), compress=compress, subject=sid),
                   keepttl=True)
             n += 1
-    for key in r.scan_iter(match=app.queue.job_key("*")):
+    for key in r.scan_iter(match=app.queue.text_key("*")):
+        blob = r.get(key)
+        if blob and not both.sealed_with_data_key(blob):  # a staff member's: the new key
+            r.set(key, both.seal(both.unseal(blob)), keepttl=True)
+    for key in r.scan_iter(match=app.queue.job_key("*")):  # jobs of versions before
         job = {k.decode(): v for k, v in r.hgetall(key).items()}
         sid = job.get("session_id", b"").decode() or None
         changed = {}

@@ -5,7 +5,10 @@
     tala:{outq}:CHANNEL:bulk  the channel's bulk lane (`tala invite --from-csv`)
     tala:{outq}:streams       set: the streams above that have been written to
     tala:{outq}:later         sorted set of job ids put off for a later try, scored by not-before
-    tala:{outq}:job:ID        hash: to/body (encrypted), channel, lane, status, sid, error, ...
+    tala:{outq}:job:ID        hash: channel, lane, status, sid, error, ... (short values only,
+                              so Redis keeps it as a compact listpack: a third of the memory)
+    tala:{outq}:text:ID       to whom and what (sealed with the session's key), kept as long
+                              as its job; jobs of versions before keep to/body in the hash
     tala:rate:CHANNEL         the next moment a message may go out (all processes share it)
     tala:msg:HASH             which job a provider's message id (keyed hash) belongs to
 
@@ -58,6 +61,7 @@ Statuses: queued -> claimed -> sent | failed, or claimed -> retry | unsure -> cl
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -78,7 +82,7 @@ GROUP = "senders"
 DEFAULT, BULK = "default", "bulk"  # the lanes: a sender takes the default lane first
 LANES = (DEFAULT, BULK)
 # Names under `tala:{outq}:` that are not a channel's stream.
-_NOT_CHANNELS = frozenset({"job", "later", "streams", "bulk"})
+_NOT_CHANNELS = frozenset({"job", "text", "later", "streams", "bulk"})
 _CHANNEL = re.compile(r"[a-z][a-z0-9_]{0,31}")
 LEGACY_EVERY = 60.0  # seconds between looks for a queue an earlier version is still writing
 # A job sent or failed for good is kept this long: Twilio's delivery reports come within hours
@@ -88,7 +92,8 @@ KEEP_SECONDS = 30 * 86400
 
 _ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if ARGV[2] ~= '' then redis.call('SET', KEYS[4], ARGV[2]) end
 redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
 redis.call('SADD', KEYS[3], KEYS[2])
 return 1
@@ -269,6 +274,9 @@ class SendQueue:
     def job_key(self, job_id: str) -> str:
         return f"{self.base}:job:{job_id}"
 
+    def text_key(self, job_id: str) -> str:
+        return f"{self.base}:text:{job_id}"
+
     def stream_key(self, channel: str, lane: str = DEFAULT) -> str:
         """The stream of one channel's lane: `tala:{outq}:sms`, `tala:{outq}:sms:bulk`."""
         if not _CHANNEL.fullmatch(channel or "") or channel in _NOT_CHANNELS:
@@ -333,8 +341,8 @@ class SendQueue:
                 # over, as for any sender that stopped half-way).
                 job.setdefault("channel", "sms")
                 flat = [x for kv in job.items() for x in kv]
-                self._enqueue(keys=[self.job_key(job_id), self._job_stream(job), self.streams],
-                              args=[job_id, *flat])
+                self._enqueue(keys=[self.job_key(job_id), self._job_stream(job), self.streams,
+                                    self.text_key(job_id)], args=[job_id, "", *flat])
             self.r.delete(old_key)
         self.r.delete(old_stream)
 
@@ -385,13 +393,13 @@ class SendQueue:
         stream = self.stream_key(channel, lane)  # raises for a channel no sender can have
         self._ensure_ready()
         subject = (meta.get("session_id") if key_subject is None else key_subject) or None
-        fields = {"status": "queued", "to": self.crypto.encrypt(to, subject).decode(),
-                  "body": self.crypto.encrypt(body, subject).decode(), "attempts": "0",
-                  "queued_at": str(self.now()), **{k: str(v) for k, v in meta.items()},
-                  "channel": channel, "lane": lane}
+        text = self.crypto.seal(json.dumps([to, body], ensure_ascii=False).encode(),
+                                subject=subject)
+        fields = {"status": "queued", "attempts": "0", "queued_at": str(self.now()),
+                  **{k: str(v) for k, v in meta.items()}, "channel": channel, "lane": lane}
         flat = [x for kv in fields.items() for x in kv]
-        return bool(self._enqueue(keys=[self.job_key(job_id), stream, self.streams],
-                                  args=[job_id, *flat]))
+        return bool(self._enqueue(keys=[self.job_key(job_id), stream, self.streams,
+                                        self.text_key(job_id)], args=[job_id, text, *flat]))
 
     def in_line(self, channel: str | None = None) -> int:
         """How many stream entries wait (or are being sent): `channel`'s, or every one's."""
@@ -406,6 +414,21 @@ class SendQueue:
         self._ensure_ready()  # a queue of an earlier version is moved first
         raw = self.r.hgetall(self.job_key(job_id))
         return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def text(self, job_id: str, fields: dict[str, str]) -> tuple[str, str] | None:
+        """To whom and what a job (`fields`: its hash, as `job()` gives it) sends; None once
+        it is gone (an anonymous survey's, once sent)."""
+        return self._open_text(self.r.get(self.text_key(job_id)), fields)
+
+    def _open_text(self, blob: bytes | None, fields: dict[str, str]) -> tuple[str, str] | None:
+        subject = fields.get("session_id") or None
+        if blob:
+            to, body = json.loads(self.crypto.unseal(blob, subject))
+            return to, body
+        if fields.get("to"):  # queued by a version before the text had a key of its own
+            return (self.crypto.decrypt(fields["to"].encode(), subject),
+                    self.crypto.decrypt(fields["body"].encode(), subject))
+        return None
 
     def left_to_worker(self, job: dict[str, str]) -> bool:
         """Whether a job (as `job()` gives it) is put off for a later try further ahead than
@@ -535,10 +558,13 @@ class SendQueue:
             return "skipped"
         if verdict == "busy":
             return "skipped"  # someone is sending it; it stays pending until they finish
-        f = self.job(job_id)
-        subject = f.get("session_id")
-        job = Job(job_id, self.crypto.decrypt(f["to"].encode(), subject),
-                  self.crypto.decrypt(f["body"].encode(), subject), f, entry, stream)
+        pipe = self.r.pipeline(transaction=False)  # one slot: one round trip
+        pipe.hgetall(key)
+        pipe.get(self.text_key(job_id))
+        raw, blob = pipe.execute()
+        f = {k.decode(): v.decode() for k, v in raw.items()}
+        to, body = self._open_text(blob, f) or ("", "")
+        job = Job(job_id, to, body, f, entry, stream)
         if verdict == "record":
             # Sent (or failed) by a sender that stopped before telling the rest of tala.
             return self._finish(job, SendResult(sid=f["sid"]) if f["status"] == "sent" else
@@ -632,6 +658,9 @@ class SendQueue:
         pipe.hset(key, mapping={**mapping, "recorded": "1"})
         if job.fields.get("anonymous") == "1":
             pipe.hdel(key, "to", "body")  # an anonymous survey's: nothing left says to whom
+            pipe.delete(self.text_key(job.id))
+        else:
+            pipe.expire(self.text_key(job.id), self.keep)
         pipe.expire(key, self.keep)
         _let_go(pipe, job.stream, job.entry)
         pipe.execute()
@@ -657,6 +686,6 @@ class SendQueue:
                 if sid:
                     self.r.delete(self.message_key(sid.decode()),
                                   self.legacy_message_key(sid.decode()))
-                self.r.delete(key)
+                self.r.delete(key, self.text_key(job_id))
                 gone += 1
         return gone

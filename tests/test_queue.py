@@ -302,7 +302,35 @@ def test_finished_jobs_expire_and_waiting_ones_do_not(queue):
         "failed", "sent", "retry"]
     for job_id in ("failed", "sent"):
         assert KEEP_SECONDS - 60 < queue.r.ttl(queue.job_key(job_id)) <= KEEP_SECONDS
+        assert KEEP_SECONDS - 60 < queue.r.ttl(queue.text_key(job_id)) <= KEEP_SECONDS
     assert queue.r.ttl(queue.job_key("waiting")) == -1
+    assert queue.r.ttl(queue.text_key("waiting")) == -1
+
+
+def test_a_job_kept_for_a_month_is_small(queue):
+    """A sent job is kept 30 days (delivery reports, a bulk run run again): its hash holds
+    short values only, so Redis keeps it as a listpack; the text has a key of its own."""
+    body = "Hej! Socialtjänsten vill gärna veta hur du har det. " * 3  # a long invitation
+    queue.enqueue("invite:s1:0", TO, body, channel="sms", session_id="s1", kind="invite")
+    queue.process(Scripted(sends=[SendResult(sid="SM" + "0" * 32)]), rate=1000, block_ms=0)
+    key = queue.job_key("invite:s1:0")
+    assert queue.job("invite:s1:0")["status"] == "sent"
+    assert queue.r.object("encoding", key) in (b"listpack", b"ziplist")  # Redis 7, 6
+    assert queue.text("invite:s1:0", queue.job("invite:s1:0")) == (TO, body)
+    assert body.encode() not in queue.r.get(queue.text_key("invite:s1:0"))  # sealed
+    kept = sum(queue.r.memory_usage(k, samples=0) for k in (key, queue.text_key("invite:s1:0")))
+    assert kept < 700, kept  # 1,800 B and more with the text in the hash (a hashtable)
+
+
+def test_a_job_queued_by_a_version_before_still_sends(queue):
+    """Jobs of versions before keep to/body in the hash: an upgrade sends them as they were."""
+    queue.enqueue("old", TO, "ignored", channel="sms")
+    queue.r.delete(queue.text_key("old"))
+    queue.r.hset(queue.job_key("old"), mapping={"to": queue.crypto.encrypt(TO).decode(),
+                                                "body": queue.crypto.encrypt("Hej").decode()})
+    sender = Scripted(sends=[SendResult(sid="SM1")])
+    queue.process(sender, rate=1000, block_ms=0)
+    assert [b for _, b in sender.sent] == ["Hej"] and queue.job("old")["status"] == "sent"
 
 
 def test_forget_takes_a_job_out_of_the_retries_too(queue):

@@ -91,6 +91,9 @@ def test_erase_leaves_nothing_readable_in_any_file(backend, tmp_path, fake, monk
                 t for blob in backup.values() for t in opened_in(blob, keys, 0)])
             for trace in _traces("K-SHRED", sid, CHILD, every_form=False):
                 assert trace in before, trace  # the search finds what is there
+            # ... in Redis's own files too: her live state (AES-GCM) opens from them.
+            assert f'"o":"{CHILD}"' in "\n".join(
+                t for blob in backup.values() for t in opened_in(blob, keys, 0))
 
             env = {k: v for k, v in os.environ.items()
                    if k not in ("REDIS_URL", "DATABASE_URL")}

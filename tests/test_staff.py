@@ -176,7 +176,7 @@ def _everything(app) -> str:
             parts.append(_opened(app, value, keys))
         elif kind == "hash":
             for k, v in r.hgetall(key).items():
-                parts.append(f"{k.decode()} {_opened(app, v, keys)}")
+                parts.append(f"{k.decode(errors='replace')} {_opened(app, v, keys)}")
         elif kind == "zset":
             parts += [m.decode() for m in r.zrange(key, 0, -1)]
         elif kind == "stream":
