@@ -126,8 +126,11 @@ class App:
         # A sent job is kept at least as long as its invitation is open: a bulk run run again
         # finds it, and does not send the invitation twice.
         keep = max(KEEP_SECONDS, self.policy.invitation_open.total_seconds() + 7 * 86400)
+        from bot.fallback import WINDOWED
+
         return SendQueue(self.store.r, self.crypto, lease_seconds=s.send_lease_seconds,
-                         retry_seconds=s.send_retry_seconds, keep_seconds=keep)
+                         retry_seconds=s.send_retry_seconds, keep_seconds=keep,
+                         keep_text=frozenset(WINDOWED))
 
     @_part
     def metrics(self) -> Metrics:

@@ -182,8 +182,9 @@ class Contacts:
         text = self.queue.text(job_id, job) if opted_out or status in (
             "undelivered", "failed") else None
         if opted_out:
-            if text is not None:
-                self.opt_out(job.get("channel", "sms"), text[0])
+            to = text[0] if text is not None else self._contact_of(job.get("session_id"))
+            if to:
+                self.opt_out(job.get("channel", "sms"), to)
             return
         if text is not None and job.get("channel") in WINDOWED and \
                 (error_code or "").isdigit():
@@ -193,6 +194,15 @@ class Contacts:
                 "delivered", "undelivered", "failed"):
             self.db.set_delivery(job["session_id"], status,
                                  f"error {error_code}" if error_code else None)
+
+    def _contact_of(self, sid: str | None) -> str | None:
+        """The number a session's messages went to, once its queued texts are gone: the live
+        session's, else its invitation's."""
+        state = self.store.get(sid) if sid else None
+        if state is not None and state.contact:
+            return state.contact
+        inv = self.db.invitation(sid) if sid else None
+        return self.crypto.decrypt(inv.contact_enc, sid) if inv and inv.contact_enc else None
 
     # ------------------------------------------------------------------ a caseworker's
     def reply(self, case_ref: str, text: str, actor: str) -> str:

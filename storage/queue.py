@@ -7,8 +7,9 @@
     tala:{outq}:later         sorted set of job ids put off for a later try, scored by not-before
     tala:{outq}:job:ID        hash: channel, lane, status, sid, error, ... (short values only,
                               so Redis keeps it as a compact listpack: a third of the memory)
-    tala:{outq}:text:ID       to whom and what (sealed with the session's key), kept as long
-                              as its job; jobs of versions before keep to/body in the hash
+    tala:{outq}:text:ID       to whom and what (sealed with the session's key) until it is
+                              sent (WhatsApp's: as long as its job, for a fallback to SMS);
+                              jobs of versions before keep to/body in the hash
     tala:rate:CHANNEL         the next moment a message may go out (all processes share it)
     tala:msg:HASH             which job a provider's message id (keyed hash) belongs to
 
@@ -234,8 +235,14 @@ class SendQueue:
                  lease_seconds: float = 60.0, consumer: str | None = None,
                  retry_seconds: float = 24 * 3600, keep_seconds: float = KEEP_SECONDS,
                  now: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 keep_text: frozenset[str] = frozenset()):
         self.r = client
+        # Channels whose sent messages keep their text as long as their job (WhatsApp's: an
+        # undelivered report can still send it again by SMS). Every other's goes once it is
+        # sent or failed for good: nothing reads it again (an opt-out in a delivery report
+        # finds the number through the invitation), and a job is kept a month.
+        self.keep_text = keep_text
         # The queue's clock: claims, backoff, the retry budget and the shared rate all read
         # `now()` and wait with `sleep()`, so a test moves time instead of waiting for it.
         # (Taking over a dead sender's stream entries goes by Redis's own idle time.)
@@ -658,9 +665,11 @@ class SendQueue:
         pipe.hset(key, mapping={**mapping, "recorded": "1"})
         if job.fields.get("anonymous") == "1":
             pipe.hdel(key, "to", "body")  # an anonymous survey's: nothing left says to whom
-            pipe.delete(self.text_key(job.id))
-        else:
+        if result.ok and job.fields.get("anonymous") != "1" and \
+                (job.fields.get("channel") or "sms") in self.keep_text:
             pipe.expire(self.text_key(job.id), self.keep)
+        else:
+            pipe.delete(self.text_key(job.id))
         pipe.expire(key, self.keep)
         _let_go(pipe, job.stream, job.entry)
         pipe.execute()

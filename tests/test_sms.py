@@ -204,6 +204,18 @@ def test_stop_mid_way_pauses_and_nothing_more_is_sent_until_start(sms_app, fake,
     assert sms_app.service.state(inv.session_id).hold is None
 
 
+def test_a_21610_in_a_delivery_report_marks_the_number_opted_out(sms_app, fake, server):
+    inv = _invite(sms_app, fake)
+    [sent] = fake.wait_for(1)
+    # The job's text is gone once it is sent: the number comes from the session.
+    assert sms_app.queue.text(f"invite:{inv.session_id}:0",
+                              sms_app.queue.job(f"invite:{inv.session_id}:0")) is None
+    report = {"MessageSid": sent["sid"], "MessageStatus": "undelivered", "ErrorCode": "21610"}
+    assert Phone(server, fake.auth_token).post("/sms/twilio/status", report).status_code == 204
+    assert sms_app.service.is_opted_out("sms", CHILD)
+    assert sms_app.service.state(inv.session_id).hold == "opted_out"
+
+
 def test_a_21610_on_send_marks_the_number_opted_out(sms_app, fake):
     fake.fail_for(CHILD, 21610)
     inv = _invite(sms_app, fake)
