@@ -27,16 +27,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
+from xml.sax.saxutils import escape as xml_escape
 
 import pydantic
 import redis
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
-from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.app import App
-from bot.channels.sms import ERROR_OPTED_OUT, SmsInbound, normalise_number
+from bot.channels.sms import ERROR_OPTED_OUT, SmsInbound, inbound_number
 from flows import messages as M
 from flows.i18n import SOURCE_LANG
 
@@ -48,11 +48,24 @@ MAX_FORM = 64 * 1024  # a Twilio webhook is well under 20 KB
 MAX_BODY = 256 * 1024
 
 
+# Characters XML 1.0 does not allow: TwiML with one is refused (Twilio's 12100) and the child
+# gets nothing, so they are dropped (a child's own text can come back in "my answers").
+_NOT_XML = dict.fromkeys([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF])
+
+
 def _twiml(bodies: list[str]) -> web.Response:
-    resp = MessagingResponse()
-    for body in bodies:
-        resp.message(body)
-    return web.Response(text=str(resp), content_type="application/xml")
+    """TwiML written directly (what twilio's MessagingResponse writes, at a tenth of the
+    cost): one <Message> a text."""
+    if not bodies:
+        return web.Response(text=_EMPTY_TWIML, content_type="application/xml")
+    messages = "".join(f"<Message>{xml_escape(b.translate(_NOT_XML))}</Message>" if b else
+                       "<Message />" for b in bodies)
+    return web.Response(text=f"{_XML_DECLARATION}<Response>{messages}</Response>",
+                        content_type="application/xml")
+
+
+_XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+_EMPTY_TWIML = f"{_XML_DECLARATION}<Response />"
 
 
 @functools.lru_cache(maxsize=8)
@@ -157,8 +170,8 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
             metrics.errors.labels(channel, "not_configured").inc()
             return _twiml([])
         try:
-            number = normalise_number(sender.removeprefix("whatsapp:"),
-                                      settings.sms_default_region)
+            number = inbound_number(sender.removeprefix("whatsapp:"),
+                                    settings.sms_default_region)
         except ValueError:
             metrics.errors.labels(channel, "bad_number").inc()
             return _twiml([])

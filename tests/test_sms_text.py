@@ -302,3 +302,26 @@ def test_split_never_exceeds_the_limit_nor_loses_a_word(text, max_segments):
         assert all(p and p == p.strip() for p in parts)
     if segments(text).count <= max_segments:
         assert parts == [text]
+
+
+@settings(max_examples=200, deadline=None)
+@given(bodies=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"))
+                               | st.sampled_from("\n\r\t&<>\"'"), max_size=80), max_size=4))
+def test_twiml_written_directly_is_what_twilios_library_writes(bodies):
+    from twilio.twiml.messaging_response import MessagingResponse
+
+    from bot.server import _twiml
+
+    expected = MessagingResponse()
+    for body in bodies:
+        expected.message(body)
+    assert _twiml(bodies).text == str(expected)
+
+
+def test_twiml_drops_what_xml_does_not_allow():
+    import xml.etree.ElementTree as ET
+
+    from bot.server import _twiml
+
+    text = _twiml(["mina svar: a\x00b\x1bc\ufffe"]).text
+    assert ET.fromstring(text.encode()).find("Message").text == "mina svar: abc"

@@ -62,6 +62,16 @@ def normalise_number(raw: str, region: str = "SE") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+def inbound_number(raw: str, region: str = "SE") -> str:
+    """The sender of a webhook Twilio signed: its `From` is E.164 already, and taken as it is
+    (parsing it costs more than the rest of the message's handling but the engine); anything
+    else is normalised (raises NumberError)."""
+    return raw if _E164.fullmatch(raw) else normalise_number(raw, region)
+
+
 def keyword(body: str) -> str:
     return normalise(body)
 
