@@ -32,7 +32,7 @@ from flows.engine import (Finish, Inbound, RaiseAlert, Runtime, Say, State, Wake
                           say_to_dict)
 from flows.i18n import normalise
 from flows.model import Questionnaire
-from storage.crypto import Crypto, subject_of
+from storage.crypto import Crypto
 from storage.queue import SendQueue, Sender
 from storage.sql import Database
 from storage.state import Duplicate, StateStore
@@ -189,12 +189,10 @@ class ConversationCore:
         result = self.store.transact(
             sid, change, ttl=self._ttl, seen=seen,
             wake_at=lambda s, effects: self._wake_at(s, effects, now),
-            remember=lambda effects: self.crypto.seal(json.dumps(
-                [say_to_dict(e) for e in effects if isinstance(e, Say)]).encode(), compress=True,
-                subject=subject_of(after[0])))
+            remember=lambda effects: json.dumps(
+                [say_to_dict(e) for e in effects if isinstance(e, Say)]).encode())
         if isinstance(result, Duplicate):
-            says = [say_from_dict(d) for d in
-                    json.loads(self.crypto.unseal(result.remembered, sid))
+            says = [say_from_dict(d) for d in json.loads(result.remembered)
                     ] if result.remembered else []
             return Reply(says, duplicate=True)
         if result is None:

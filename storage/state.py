@@ -4,12 +4,13 @@ Key layout: every key tala writes besides the send queue's (storage/queue.py). H
 hash of a number, chat or code, never the thing itself. One session's keys share the
 `{session id}` hash tag, so they live in one Redis Cluster slot and one script can cover them:
 
-    tala:{SID}:state              the session state (storage/statecodec.py), sealed with
-                                  its data key (storage/crypto.py), with a TTL
-    tala:{SID}:seen               hash of the messages already applied (8 bytes of the hash of
-                                  CHANNEL:MSGID, the channel's own ids: `message_field`;
-                                  field ">" names the newest)
-    tala:{SID}:reply              the reply to the newest of them, Fernet-encrypted
+    tala:{SID}:state              the session's live record, with a TTL: its state
+                                  (storage/statecodec.py), the messages it applied (8 bytes
+                                  of the hash of CHANNEL:MSGID, the channel's own ids:
+                                  `message_field`) and the reply to the newest, sealed with
+                                  its data key (storage/crypto.py): see `_pack`
+    tala:{SID}:seen, :reply       the same ids and reply as versions before kept them (read
+                                  and folded into the record at the session's next message)
     tala:bind:CHANNEL:HASH        which session a phone number, chat or invitation code opens
     tala:seenby:CHANNEL:HASH      hash: the message ids a number's or chat's ended sessions
                                   applied -> that session (a year): a captured message
@@ -43,6 +44,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import struct
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -59,38 +62,60 @@ from storage.crypto import Crypto, subject_of
 
 log = logging.getLogger("tala.redis")
 
-# Compare-and-set of one session: KEYS[1] its state, KEYS[2] the hash of the message ids it
-# has applied, KEYS[3] the reply to the newest; all carry the session's hash tag, so on a
-# Redis Cluster they are in one slot. ARGV: the state as read, the new state, its TTL, and
-# (optionally) the message id being applied with what to remember for it. Returns 1 when
-# written, 0 when the state changed meanwhile (or the message was applied by someone else):
-# the caller reads again and recomputes. A new state is never equal to another (Fernet's
-# random IV), so finding our own new value means this very call was already applied (a retry
-# after a lost reply): 1, and nothing is redone.
-# The message ids get the state's TTL on every write (with or without an id), so a session
-# remembers every message it applied for as long as it exists: a captured, validly signed
-# webhook replayed at any time in the session's life is a duplicate, never an answer. Only the
-# newest keeps its reply (a channel retries the message it just sent, not the one before), so
-# the ids stay a small hash of short strings: a few dozen bytes a message.
+# A session's live record is one key: its state with the ids of the messages it applied and the
+# reply to the newest of them, sealed together (`_pack`). One GET reads it, one SET writes it:
+# a message costs two round trips (the contact's lookup, then the read) and one script, and a
+# live session one key of Redis memory beside its bindings.
+#
+# Compare-and-set of one session: KEYS[1] its record; KEYS[2], KEYS[3] the message ids and the
+# reply as versions before kept them in keys of their own (deleted once folded in, ARGV[4]);
+# all carry the session's hash tag, so on a Redis Cluster they are in one slot. ARGV: the
+# record as read, the new record, its TTL. Returns 1 when written, 0 when the record changed
+# meanwhile: the caller reads again and recomputes (and finds the message applied, if that is
+# what changed). A new record is never equal to another (AES-GCM's random nonce), so finding
+# our own new value means this very call was already applied (a retry after a lost reply): 1,
+# and nothing is redone.
+# The message ids live as long as the state, so a session remembers the messages it applied
+# for as long as it exists (up to MAX_SEEN of them, 8 bytes each): a captured, validly signed
+# webhook replayed in the session's life is a duplicate, never an answer. Only the newest keeps
+# its reply (a channel retries the message it just sent, not the one before).
 # Why not WATCH/MULTI: redis-py's cluster pipeline, on a connection error after WATCH, goes
 # on over a fresh connection that watches nothing, so a conflicting write would be lost in a
 # failover; one script is atomic on its own, the same on one server and on a Cluster.
 CONTACT_SEEN_TTL = 366 * 24 * 3600  # a number's ended sessions' message ids: a year
+# The most message ids a session keeps (the newest): the record's bound. A followup-12-18 by
+# SMS is about 30 messages; a child who writes 1,000 keeps the newest 256 (2 KiB).
+MAX_SEEN = 256
 
 _CAS = """
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[2] then return 1 end
 if current ~= ARGV[1] then return 0 end
-if ARGV[4] and redis.call('HEXISTS', KEYS[2], ARGV[4]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-if ARGV[4] then
-  redis.call('HSET', KEYS[2], ARGV[4], '1', '>', ARGV[4])
-  redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[3])
-end
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('EXPIRE', KEYS[3], ARGV[3])
+if ARGV[4] == '1' then redis.call('DEL', KEYS[2], KEYS[3]) end
 return 1
 """
+_RECORD = b"R"  # a record's first byte (its state's own is statecodec's)
+_HEAD = struct.Struct(">IH")  # the state's length, how many message ids
+
+
+def _pack(state: bytes, seen: list[bytes], reply: bytes) -> bytes:
+    """A live record's plain bytes: the state (storage/statecodec.py), the ids of the messages
+    applied (8 bytes each, the newest last) and the reply to the newest (compressed; empty:
+    none)."""
+    seen = seen[-MAX_SEEN:]
+    return b"".join([_RECORD, _HEAD.pack(len(state), len(seen)), state, *seen, reply])
+
+
+def _unpack(plain: bytes) -> tuple[bytes, list[bytes], bytes] | None:
+    """(state, message ids, reply) of a record; None for a state stored alone (before)."""
+    if plain[:1] != _RECORD:
+        return None
+    size, n = _HEAD.unpack_from(plain, 1)
+    at = 1 + _HEAD.size
+    state, at = plain[at:at + size], at + size
+    seen = [plain[i:i + 8] for i in range(at, at + 8 * n, 8)]
+    return state, seen, plain[at + 8 * n:]
 
 
 def message_field(channel: str, message_id: str) -> bytes:
@@ -103,6 +128,12 @@ def message_field(channel: str, message_id: str) -> bytes:
 def legacy_field(channel: str, message_id: str) -> str:
     """The same as versions before kept it (read, so a retry across an upgrade is known)."""
     return f"{channel}:{message_id}"
+
+
+def _as_field(legacy: bytes) -> bytes:
+    """A message id as a version before kept it ("sms:SM...") as `message_field` keeps it."""
+    channel, _, message_id = legacy.decode(errors="replace").partition(":")
+    return message_field(channel, message_id)
 
 
 @dataclass(frozen=True)
@@ -229,7 +260,7 @@ class StateStore:
 
     def remember_for_contact(self, sid: str, channel: str, address_hash: str) -> None:
         """Keep the message ids an ended session applied under its number or chat."""
-        fields = [f for f in self.r.hkeys(self.seen_key(sid)) if f != b">"]
+        fields = self.applied(sid)
         if fields:
             key = self.contact_seen_key(channel, address_hash)
             pipe = self.r.pipeline(transaction=False)
@@ -285,11 +316,34 @@ class StateStore:
         return int(pipe.execute()[1])
 
     # -- (de)serialising
-    def _encode(self, state: State) -> bytes:
-        return self.crypto.seal(statecodec.encode(state), subject=subject_of(state))
+    def _encode(self, state: State, seen: list[bytes] = (), reply: bytes = b"") -> bytes:
+        return self.crypto.seal(_pack(statecodec.encode(state), list(seen), reply),
+                                subject=subject_of(state))
 
-    def _decode(self, raw: bytes, sid: str) -> State:
-        return statecodec.decode(self.crypto.unseal(raw, sid), sid)
+    def _open(self, raw: bytes, sid: str) -> tuple[State, list[bytes], bytes, bool]:
+        """(state, message ids, compressed reply, whether its ids and reply are still in the
+        keys of a version before) of a stored record."""
+        plain = self.crypto.unseal(raw, sid)
+        record = _unpack(plain)
+        if record is None:
+            return statecodec.decode(plain, sid), [], b"", True
+        state, seen, reply = record
+        return statecodec.decode(state, sid), seen, reply, False
+
+    def _legacy(self, sid: str) -> tuple[list[bytes], bytes]:
+        """The message ids (the newest last) and the compressed reply of a session written by
+        a version before records, from their keys of their own."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.seen_key(sid))
+        pipe.get(self.reply_key(sid))
+        fields, reply = pipe.execute()
+        newest = fields.pop(b">", None)
+        seen = [_as_field(f) for f in fields if f != newest]
+        if newest is not None:
+            seen.append(_as_field(newest))
+        if reply in (None, b"-"):
+            return seen, b""
+        return seen, zlib.compress(self.crypto.unseal(reply, sid), 6)
 
     def compact(self) -> None:
         """After an erasure: Redis rewrites its append-only file (and its snapshot, where it
@@ -312,7 +366,15 @@ class StateStore:
 
     def get(self, sid: str) -> State | None:
         raw = self.r.get(self.state_key(sid))
-        return self._decode(raw, sid) if raw else None
+        return self._open(raw, sid)[0] if raw else None
+
+    def applied(self, sid: str) -> list[bytes]:
+        """The ids (`message_field`) of the messages the session applied, the newest last."""
+        raw = self.r.get(self.state_key(sid))
+        if not raw:
+            return []
+        _, seen, _, legacy = self._open(raw, sid)
+        return self._legacy(sid)[0] if legacy else seen
 
     def transact(self, sid: str, fn: Callable[[State], tuple[State, Any]],
                  ttl: int | Callable[[State], int],
@@ -329,26 +391,24 @@ class StateStore:
         keys = [self.state_key(sid), self.seen_key(sid), self.reply_key(sid)]
         field = message_field(*seen) if seen else None
         while True:
-            if field:
-                pipe = self.r.pipeline(transaction=False)  # one slot: one round trip
-                pipe.hmget(keys[1], field, ">", legacy_field(*seen))
-                pipe.get(keys[2])
-                pipe.get(keys[0])
-                (before, newest, before_legacy), reply, raw = pipe.execute()
-                if before is not None or before_legacy is not None:
-                    fresh = newest in (field, legacy_field(*seen).encode()) and \
-                        reply not in (None, b"-")
-                    return Duplicate(reply if fresh else None)
-            else:
-                raw = self.r.get(keys[0])
+            raw = self.r.get(keys[0])
             if raw is None:
                 return None
-            new_state, result = fn(self._decode(raw, sid))
+            state, applied, reply, legacy = self._open(raw, sid)
+            if legacy:  # written by a version before: its ids and reply are folded in now
+                applied, reply = self._legacy(sid)
+            if field is not None and field in applied:
+                fresh = applied[-1] == field and reply
+                return Duplicate(zlib.decompress(reply) if fresh else None)
+            new_state, result = fn(state)
             when = wake_at(new_state, result) if wake_at else None
             expiry = ttl(new_state) if callable(ttl) else ttl
-            args = [raw, self._encode(new_state), int(expiry)]
-            if field:
-                args += [field, remember(result) if remember else b"-"]
+            if field is not None:
+                applied = [*applied, field]
+                said = remember(result) if remember else b""
+                reply = zlib.compress(said, 6) if said else b""
+            args = [raw, self._encode(new_state, applied, reply), int(expiry),
+                    "1" if legacy else "0"]
             if self._write(sid, keys, args, when) == 1:
                 return result
             # Someone else changed the session since we read it: again, from the fresh state.

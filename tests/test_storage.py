@@ -17,7 +17,8 @@ from flows.engine import Inbound
 from storage.crypto import Crypto, SecretKeyError
 from storage.sql import (Alert, AnswerRow, AuditLog, Base, Child, Invitation, SessionRow,
                          head_revision, make_engine, upgrade)
-from storage.state import Duplicate
+from storage import statecodec
+from storage.state import MAX_SEEN, Duplicate, message_field
 from tests.conftest import DATABASE_URL, SQL_BACKENDS, T0, _reset_postgres
 
 
@@ -87,10 +88,11 @@ def test_the_message_ids_last_as_long_as_the_state_whatever_wrote_it_last(store,
         return s, s.seq
 
     store.transact("s1", bump, ttl=600, seen=("sms", "SM1"))
-    assert 590 < store.r.ttl(store.seen_key("s1")) <= 600
+    assert 590 < store.r.ttl(store.state_key("s1")) <= 600
     store.transact("s1", bump, ttl=30 * 86400)  # no message id: the ids are kept as long
-    assert store.r.ttl(store.seen_key("s1")) > 29 * 86400
-    assert abs(store.r.ttl(store.seen_key("s1")) - store.r.ttl(store.state_key("s1"))) <= 1
+    assert store.r.ttl(store.state_key("s1")) > 29 * 86400
+    assert store.applied("s1") == [message_field("sms", "SM1")]  # in the one record
+    assert not store.r.exists(store.seen_key("s1"), store.reply_key("s1"))
     assert store.transact("s1", bump, ttl=600, seen=("sms", "SM1")) == Duplicate(None)
     assert store.get("s1").seq == 2
 
@@ -110,25 +112,49 @@ def test_only_the_newest_message_keeps_its_remembered_reply(store, questionnaire
     assert store.transact("s1", bump, ttl=600, seen=("sms", f"SM{25:032d}")) == Duplicate(reply)
     assert store.transact("s1", bump, ttl=600, seen=("sms", f"SM{1:032d}")) == Duplicate(None)
     assert store.get("s1").seq == 25
-    assert reply not in store.r.hgetall(store.seen_key("s1")).values()
-    kept = sum(store.r.memory_usage(k, samples=0)
-               for k in (store.seen_key("s1"), store.reply_key("s1")))
-    assert kept < 25 * 20 + len(reply) + 200, kept  # ids of 8 bytes, one reply
+    assert len(store.applied("s1")) == 25
+    # One key: the state, 25 ids of 8 bytes and one reply (compressed).
+    assert store.r.keys("tala:{s1}:*") == [store.state_key("s1").encode()]
+    alone = len(store.crypto.seal(statecodec.encode(store.get("s1")), subject="s1"))
+    kept = store.r.memory_usage(store.state_key("s1"), samples=0)
+    assert kept < alone + 25 * 8 + 150, (kept, alone)
 
 
-def test_a_message_applied_before_the_ids_were_hashed_is_still_known(store, questionnaires):
+def test_the_ids_a_session_keeps_are_bounded(store, questionnaires):
     store.create(_state(questionnaires), ttl=600)
-    old = f"SM{7:032d}"
-    store.r.hset(store.seen_key("s1"), mapping={f"sms:{old}": "1", ">": f"sms:{old}"})
-    store.r.set(store.reply_key("s1"), b"then")
 
     def bump(s):
         s.seq += 1
         return s, s.seq
 
-    assert store.transact("s1", bump, ttl=600, seen=("sms", old)) == Duplicate(b"then")
-    assert store.get("s1").seq == 0  # a retry across the upgrade: not applied again
-    assert store.transact("s1", bump, ttl=600, seen=("sms", f"SM{8:032d}")) == 1
+    for i in range(MAX_SEEN + 10):
+        store.transact("s1", bump, ttl=600, seen=("sms", f"SM{i}"))
+    kept = store.applied("s1")
+    assert len(kept) == MAX_SEEN and kept[-1] == message_field("sms", f"SM{MAX_SEEN + 9}")
+    assert store.transact("s1", bump, ttl=600, seen=("sms", f"SM{MAX_SEEN + 9}")) == \
+        Duplicate(None)
+
+
+def test_a_session_a_version_before_wrote_keeps_its_messages_and_reply(store, questionnaires):
+    """Versions before kept the applied ids ("sms:SM...") and the reply in keys of their own:
+    a retry across the upgrade is still a duplicate, and the next message folds them in."""
+    st = _state(questionnaires)
+    store.r.set(store.state_key("s1"), store.crypto.seal(statecodec.encode(st), subject="s1"),
+                ex=600)
+    store.r.hset(store.seen_key("s1"), mapping={"sms:SM6": "1", "sms:SM7": "1", ">": "sms:SM7"})
+    store.r.set(store.reply_key("s1"), store.crypto.seal(b"then", compress=True, subject="s1"))
+
+    def bump(s):
+        s.seq += 1
+        return s, s.seq
+
+    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM7")) == Duplicate(b"then")
+    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM6")) == Duplicate(None)
+    assert store.get("s1").seq == 0  # neither applied again
+    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM8")) == 1
+    assert not store.r.exists(store.seen_key("s1"), store.reply_key("s1"))  # folded in
+    assert store.applied("s1") == [message_field("sms", m) for m in ("SM6", "SM7", "SM8")]
+    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM6")) == Duplicate(None)
 
 
 def test_two_messages_for_one_session_at_the_same_moment_both_land(store, questionnaires,
