@@ -146,9 +146,6 @@ class Contacts:
         sid = job.fields.get("session_id")
         self.metrics.messages.labels(channel, "out" if result.ok else "failed").inc()
         if result.ok:
-            # Leads the provider's delivery report to the job; named by the id's keyed hash
-            # (Telegram's message id holds the chat id).
-            self.store.r.set(self.queue.message_key(result.sid), job.id, ex=7 * 86400)
             if job.fields.get("kind") == "invite" and sid:
                 self.db.set_delivery(sid, "sent", job.fields.get("note"))
             elif job.fields.get("kind") == "staff":
@@ -164,16 +161,20 @@ class Contacts:
             self.db.set_delivery(sid, "failed", result.error)
 
     def record_delivery(self, message_sid: str, status: str, error_code: str | None,
-                        opted_out: bool = False) -> None:
-        """A provider's delivery report (Twilio's status callback) for a message we sent."""
+                        opted_out: bool = False, job_id: str | None = None) -> None:
+        """A provider's delivery report (Twilio's status callback) for a message we sent;
+        `job_id` as its URL names it (a message sent before it did is found by its id)."""
         if self.queue is None or not message_sid:
             return
-        job_id = (self.store.r.get(self.queue.message_key(message_sid))
-                  or self.store.r.get(self.queue.legacy_message_key(message_sid)))
-        if job_id is None:
-            return
-        job_id = job_id.decode()
+        if not job_id:
+            found = (self.store.r.get(self.queue.message_key(message_sid))
+                     or self.store.r.get(self.queue.legacy_message_key(message_sid)))
+            if found is None:
+                return
+            job_id = found.decode()
         job = self.queue.job(job_id)
+        if job.get("sid") not in (None, "", message_sid):
+            return  # not the message this job sent (its report before its result, if empty)
         if job.get("kind") == "staff":
             if status in ("delivered", "undelivered", "failed"):
                 self.notifier.delivered(job_id, status,

@@ -88,7 +88,7 @@ def _candidate_urls(request: web.Request, public_url: str | None,
     the forwarded URL as the proxy last wrote it, but only from a proxy named in
     TALA_TRUSTED_PROXIES: forwarded headers come from whoever sends the request, so believing
     anyone's would accept a request Twilio signed for another host."""
-    path = request.rel_url.path_qs
+    path = request.raw_path  # as sent: Twilio signs the URL exactly as it was given it
     if public_url:
         return [public_url.rstrip("/") + path]
     proto = request.headers.get("X-Forwarded-Proto")
@@ -197,7 +197,8 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
         code = form.get("ErrorCode") or None
         try:
             await run(app.service.record_delivery, form.get("MessageSid", ""),
-                      form.get("MessageStatus", ""), code, code == str(ERROR_OPTED_OUT))
+                      form.get("MessageStatus", ""), code, code == str(ERROR_OPTED_OUT),
+                      request.query.get("job"))
         except (redis.RedisError, SQLAlchemyError) as e:
             metrics.errors.labels("sms", "storage").inc()
             log.error("delivery report failed: %s", type(e).__name__)

@@ -11,7 +11,9 @@
                               sent (WhatsApp's: as long as its job, for a fallback to SMS);
                               jobs of versions before keep to/body in the hash
     tala:rate:CHANNEL         the next moment a message may go out (all processes share it)
-    tala:msg:HASH             which job a provider's message id (keyed hash) belongs to
+    tala:msg:HASH             which job a provider's message id (keyed hash) belongs to, as
+                              versions before kept it for delivery reports (a week): now
+                              the report's URL names its job
 
 Every job belongs to one channel (`channel` in its hash, given when it is queued) and is only
 ever in that channel's streams: a sender reads only its own channel's streams, so an SMS is
@@ -293,8 +295,9 @@ class SendQueue:
         return f"{self.base}:{channel}" if lane == DEFAULT else f"{self.base}:{channel}:{lane}"
 
     def message_key(self, sid: str) -> str:
-        """Which job a provider's message id belongs to (for delivery reports). Named by the
-        id's keyed hash: Telegram's ids hold the chat, and no key name may."""
+        """Which job a provider's message id belongs to, for the delivery reports of messages
+        sent by versions before the report's URL named its job. Named by the id's keyed hash:
+        Telegram's ids hold the chat, and no key name may."""
         return f"{self.prefix}:msg:{self.crypto.lookup_hash(sid)}"
 
     def legacy_message_key(self, sid: str) -> str:

@@ -15,7 +15,7 @@ from flows import messages as M
 from tests.conftest import APP_BACKENDS, Clock, _build, sms_env
 from tests.fakes.server import RunningServer
 from tests.mailbox import Mailbox
-from tests.test_sms import Phone
+from tests.test_sms import Phone, job_of
 from tests.test_staff import _cli
 
 CHILD = "+46701234567"
@@ -171,7 +171,7 @@ def test_an_undelivered_alert_goes_to_the_manager_at_once(staff_app, fake, mailb
     [sms] = _sms_to(fake, ANNA)
     [(alert, _)] = staff_app.db.open_alerts()
     # Twilio says the work phone could not be reached, too.
-    staff_app.service.record_delivery(sms["sid"], "undelivered", "30003")
+    staff_app.service.record_delivery(sms["sid"], "undelivered", "30003", job_id=job_of(sms))
     statuses = {(n.route, n.status, n.error) for n in
                 staff_app.db.notices_of([alert.id])[alert.id]}
     assert ("sms", "undelivered", "error 30003") in statuses
@@ -239,7 +239,7 @@ def test_units_set_and_tala_alerts_shows_who_was_told(staff_app, fake, mailbox, 
     staff_app.service.handle(sid, "pappa slår mig", message_id="m1", channel="sms")
     _send_all(staff_app)
     [sms] = _sms_to(fake, ANNA)
-    staff_app.service.record_delivery(sms["sid"], "delivered", None)
+    staff_app.service.record_delivery(sms["sid"], "delivered", None, job_id=job_of(sms))
     [alert] = json.loads(_cli(staff_app, monkeypatch, "anna", "alerts", "--json").output)
     told = {(t["who"], t["route"], t["status"]) for t in alert["told"]}
     assert told == {("anna", "sms", "delivered"), ("anna", "email", "sent")}

@@ -36,7 +36,7 @@ from storage.sql import Base
 from tests.conftest import PUBLIC_URL, Clock
 from tests.fakes import twilio_api
 from tests.fakes.server import RunningServer
-from tests.test_sms import SCRIPT_12_18, Phone
+from tests.test_sms import SCRIPT_12_18, Phone, callback
 from tests.test_telegram import SECRET, Chat
 
 CHILD = "+46701234567"
@@ -730,7 +730,7 @@ def _whole_sms_story(app, fake, server, tmp_path) -> dict:
     app.service.send_queued("sms", block_ms=0)
     assert [m["to"] for m in fake.messages if m["sid"]].count(ANNA) == 1  # the alert
     first = fake.messages[0]
-    assert phone.post("/sms/twilio/status", {"MessageSid": first["sid"],
+    assert phone.post(callback(first), {"MessageSid": first["sid"],
                                              "MessageStatus": "delivered"}).status_code == 204
     free_texts = [a["text"] for a in state.answers.values() if a.get("text")]
     assert "Det är svårt att orka med Zebrafinkarna" in free_texts

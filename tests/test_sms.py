@@ -53,6 +53,18 @@ class Phone:
         return resp.text
 
 
+def callback(sent: dict) -> str:
+    """The path (with its query) of the delivery report URL Twilio was given for `sent`."""
+    return sent["status_callback"].removeprefix(PUBLIC_URL)
+
+
+def job_of(sent: dict) -> str:
+    """The job its delivery report's URL names."""
+    from urllib.parse import parse_qs, urlsplit
+
+    return parse_qs(urlsplit(sent["status_callback"]).query)["job"][0]
+
+
 def _invite(app, fake, case="K-17", age=14, number=CHILD, **kw):
     inv = app.service.invite(case, age, channel="sms", contact=number, actor="anna", **kw)
     app.service.send_queued("sms", block_ms=0)
@@ -68,7 +80,8 @@ def test_a_whole_followup_12_18_conversation_by_sms(sms_app, fake, server):
     inv = _invite(sms_app, fake, number="070-123 45 67")  # written as people write it
     [sent] = fake.wait_for(1)
     assert sent["to"] == CHILD and sent["from"] == "+46700000000"
-    assert sent["status_callback"] == PUBLIC_URL + "/sms/twilio/status"
+    assert sent["status_callback"] == \
+        f"{PUBLIC_URL}/sms/twilio/status?job=invite%3A{inv.session_id}%3A0"  # signed by Twilio
     assert "Socialtjänsten i Nacka" in sent["body"] and "bestämmer själv" in sent["body"]
     assert sms_app.db.invitation(inv.session_id).delivery_status == "sent"
 
@@ -204,6 +217,22 @@ def test_stop_mid_way_pauses_and_nothing_more_is_sent_until_start(sms_app, fake,
     assert sms_app.service.state(inv.session_id).hold is None
 
 
+def test_a_report_is_taken_only_for_the_message_its_job_sent(sms_app, fake, server):
+    inv = _invite(sms_app, fake)
+    [sent] = fake.wait_for(1)
+    phone = Phone(server, fake.auth_token)
+    other = {"MessageSid": "SM" + "9" * 32, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    assert phone.post(callback(sent), other).status_code == 204
+    assert sms_app.db.invitation(inv.session_id).delivery_status == "sent"  # not its message
+    # A message a version before sent: its report's URL names no job; Redis leads to it.
+    sms_app.store.r.set(sms_app.queue.message_key(sent["sid"]), f"invite:{inv.session_id}:0")
+    report = {"MessageSid": sent["sid"], "MessageStatus": "delivered"}
+    assert phone.post("/sms/twilio/status", report).status_code == 204
+    assert sms_app.db.invitation(inv.session_id).delivery_status == "delivered"
+    sms_app.store.r.delete(sms_app.queue.message_key(sent["sid"]))
+    assert sms_app.store.r.keys("tala:msg:*") == []  # tala itself writes none now
+
+
 def test_a_21610_in_a_delivery_report_marks_the_number_opted_out(sms_app, fake, server):
     inv = _invite(sms_app, fake)
     [sent] = fake.wait_for(1)
@@ -211,7 +240,7 @@ def test_a_21610_in_a_delivery_report_marks_the_number_opted_out(sms_app, fake, 
     assert sms_app.queue.text(f"invite:{inv.session_id}:0",
                               sms_app.queue.job(f"invite:{inv.session_id}:0")) is None
     report = {"MessageSid": sent["sid"], "MessageStatus": "undelivered", "ErrorCode": "21610"}
-    assert Phone(server, fake.auth_token).post("/sms/twilio/status", report).status_code == 204
+    assert Phone(server, fake.auth_token).post(callback(sent), report).status_code == 204
     assert sms_app.service.is_opted_out("sms", CHILD)
     assert sms_app.service.state(inv.session_id).hold == "opted_out"
 
@@ -247,9 +276,8 @@ def test_delivery_reports_are_recorded_and_shown_to_the_caseworker(sms_app, fake
     inv = _invite(sms_app, fake)
     [sent] = fake.messages
     phone = Phone(server, fake.auth_token)
-    resp = phone.post("/sms/twilio/status", {"MessageSid": sent["sid"],
-                                             "MessageStatus": "undelivered",
-                                             "ErrorCode": "30003"})
+    resp = phone.post(callback(sent), {"MessageSid": sent["sid"],
+                                       "MessageStatus": "undelivered", "ErrorCode": "30003"})
     assert resp.status_code == 204
     row = sms_app.db.invitation(inv.session_id)
     assert (row.delivery_status, row.delivery_error) == ("undelivered", "error 30003")

@@ -19,7 +19,7 @@ from bot.settings import Settings, SettingsError
 from tests.conftest import (APP_BACKENDS, WHATSAPP_FROM, WHATSAPP_TEMPLATE, _build, sms_env,
                             staff_cli, whatsapp_env)
 from tests.fakes.server import RunningServer
-from tests.test_sms import Phone
+from tests.test_sms import Phone, callback
 
 CHILD = "+46701234567"
 WA = "whatsapp:" + CHILD
@@ -144,8 +144,8 @@ def test_an_undelivered_report_sends_the_invitation_by_sms(wa_app, fake, server)
     inv = _invite(wa_app)
     [sent] = fake.messages
     status = Phone(server, fake.auth_token, WA).post(
-        "/sms/twilio/status", {"MessageSid": sent["sid"], "MessageStatus": "undelivered",
-                               "ErrorCode": "63003"})
+        callback(sent), {"MessageSid": sent["sid"], "MessageStatus": "undelivered",
+                         "ErrorCode": "63003"})
     assert status.status_code == 204
     wa_app.service.send_queued("sms", block_ms=0)
     assert [m["to"] for m in fake.messages] == [WA, CHILD]
@@ -154,14 +154,14 @@ def test_an_undelivered_report_sends_the_invitation_by_sms(wa_app, fake, server)
         "sent", "WhatsApp could not take it (error 63003); sent by SMS instead")
     # Twilio sends its report again: the SMS is not sent twice.
     Phone(server, fake.auth_token, WA).post(
-        "/sms/twilio/status", {"MessageSid": sent["sid"], "MessageStatus": "undelivered",
-                               "ErrorCode": "63003"})
+        callback(sent), {"MessageSid": sent["sid"], "MessageStatus": "undelivered",
+                         "ErrorCode": "63003"})
     assert wa_app.service.send_queued("sms", block_ms=0) == 0
     # Another failure (a bad number, say) is recorded, not sent by SMS.
     other = _invite(wa_app, case="K-18", number="+46701112233")
     Phone(server, fake.auth_token, WA).post(
-        "/sms/twilio/status", {"MessageSid": fake.messages[-1]["sid"],
-                               "MessageStatus": "failed", "ErrorCode": "30008"})
+        callback(fake.messages[-1]), {"MessageSid": fake.messages[-1]["sid"],
+                                      "MessageStatus": "failed", "ErrorCode": "30008"})
     assert wa_app.service.send_queued("sms", block_ms=0) == 0
     assert wa_app.db.invitation(other.session_id).delivery_status == "failed"
 

@@ -194,13 +194,13 @@ class WhatsAppSender(TwilioSender):
     def send_job(self, job: Job) -> SendResult:
         template = job.fields.get("template")
         if template:
-            return self.create(job.to, content_sid=template,
+            return self.create(job.to, job_id=job.id, content_sid=template,
                                content_variables=job.fields.get("variables") or "{}")
         buttons = job.fields.get("buttons")
         sid = self.content_sid(json.loads(buttons)) if buttons else None
         if sid:
-            return self.create(job.to, content_sid=sid)
-        return self.send(job.to, job.body)  # numbered, typed: as without buttons
+            return self.create(job.to, job_id=job.id, content_sid=sid)
+        return self.create(job.to, job_id=job.id, body=job.body)  # numbered, typed
 
     def find_job(self, job: Job, since: datetime) -> str | None:
         """A template's text is WhatsApp's, not ours: any message to the child since the claim
