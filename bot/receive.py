@@ -69,7 +69,7 @@ class Receiving:
         sid, opted_out, applied_by = self.lookup_contact(channel, address, message_id)
         if opted_out:
             return Received(OPTED_OUT, sid=sid)
-        if applied_by is not None and applied_by != sid:
+        if applied_by is not None and (sid is None or not sid.startswith(applied_by)):
             # Applied in an earlier session of this number: a replay, not an answer here.
             # (The session it is bound to answers a retry of its own messages itself.)
             return Received(DUPLICATE, sid=sid)

@@ -86,6 +86,7 @@ CONTACT_SEEN_TTL = 366 * 24 * 3600  # a number's ended sessions' message ids: a 
 # The most message ids a session keeps (the newest): the record's bound. A followup-12-18 by
 # SMS is about 30 messages; a child who writes 1,000 keeps the newest 256 (2 KiB).
 MAX_SEEN = 256
+APPLIED_BY = 8  # characters of a session id that name it among a number's ended sessions
 
 _CAS = """
 local current = redis.call('GET', KEYS[1])
@@ -264,7 +265,9 @@ class StateStore:
         if fields:
             key = self.contact_seen_key(channel, address_hash)
             pipe = self.r.pipeline(transaction=False)
-            pipe.hset(key, mapping={f: sid for f in fields})  # which session applied it
+            # Which session applied it: its id's first 8 characters, which tell it from any
+            # other session of the number (a year of them keeps a few hundred bytes).
+            pipe.hset(key, mapping={f: sid[:APPLIED_BY] for f in fields})
             pipe.expire(key, CONTACT_SEEN_TTL)
             pipe.execute()
 
