@@ -119,6 +119,11 @@ class Catalogs:
 
     by_lang: Mapping[str, Catalog]
     _words: dict[tuple[str, str], set[str]] = field(default_factory=dict, repr=False)
+    # What babel says of a language (its names, its direction) does not change while tala
+    # runs, and asking it again was 2 % of a message's CPU (the engine looks for a language's
+    # name in every answer).
+    _names: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    _rtl: dict[str, bool] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, directory: Path = LOCALES_DIR, *, lazy: bool = False) -> "Catalogs":
@@ -171,10 +176,14 @@ class Catalogs:
     def names_for(self, lang: str) -> set[str]:
         """Every way a child may name a language: its own name and its Swedish and English
         names. Not its code: "ar", "so" or "fi" are too easily an everyday word."""
-        loc = Locale.parse(lang)
-        names = {loc.get_display_name(lang), loc.get_display_name("sv"),
-                 loc.get_display_name("en"), loc.get_language_name(lang)}
-        return {normalise(n) for n in names if n}
+        if lang not in self._names:
+            loc = Locale.parse(lang)
+            names = {loc.get_display_name(lang), loc.get_display_name("sv"),
+                     loc.get_display_name("en"), loc.get_language_name(lang)}
+            self._names[lang] = {normalise(n) for n in names if n}
+        return self._names[lang]
 
     def rtl(self, lang: str) -> bool:
-        return Locale.parse(lang).text_direction == "rtl"
+        if lang not in self._rtl:
+            self._rtl[lang] = Locale.parse(lang).text_direction == "rtl"
+        return self._rtl[lang]

@@ -18,7 +18,6 @@ is kept as it is, so nothing is ever lost in the translation."""
 from __future__ import annotations
 
 import json
-import re
 import zlib
 from dataclasses import fields
 from typing import Any
@@ -49,17 +48,17 @@ _ANSWER_KEYS = ("question_id", "domain", "value", "text", "skipped", "at", "seq"
 _CHILDS = ("answers", "superseded", "path")
 
 
-_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{6}))?\+00:00")
-
-
 def _time_out(text: Any) -> Any:
     """A time in UTC as tala writes it (isoformat) as one number of its digits:
     2026-12-06T00:24:38.937898+00:00 is 20261206002438937898; anything else as it is."""
-    if not isinstance(text, str) or not _ISO.fullmatch(text):
-        return text
     t = text
-    return int(t[0:4] + t[5:7] + t[8:10] + t[11:13] + t[14:16] + t[17:19] + t[20:26]
-               if len(t) == 32 else t[0:4] + t[5:7] + t[8:10] + t[11:13] + t[14:16] + t[17:19])
+    if type(t) is not str or len(t) not in (25, 32) or t[-6:] != "+00:00" or t[0] == "0" \
+            or t[4] != "-" or t[7] != "-" or t[10] != "T" or t[13] != ":" or t[16] != ":" \
+            or (len(t) == 32 and t[19] != "."):
+        return text
+    digits = t[0:4] + t[5:7] + t[8:10] + t[11:13] + t[14:16] + t[17:19] + \
+        t[20:26 if len(t) == 32 else 20]
+    return int(digits) if digits.isascii() and digits.isdigit() else text
 
 
 def _time_in(value: Any) -> Any:
