@@ -190,7 +190,8 @@ class ConversationCore:
             sid, change, ttl=self._ttl, seen=seen,
             wake_at=lambda s, effects: self._wake_at(s, effects, now),
             remember=lambda effects: json.dumps(
-                [say_to_dict(e) for e in effects if isinstance(e, Say)]).encode())
+                [say_to_dict(e) for e in effects if isinstance(e, Say)],
+                separators=(",", ":"), ensure_ascii=False).encode())
         if isinstance(result, Duplicate):
             says = [say_from_dict(d) for d in json.loads(result.remembered)
                     ] if result.remembered else []

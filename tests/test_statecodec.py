@@ -5,6 +5,7 @@ still reads; and the sealed bytes open only for their own session."""
 from __future__ import annotations
 
 import json
+import zlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -65,6 +66,13 @@ def test_what_does_not_fit_the_compact_shape_is_kept_as_it_is():
 def test_the_json_of_earlier_versions_still_reads():
     s = _whole_conversation()
     assert statecodec.decode(json.dumps(s.to_dict()).encode(), s.session_id) == s
+    # ... and the compact form without the preset dictionary.
+    head, _, body = statecodec.encode(s)[1:].partition(b"\x00")
+    unpacker = zlib.decompressobj(-15, zdict=statecodec._ZDICT_1)
+    packer = zlib.compressobj(6, zlib.DEFLATED, -15)
+    plain = packer.compress(unpacker.decompress(body) + unpacker.flush()) + packer.flush()
+    assert statecodec.decode(statecodec.PLAIN + head + b"\x00" + plain, s.session_id) == s
+    assert len(plain) > len(body)  # the dictionary is worth it
 
 
 def test_a_sealed_state_opens_only_as_its_own_session(sms_app, questionnaires):
