@@ -184,6 +184,11 @@ return tostring(nxt - now)
 """
 
 
+# What a job's hash needs only until it is sent or failed for good: nothing reads it after.
+_ONLY_WHILE_SENDING = ("queued_at", "claimed_ts", "lane", "unsure_ts", "retry_since",
+                       "not_before")
+
+
 class ReconcileError(RuntimeError):
     """The provider could not say whether a claimed message went out."""
 
@@ -666,6 +671,7 @@ class SendQueue:
                 return "finished"
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(key, mapping={**mapping, "recorded": "1"})
+        pipe.hdel(key, *_ONLY_WHILE_SENDING)  # a month of a small hash instead
         if job.fields.get("anonymous") == "1":
             pipe.hdel(key, "to", "body")  # an anonymous survey's: nothing left says to whom
         if result.ok and job.fields.get("anonymous") != "1" and \
