@@ -25,9 +25,9 @@ Phases, each against the same data:
 - index NAME: plus one candidate index (CANDIDATES), made with CREATE INDEX and dropped again
   after the phase (also after a crash, on the next run), so the database stays as the
   migrations make it; a candidate the migrations already make is measured in 'schema' only;
-- shape ...: admin_cli.report's answer query (and then also its participation queries) swapped
-  at run time for the reshaped copies below (no file is changed), checked to give reports
-  identical to the shipped code's; the last of these also with the covering answers index.
+- (a phase can also swap admin_cli.report.queries' functions for reshaped copies at run time,
+  checked to give reports identical to the shipped code's: how the answer query's estimates
+  and the participation query's one pass were found; both are shipped now).
 
 Results (figures, plans, machine, load) go to bench/results/reports.json.
 """
@@ -45,7 +45,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import defaultdict, namedtuple
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -53,7 +52,7 @@ from pathlib import Path
 from typing import Any, Callable
 from unittest import mock
 
-from sqlalchemy import String, case, cast, create_engine, event, func, or_, select, text
+from sqlalchemy import create_engine, event, text
 
 import admin_cli.report as report_mod
 import admin_cli.report.queries as report_q
@@ -62,8 +61,7 @@ from admin_cli.seed import CASEWORKERS, LANGUAGES, OUTCOMES, UNITS, Builder, _we
     answer_path
 from bot.app import App, create_app
 from bot.settings import Settings
-from flows.model import Questionnaire, pick_for_age
-from storage.sql import AnswerRow, Child, Invitation, SessionRow
+from flows.model import pick_for_age
 
 DB_NAME = "bench_reports"
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -170,6 +168,55 @@ class CopyBuilder(Builder):
         p = self._p
         for c in p.children:
             self.ids[c["case_ref"]] = len(self.ids) + 1
+        if self.app.db.engine.dialect.name == "sqlite":
+            self._insert_sqlite(p)
+        else:
+            self._copy(p)
+        for k, rows in (("children", p.children), ("invitations", p.invitations),
+                        ("sessions", p.sessions), ("answers", p.answers)):
+            self.written[k] += len(rows)
+        self._p = type(p)()
+
+    def _insert_sqlite(self, p: Any) -> None:
+        """The same rows with executemany (SQLite has no COPY), in one transaction."""
+        ids = self.ids
+        raw = self.app.db.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.executemany(
+                "INSERT INTO children (id, case_ref, unit, caseworker, birth_year, "
+                "preferred_lang, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(ids[c["case_ref"]], c["case_ref"], c["unit"], c["caseworker"],
+                  c["birth_year"], c["preferred_lang"], _lite(c["created_at"]))
+                 for c in p.children])
+            cur.executemany(
+                "INSERT INTO invitations (id, child_id, session_id, questionnaire_id, channel, "
+                "lang, status, delivery_status, created_by, created_at, expires_at) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r["id"], ids[r["case_ref"]], r["session_id"], r["questionnaire_id"],
+                  r["channel"], r["lang"], r["status"], r["delivery_status"], r["created_by"],
+                  _lite(r["created_at"]), _lite(r["expires_at"])) for r in p.invitations])
+            cur.executemany(
+                "INSERT INTO sessions (id, child_id, invitation_id, questionnaire_id, "
+                "questionnaire_version, lang, channel, status, started_at, completed_at, "
+                "written_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r["id"], ids[r["case_ref"]], r["invitation_id"], r["questionnaire_id"],
+                  r["questionnaire_version"], r["lang"], r["channel"], r["status"],
+                  _lite(r["started_at"]), _lite(r["completed_at"]), _lite(r["written_at"]))
+                 for r in p.sessions])
+            cur.executemany(
+                "INSERT INTO answers (session_id, question_id, domain, seq, current, skipped, "
+                "value_num, value_option, value_options, text_enc, lang, answered_at) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r["session_id"], r["question_id"], r["domain"], r["seq"], r["current"],
+                  r["skipped"], r["value_num"], r["value_option"],
+                  None if r["value_options"] is None else json.dumps(r["value_options"]),
+                  r["text_enc"], r["lang"], _lite(r["answered_at"])) for r in p.answers])
+            raw.commit()
+        finally:
+            raw.close()
+
+    def _copy(self, p: Any) -> None:
         ids = self.ids
         raw = self.app.db.engine.raw_connection()
         try:
@@ -207,10 +254,12 @@ class CopyBuilder(Builder):
             raw.commit()
         finally:
             raw.close()
-        for k, rows in (("children", p.children), ("invitations", p.invitations),
-                        ("sessions", p.sessions), ("answers", p.answers)):
-            self.written[k] += len(rows)
-        self._p = type(p)()
+
+
+def _lite(at: Any) -> Any:
+    """A time as SQLAlchemy's DateTime writes it to SQLite (text, no zone: UTC)."""
+    return at.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ") \
+        if isinstance(at, datetime) else at
 
 
 def generate(app: App, answers: int, seed: int) -> dict[str, Any]:
@@ -220,9 +269,14 @@ def generate(app: App, answers: int, seed: int) -> dict[str, Any]:
     languages, outcomes and answers are drawn as admin_cli.seed draws them. Written in the
     order it would have happened: invitation by invitation, quarter after quarter."""
     began = time.perf_counter()
+    lite = app.db.engine.dialect.name == "sqlite"
     with app.db.engine.begin() as conn:
-        conn.execute(text("TRUNCATE answers, sessions, alerts, invitations, children, "
-                          "audit_log RESTART IDENTITY CASCADE"))
+        if lite:
+            for t in ("answers", "sessions", "alerts", "invitations", "children", "audit_log"):
+                conn.execute(text(f"DELETE FROM {t}"))
+        else:
+            conn.execute(text("TRUNCATE answers, sessions, alerts, invitations, children, "
+                              "audit_log RESTART IDENTITY CASCADE"))
     rng = random.Random(seed)
     b = CopyBuilder(app, rng)
     staff: dict[str, list[str]] = {}
@@ -278,102 +332,13 @@ def generate(app: App, answers: int, seed: int) -> dict[str, Any]:
                 print(f"  {b.written['answers']:>9,} answers ...", file=sys.stderr, flush=True)
     b.commit()
     with app.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("SELECT setval('children_id_seq', (SELECT max(id) FROM children))"))
-        conn.execute(text("VACUUM (ANALYZE) children, invitations, sessions, answers"))
+        if lite:
+            conn.execute(text("ANALYZE"))
+        else:
+            conn.execute(text("SELECT setval('children_id_seq', (SELECT max(id) FROM "
+                              "children))"))
+            conn.execute(text("VACUUM (ANALYZE) children, invitations, sessions, answers"))
     return {**b.written, "seconds": round(time.perf_counter() - began, 1)}
-
-
-# --------------------------------------------------------------------------- reshaped queries
-#
-# Copies of admin_cli.report.queries' functions with only their SQL's shape changed, swapped in
-# at run time (the "shape" phases) to measure what a change of the code would give.
-
-
-def answers_reshaped(app: App, period: Any, qns: list[Questionnaire]) -> tuple[list, list]:
-    """admin_cli.report.queries.answers with two changes, same result:
-    1. `rn <= 1` for `rn = 1`: PostgreSQL estimates `rn = 1` on a row_number() at 0.5 % of
-       the rows (it is ~100 %), `rn <= 1` at a third;
-    2. one IN list of every fixed-answer question id instead of one (questionnaire AND
-       question_id IN ...) per questionnaire, OR-ed: that OR over a joined column is
-       estimated at 1 row per session (it is ~13). The report already drops rows whose
-       question is not a fixed-answer question of that questionnaire (qn.has, _value_of).
-    With both estimates near the truth the planner hashes the ~800,000 answer rows into their
-    ~18,000 groups instead of a nested loop feeding a disk sort of all of them."""
-    created = Invitation.created_at
-    s0 = (select(SessionRow.id.label("sid"), Invitation.child_id.label("child_id"),
-                 Child.unit.label("unit"),
-                 period.index(created).label("k"),
-                 Invitation.questionnaire_id.label("qn"), SessionRow.started_at)
-          .join(Invitation, Invitation.session_id == SessionRow.id)
-          .join(Child, Child.id == Invitation.child_id)
-          .where(*period.within(created), SessionRow.started_at.is_not(None),
-                 Invitation.questionnaire_id.in_([q.id for q in qns]))
-          .subquery("s0"))
-    rn = func.row_number().over(partition_by=(s0.c.child_id, s0.c.k, s0.c.qn),
-                                order_by=(s0.c.started_at.desc(), s0.c.sid.desc()))
-    s1 = select(s0.c.sid, s0.c.unit, s0.c.k, s0.c.qn, rn.label("rn")).subquery("s1")
-    latest = (select(s1.c.sid, s1.c.unit, s1.c.k, s1.c.qn).where(s1.c.rn <= 1)  # 1.
-              .subquery("latest"))
-    block = [latest.c.unit, latest.c.k, latest.c.qn]
-    opts = cast(AnswerRow.value_options, String)
-    fixed = sorted({q.id for qn in qns for q in qn.questions
-                    if q.type in report_q.FIXED_TYPES})  # 2.
-    answers = (select(*block, AnswerRow.question_id, AnswerRow.value_num,
-                      AnswerRow.value_option, opts.label("opts"), func.count().label("n"))
-               .select_from(AnswerRow).join(latest, latest.c.sid == AnswerRow.session_id)
-               .where(AnswerRow.current.is_(True), AnswerRow.skipped.is_(False),
-                      AnswerRow.question_id.in_(fixed))
-               .group_by(*block, AnswerRow.question_id, AnswerRow.value_num,
-                         AnswerRow.value_option, opts))
-    with app.db.Session() as db:
-        respondents = list(db.execute(select(*block, func.count().label("n"))
-                                      .group_by(*block)))
-        rows = list(db.execute(answers))
-    return respondents, rows
-
-
-def participation_one_pass(app: App, period: Any, qn_ids: list[str]) -> dict[str, list[Any]]:
-    """admin_cli.report.queries.participation with its four GROUP BY queries (block, caseworker, age
-    band, language), each computing the same per-child subquery again, made one query grouped
-    by all of them; Python adds up the few thousand rows into the four (SQLite has no
-    GROUPING SETS, so this works on both)."""
-    created = Invitation.created_at
-    completed = or_(SessionRow.status == "completed", Invitation.status == "completed")
-    started = or_(SessionRow.id.is_not(None),
-                  Invitation.status.in_(report_q.STARTED_STATUSES))
-    inv = (select(Invitation.child_id.label("child_id"), Child.unit.label("unit"),
-                  Child.caseworker.label("caseworker"), Child.birth_year.label("birth_year"),
-                  period.index(created).label("k"),
-                  period.year(created).label("yr"),
-                  Invitation.questionnaire_id.label("qn"), Invitation.lang.label("lang"),
-                  case((completed, 2), (started, 1), else_=0).label("level"))
-           .join(Child, Child.id == Invitation.child_id)
-           .outerjoin(SessionRow, SessionRow.id == Invitation.session_id)
-           .where(*period.within(created),
-                  Invitation.questionnaire_id.in_(qn_ids))
-           .subquery("inv"))
-    age = inv.c.yr - inv.c.birth_year
-    band = case((inv.c.birth_year.is_(None), "unknown"), (age.between(6, 11), "6-11"),
-                (age.between(12, 18), "12-18"), else_="other")
-    child = (select(inv.c.child_id, inv.c.unit, inv.c.caseworker, band.label("age_band"),
-                    inv.c.k, inv.c.qn, func.max(inv.c.level).label("lvl"),
-                    func.max(inv.c.lang).label("language"))
-             .group_by(inv.c.child_id, inv.c.unit, inv.c.caseworker, inv.c.birth_year,
-                       inv.c.yr, inv.c.k, inv.c.qn)
-             .subquery("per_child"))
-    dims = ("caseworker", "age_band", "language")
-    cols = [child.c.unit, child.c.k, child.c.qn, child.c.lvl, *[child.c[d] for d in dims]]
-    with app.db.Session() as db:
-        rows = list(db.execute(select(*cols, func.count().label("n")).group_by(*cols)))
-    out: dict[str, list[Any]] = {}
-    for dim in ("block", *dims):
-        extra = () if dim == "block" else (dim,)
-        Row = namedtuple("Row", ("unit", "k", "qn", "lvl", *extra, "n"))  # type: ignore[misc]
-        sums: dict[tuple, int] = defaultdict(int)
-        for r in rows:
-            sums[(r.unit, r.k, r.qn, r.lvl, *[getattr(r, d) for d in extra])] += r.n
-        out[dim] = [Row(*key, total) for key, total in sums.items()]
-    return out
 
 
 # --------------------------------------------------------------------------- measuring
@@ -402,6 +367,8 @@ class QueryLog:
         engine.dispose()  # every connection from now on is seen connecting
 
     def _connect(self, dbapi_conn: Any, record: Any) -> None:
+        if self.engine.dialect.name != "postgresql":
+            return  # SQLite runs in this process: its CPU is the Python CPU
         cur = dbapi_conn.cursor()
         cur.execute("SELECT pg_backend_pid()")
         self.pids.add(cur.fetchone()[0])
@@ -464,7 +431,8 @@ def measure(app: App, log: QueryLog, scenarios: dict[str, tuple[Callable[[], Any
         heavy = sorted(range(len(calls)), key=lambda i: -calls[i]["ms"])[:explain_top]
         queries = [{"order": i, "ms": round(calls[i]["ms"], 1),
                     "statement": _short(calls[i]["statement"]),
-                    "explain": _explain(app, calls[i]) if calls[i]["ms"] >= 5 else None}
+                    "explain": _explain(app, calls[i]) if calls[i]["ms"] >= 5 and
+                    app.db.engine.dialect.name == "postgresql" else None}
                    for i in heavy]
         met = timing["median_ms"] < target
         out[name] = {**timing, "target_ms": target, "met": met, "statements": len(calls),
@@ -542,6 +510,15 @@ def _compare(phases: dict[str, Any]) -> dict[str, Any]:
 
 
 def _facts(app: App) -> dict[str, Any]:
+    if app.db.engine.dialect.name == "sqlite":
+        with app.db.engine.connect() as conn:
+            counts = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
+                      for t in ("children", "invitations", "sessions", "answers")}
+            version = conn.execute(text("SELECT sqlite_version()")).scalar()
+        size = Path(app.db.engine.url.database).stat().st_size
+        return {"postgresql": None, "sqlite": version, "settings": {}, "rows": counts,
+                "table_sizes": {"answers": f"{size / 1e6:.0f} MB (the whole file)"},
+                "indexes": []}
     with app.db.engine.connect() as conn:
         version = conn.execute(text("SHOW server_version")).scalar()
         settings = {k: conn.execute(text(f"SHOW {k}")).scalar()
@@ -580,10 +557,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--regenerate", action="store_true", help="make the data set again")
     parser.add_argument("--schema-only", action="store_true",
                         help="measure the migrations' schema only (no indexes, no reshaping)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--sqlite", type=Path, default=None, metavar="FILE",
+                        help="SQLite instead (the embedded default), in FILE, kept for the next "
+                        "run; the migrations' schema only (e.g. --sqlite /tmp/reports.db "
+                        "--answers 100000)")
     args = parser.parse_args(argv)
-
-    url = ensure_database(args.database)
+    if args.sqlite:
+        args.schema_only = True  # the candidates and reshapes are PostgreSQL's
+        args.out = args.out or RESULTS.with_name("reports-sqlite.json")
+        url = f"sqlite:///{args.sqlite.resolve()}"
+    else:
+        args.out = args.out or RESULTS
+        url = ensure_database(args.database)
     with tempfile.TemporaryDirectory(prefix="tala-bench-") as data_dir:
         app = make_app(url, data_dir)
         try:
@@ -633,19 +619,13 @@ def _run(app: App, args: argparse.Namespace) -> int:
     load_before = os.getloadavg()
     print(f"Load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} on "
           f"{os.cpu_count()} CPUs; {args.runs} runs each, median.", flush=True)
-    present = _existing_indexes(app)
+    present = _existing_indexes(app) if not args.sqlite else set()
     by_name = {c.name: c for c in CANDIDATES if c.name not in present}
-    answers_shape = {"answers": answers_reshaped}
-    both_shapes = {**answers_shape, "participation": participation_one_pass}
     # (phase, candidate indexes made for it, report functions swapped, cases)
     plan: list[tuple[str, list[str], dict[str, Callable], list[str]]] = [
         ("schema", [], {}, list(scenarios))]
     if not args.schema_only:
         plan += [(f"index {n}", [n], {}, list(scenarios)) for n in by_name]
-        plan += [("shape answers", [], answers_shape, list(reports)),
-                 ("shape answers+participation", [], both_shapes, list(reports))]
-        plan += [(f"shape answers+participation, index {n}", [n], both_shapes, list(reports))
-                 for n in by_name if n == "ix_answers_report"]
     phases: dict[str, Any] = {}
     same: dict[str, dict[str, bool]] = {}
     made: dict[str, Any] = {}
@@ -682,10 +662,11 @@ def _run(app: App, args: argparse.Namespace) -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "nproc": os.cpu_count(),
                     "python": platform.python_version(), "postgresql": facts["postgresql"],
+                    "sqlite": facts.get("sqlite"),
                     "load_average_before": [round(x, 2) for x in load_before],
                     "load_average_after": [round(x, 2) for x in load_after]},
         "postgresql_settings": facts["settings"],
-        "database": args.database,
+        "database": str(args.sqlite) if args.sqlite else args.database,
         "dataset": {**dataset, "rows": rows, "table_sizes": facts["table_sizes"],
                     "indexes_from_migrations": facts["indexes"],
                     "quarters": [f"{y} kv{(m - 1) // 3 + 1}" for y, m in QUARTERS],

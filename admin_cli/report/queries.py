@@ -1,11 +1,12 @@
 """The group report's SQL: every count is made by the database (GROUP BY / COUNT), per
-block (unit, quarter, questionnaire) and level; Python only adds up the few hundred rows that
-come back. A multiple-choice answer is a JSON list, which SQLite and PostgreSQL cannot unnest
+block (unit, quarter, questionnaire) and level; Python only adds up the few thousand rows
+that come back. A multiple-choice answer is a JSON list, which SQLite and PostgreSQL cannot unnest
 in the same SQL, so those answers are grouped by their JSON text and the few distinct
 combinations are split into options by the model (admin_cli/report/questions.py)."""
 
 from __future__ import annotations
 
+from collections import defaultdict, namedtuple
 from typing import Any
 
 from sqlalchemy import String, case, cast, func, or_, select
@@ -48,14 +49,27 @@ def participation(app: App, period: Period, qn_ids: list[str]) -> dict[str, list
              .group_by(inv.c.child_id, inv.c.unit, inv.c.caseworker, inv.c.birth_year,
                        inv.c.yr, inv.c.k, inv.c.qn)
              .subquery("per_child"))
-    out: dict[str, list[Any]] = {}
+    # One query grouped by all of them, not one per dimension (each computing the per-child
+    # subquery again): Python adds the few thousand rows up into the four groupings (SQLite has
+    # no GROUPING SETS). bench/reports.py: 1.8 s -> 1.2 s on a million answers.
+    dims = ("caseworker", "age_band", "language")
+    cols = [child.c.unit, child.c.k, child.c.qn, child.c.lvl, *[child.c[d] for d in dims]]
     with app.db.Session() as db:
-        for dim in ("block", "caseworker", "age_band", "language"):
-            cols = [child.c.unit, child.c.k, child.c.qn, child.c.lvl]
-            if dim != "block":
-                cols.append(child.c[dim])
-            out[dim] = list(db.execute(select(*cols, func.count().label("n")).group_by(*cols)))
+        rows = list(db.execute(select(*cols, func.count().label("n")).group_by(*cols)))
+    out: dict[str, list[Any]] = {}
+    for dim in ("block", *dims):
+        extra = () if dim == "block" else (dim,)
+        sums: dict[tuple, int] = defaultdict(int)
+        for r in rows:
+            sums[(r.unit, r.k, r.qn, r.lvl, *[getattr(r, d) for d in extra])] += r.n
+        shape = _ROWS[dim]
+        out[dim] = [shape(*key, total) for key, total in sums.items()]
     return out
+
+
+_ROWS = {dim: namedtuple(f"Participation_{dim}", ("unit", "k", "qn", "lvl",
+                                                  *(() if dim == "block" else (dim,)), "n"))
+         for dim in ("block", "caseworker", "age_band", "language")}
 
 
 def answers(app: App, period: Period, qns: list[Questionnaire]) -> tuple[list, list]:
