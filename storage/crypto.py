@@ -170,10 +170,12 @@ class Crypto:
     _OWN_ZIPPED = b"t"  # the same, compressed
     _ANON = b"a"  # Fernet, an anonymous session's derived key (also marks `encrypt`'s)
     _ANON_ZIPPED = b"b"  # the same, compressed
-    _GCM = b"g"  # AES-GCM, the session's data key: nonce (12 bytes), ciphertext, tag
-    _GCM_ZIPPED = b"G"
-    _ANON_GCM = b"h"  # AES-GCM, an anonymous session's derived key
-    _ANON_GCM_ZIPPED = b"H"
+    # AES-GCM, the session's data key: nonce (12 bytes), ciphertext, tag. (Not "g": a token of
+    # Fernet's base64 begins so.)
+    _GCM = b"e"
+    _GCM_ZIPPED = b"E"
+    _ANON_GCM = b"f"  # AES-GCM, an anonymous session's derived key
+    _ANON_GCM_ZIPPED = b"F"
     _BASE64 = b"gAAAAA"  # a token as Fernet writes it: state stored before this format
     _ANON_HEADS = (_ANON, _ANON_ZIPPED, _ANON_GCM, _ANON_GCM_ZIPPED)
     _ZIPPED_HEADS = (_OWN_ZIPPED, _ANON_ZIPPED, _GCM_ZIPPED, _ANON_GCM_ZIPPED)

@@ -97,6 +97,7 @@ if ARGV[4] == '1' then redis.call('DEL', KEYS[2], KEYS[3]) end
 return 1
 """
 _RECORD = b"R"  # a record's first byte (its state's own is statecodec's)
+_HEAD = struct.Struct(">IH")  # the state's length, how many message ids
 # The reply kept is JSON of what was said (bot/conversation.py: flows.engine.say_to_dict):
 # deflated with its skeleton as the preset dictionary, a third smaller. Never change it
 # (records are written with it).
@@ -114,7 +115,6 @@ def _zip_reply(said: bytes) -> bytes:
 def _unzip_reply(kept: bytes) -> bytes:
     unpacker = zlib.decompressobj(-15, zdict=_REPLY_DICT)
     return unpacker.decompress(kept) + unpacker.flush()
-_HEAD = struct.Struct(">IH")  # the state's length, how many message ids
 
 
 def _pack(state: bytes, seen: list[bytes], reply: bytes) -> bytes:

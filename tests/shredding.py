@@ -57,7 +57,7 @@ def every_key(app) -> list[Fernet]:
     return keys
 
 
-_GCM = b"gGhH"  # storage.crypto's heads of AES-GCM values (G, H: compressed)
+_GCM = b"eEfF"  # storage.crypto's heads of AES-GCM values (E, F: compressed)
 
 
 def _open_gcm(keys: list[Fernet], value: bytes) -> bytes | None:
@@ -71,7 +71,7 @@ def _open_gcm(keys: list[Fernet], value: bytes) -> bytes | None:
             data = aead.decrypt(value[1:13], value[13:], key.subject.encode())
         except InvalidTag:
             continue
-        return zlib.decompress(data) if value[:1] in b"GH" else data
+        return zlib.decompress(data) if value[:1] in b"EF" else data
     return None
 
 
