@@ -25,9 +25,9 @@ Phases, each against the same data:
 - index NAME: plus one candidate index (CANDIDATES), made with CREATE INDEX and dropped again
   after the phase (also after a crash, on the next run), so the database stays as the
   migrations make it; a candidate the migrations already make is measured in 'schema' only;
-- (a phase can also swap admin_cli.report.queries' functions for reshaped copies at run time,
-  checked to give reports identical to the shipped code's: how the answer query's estimates
-  and the participation query's one pass were found; both are shipped now).
+- (earlier versions also swapped admin_cli.report.queries' functions for reshaped copies at
+  run time: how the answer query's estimates and the participation query's one pass were
+  found; both are shipped now).
 
 Results (figures, plans, machine, load) go to bench/results/reports.json.
 """
@@ -45,17 +45,14 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
-from unittest import mock
 
 from sqlalchemy import create_engine, event, text
 
 import admin_cli.report as report_mod
-import admin_cli.report.queries as report_q
 from admin_cli import summary
 from admin_cli.seed import CASEWORKERS, LANGUAGES, OUTCOMES, UNITS, Builder, _weighted, \
     answer_path
@@ -476,17 +473,6 @@ def _create(app: App, cands: list[Candidate]) -> dict[str, Any]:
     return made
 
 
-def _same_reports(app: App, cases: dict[str, Callable[[], dict]],
-                  patches: dict[str, Callable]) -> dict[str, bool]:
-    """Do the reshaped queries give exactly the shipped code's reports?"""
-    shipped = {name: json.dumps(fn(), sort_keys=True, default=str) for name, fn in cases.items()}
-    with ExitStack() as stack:
-        for attr, fn in patches.items():
-            stack.enter_context(mock.patch.object(report_q, attr, fn))
-        return {name: json.dumps(fn(), sort_keys=True, default=str) == shipped[name]
-                for name, fn in cases.items()}
-
-
 def _compare(phases: dict[str, Any]) -> dict[str, Any]:
     """Each phase's medians beside the migrations' schema's: wall time and PostgreSQL CPU."""
     base = phases["schema"]["cases"]
@@ -621,31 +607,19 @@ def _run(app: App, args: argparse.Namespace) -> int:
           f"{os.cpu_count()} CPUs; {args.runs} runs each, median.", flush=True)
     present = _existing_indexes(app) if not args.sqlite else set()
     by_name = {c.name: c for c in CANDIDATES if c.name not in present}
-    # (phase, candidate indexes made for it, report functions swapped, cases)
-    plan: list[tuple[str, list[str], dict[str, Callable], list[str]]] = [
-        ("schema", [], {}, list(scenarios))]
+    # (phase, candidate indexes made for it)
+    plan: list[tuple[str, list[str]]] = [("schema", [])]
     if not args.schema_only:
-        plan += [(f"index {n}", [n], {}, list(scenarios)) for n in by_name]
+        plan += [(f"index {n}", [n]) for n in by_name]
     phases: dict[str, Any] = {}
-    same: dict[str, dict[str, bool]] = {}
     made: dict[str, Any] = {}
-    for phase, indexes, patches, cases in plan:
-        note = ""
-        if patches:
-            same[phase] = _same_reports(app, reports, patches)
-            note = (f"; reports identical to the shipped code's: "
-                    f"{all(same[phase].values())}")
-        print(f"Phase '{phase}'{note}:", flush=True)
+    for phase, indexes in plan:
+        print(f"Phase '{phase}':", flush=True)
         try:
             if indexes:
                 made.update(_create(app, [by_name[n] for n in indexes]))
-            with ExitStack() as stack:
-                for attr, fn in patches.items():
-                    stack.enter_context(mock.patch.object(report_q, attr, fn))
-                phases[phase] = {
-                    "indexes_added": indexes, "code_reshaped": list(patches),
-                    "cases": measure(app, log, {k: scenarios[k] for k in cases}, args.runs,
-                                     args.explain)}
+            phases[phase] = {"indexes_added": indexes,
+                             "cases": measure(app, log, scenarios, args.runs, args.explain)}
         finally:
             if indexes:
                 _drop_ours(app, indexes)
@@ -677,7 +651,6 @@ def _run(app: App, args: argparse.Namespace) -> int:
         "runs": args.runs,
         "targets_ms": {"report": TARGET_REPORT_MS, "summary": TARGET_SUMMARY_MS},
         "comparison": _compare(phases),
-        "reshaped_reports_identical": same,
         "phases": phases,
         "candidates": [{"name": c.name, "table": c.table, "columns": c.columns,
                         "include": c.include or None, "where": c.where or None,

@@ -113,7 +113,8 @@ class App:
 
     @_part
     def store(self) -> StateStore:
-        from storage.state import StateStore, connect
+        from storage.redis_client import connect
+        from storage.state import StateStore
 
         return StateStore(connect(self.settings.redis_url, self.settings.data_path),
                           self.crypto)

@@ -155,21 +155,21 @@ class Crypto:
         raise SecretKeyError("stored data cannot be read with this TALA_SECRET_KEY: was the "
                              "key changed, or the child erased?")
 
-    # Live state in Redis is kept compact: sealed with AES-256-GCM under the session's data
-    # key (storage.keys.DataKey; the session id is its associated data, so a state copied
-    # under another session's key does not open), or as a raw Fernet token where there is no
-    # data key (its base64 is a third larger); a reply to remember compressed first. Redis
-    # memory per live session is a limit (bench/wrk.py), and 10,000 pupils may start a survey
-    # in one minute. Only replies are compressed: what the child was sent, which holds nothing
-    # the child does not see and no text anyone else chose, so a stored length reveals
-    # nothing (no compression oracle). The state, with the number in it, is not.
+    # What tala keeps in Redis is kept compact: sealed with AES-256-GCM under the session's
+    # data key (storage.keys.DataKey; the session id is its associated data, so a value
+    # copied under another session's key does not open), or as a raw Fernet token where there
+    # is no data key (its base64 is a third larger). Redis memory per live session is a limit
+    # (bench/wrk.py), and 10,000 pupils may start a survey in one minute. `compress` is for
+    # what holds nothing the child does not see and no text anyone else chose, so a stored
+    # length reveals nothing (no compression oracle); a live session's record compresses only
+    # the child's own answers itself (storage/statecodec.py).
     # The first byte says which key, which cipher and whether compressed:
     _RAW = b"\x80"  # Fernet's version byte: a raw token, installation key
     _ZIPPED = b"z"  # zlib-compressed, installation key
-    _OWN = b"s"  # Fernet, the session's data key (written before AES-GCM)
+    _OWN = b"s"  # Fernet, the session's data key (written before AES-GCM; read only)
     _OWN_ZIPPED = b"t"  # the same, compressed
     _ANON = b"a"  # Fernet, an anonymous session's derived key (also marks `encrypt`'s)
-    _ANON_ZIPPED = b"b"  # the same, compressed
+    _ANON_ZIPPED = b"b"  # the same, compressed (read only)
     # AES-GCM, the session's data key: nonce (12 bytes), ciphertext, tag. (Not "g": a token of
     # Fernet's base64 begins so.)
     _GCM = b"e"
@@ -188,18 +188,13 @@ class Crypto:
         own = self._key(subject, True)
         if compress:
             data = zlib.compress(data, 6)
-        aead = getattr(own, "aead", None)
-        if aead is not None:
+        if own is not None:  # a storage.keys.DataKey
             nonce = os.urandom(12)
             head = (self._ANON_GCM_ZIPPED if compress else self._ANON_GCM) \
                 if _anonymous(subject) else (self._GCM_ZIPPED if compress else self._GCM)
-            return head + nonce + aead.encrypt(nonce, data, subject.encode())
-        token = base64.urlsafe_b64decode((own or self._fernet).encrypt(data))
-        if own is None:
-            return self._ZIPPED + token if compress else token
-        if _anonymous(subject):
-            return (self._ANON_ZIPPED if compress else self._ANON) + token
-        return (self._OWN_ZIPPED if compress else self._OWN) + token
+            return head + nonce + own.aead.encrypt(nonce, data, subject.encode())
+        token = base64.urlsafe_b64decode(self._fernet.encrypt(data))
+        return self._ZIPPED + token if compress else token
 
     def sealed_with_data_key(self, blob: bytes) -> bool:
         """Whether `seal` wrote `blob` with a session's data key (not the installation's)."""

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Iterable
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import (Column, DateTime, LargeBinary, MetaData, String, Table, delete, insert,
                         select)
 from sqlalchemy.engine import Engine
@@ -73,8 +74,6 @@ class DataKey(Fernet):
 
     def __init__(self, key: bytes):
         super().__init__(key)
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
         raw = base64.urlsafe_b64decode(key)
         self.aead = AESGCM(hmac.new(raw, b"tala live state aes-256-gcm", hashlib.sha256).digest())
 

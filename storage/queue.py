@@ -30,8 +30,8 @@ are in one slot, so the scripts that write a job with its stream entry, or move 
 the sorted set into their channel's stream, and the MULTI that puts a job off, run there as
 they do on one server. Queues of earlier versions are moved over by the first process that
 starts (and looked for again now and then, for a process of the earlier version still
-running): `tala:outq` and `tala:job:ID`, from before the tag, see `_move_untagged`; and the
-one stream all channels shared, `tala:{outq}`, see `_move_shared`.
+running): `tala:outq` and `tala:job:ID`, from before the tag; and the one stream all channels
+shared, `tala:{outq}` (storage/queue_upgrades.py).
 
 A job is sent at most once, also when a sender is killed half-way or the provider's answer
 never comes:
@@ -78,6 +78,7 @@ from typing import Callable, Protocol
 import redis
 
 from storage.crypto import Crypto
+from storage.queue_upgrades import _DROP_EMPTY, QueueUpgrades
 
 log = logging.getLogger("tala.queue")
 
@@ -87,7 +88,6 @@ LANES = (DEFAULT, BULK)
 # Names under `tala:{outq}:` that are not a channel's stream.
 _NOT_CHANNELS = frozenset({"job", "text", "later", "streams", "bulk"})
 _CHANNEL = re.compile(r"[a-z][a-z0-9_]{0,31}")
-LEGACY_EVERY = 60.0  # seconds between looks for a queue an earlier version is still writing
 # A job sent or failed for good is kept this long: Twilio's delivery reports come within hours
 # (`tala:msg:SID`, which leads a report to its job, lasts a week), and an invitation queued
 # again by a bulk run run again must find its job (the invitation is open 14 days by default).
@@ -111,13 +111,6 @@ redis.call('SADD', KEYS[3], KEYS[2])
 redis.pcall('XACK', KEYS[1], ARGV[3], ARGV[1])  -- no group: nothing to let go
 redis.call('XDEL', KEYS[1], ARGV[1])
 return 1
-"""
-
-# Deletes the shared stream of earlier versions only once it is empty (a process of the
-# earlier version may still be writing to it).
-_DROP_EMPTY = """
-if redis.call('XLEN', KEYS[1]) == 0 then return redis.call('DEL', KEYS[1]) end
-return 0
 """
 
 # Returns 'go' (claimed now), 'recover' (claimed now, but an earlier try may have gone out:
@@ -237,7 +230,8 @@ def _let_go(r, stream: str, entry: str) -> None:
     r.xdel(stream, entry)
 
 
-class SendQueue:
+class SendQueue(QueueUpgrades):
+    group = GROUP
     def __init__(self, client: redis.Redis, crypto: Crypto, prefix: str = "tala",
                  lease_seconds: float = 60.0, consumer: str | None = None,
                  retry_seconds: float = 24 * 3600, keep_seconds: float = KEEP_SECONDS,
@@ -279,7 +273,7 @@ class SendQueue:
         self._rate = self.r.register_script(_RATE)
         self._due = self.r.register_script(_DUE)
         self._move = self.r.register_script(_MOVE)
-        self._drop_empty = self.r.register_script(_DROP_EMPTY)
+        self._drop_empty = self.r.register_script(_DROP_EMPTY)  # storage.queue_upgrades
         self._ready = False
         self._groups: set[str] = set()
         self._legacy_checked = 0.0  # time.monotonic() of the last look for an older queue
@@ -320,81 +314,11 @@ class SendQueue:
                 raise
         self._groups.add(stream)
 
-    def _ensure_ready(self) -> None:
-        if not self._ready:
-            self._move_untagged()
-            self._move_shared()
-            self._ready = True
-            self._legacy_checked = time.monotonic()
-
     def _job_stream(self, job: dict[str, str]) -> str:
         """The stream a job (as its hash has it) belongs in. A job queued without a channel,
         before one was asked for, is an SMS: the only channel that sent first then."""
         return self.stream_key(job.get("channel") or "sms",
                                BULK if job.get("lane") == BULK else DEFAULT)
-
-    def _move_untagged(self) -> None:
-        """Jobs queued before the keys had their hash tag (`tala:outq`, `tala:job:ID`) are
-        moved to the tagged keys, so an upgrade loses no queued message. Safe when several
-        processes do it at once: a job is written once, and a job in the stream twice is still
-        sent once (the claim)."""
-        old_stream = f"{self.prefix}:outq"
-        if not self.r.exists(old_stream):
-            return
-        for _, fields in self.r.xrange(old_stream):
-            job_id = fields.get(b"job", b"").decode()
-            old_key = f"{self.prefix}:job:{job_id}"
-            raw = self.r.hgetall(old_key) if job_id else None
-            if not raw:
-                continue
-            job = {k.decode(): v.decode() for k, v in raw.items()}
-            if job.get("status") in ("sent", "failed"):
-                self.r.hset(self.job_key(job_id), mapping=job)  # kept for delivery reports
-                self.r.expire(self.job_key(job_id), self.keep)
-            else:
-                # Queued, or claimed (then reconciled with the provider once the lease is
-                # over, as for any sender that stopped half-way).
-                job.setdefault("channel", "sms")
-                flat = [x for kv in job.items() for x in kv]
-                self._enqueue(keys=[self.job_key(job_id), self._job_stream(job), self.streams,
-                                    self.text_key(job_id)], args=[job_id, "", *flat])
-            self.r.delete(old_key)
-        self.r.delete(old_stream)
-
-    def _move_shared(self) -> None:
-        """Jobs queued by a version that had one stream for every channel (`tala:{outq}`) are
-        moved to their own channel's stream, pending ones too (one a sender of that version
-        is sending is claimed: it is reconciled once the lease is over, as for any sender that
-        stopped half-way, so it is not sent twice). Each entry is moved in one script that
-        finds it still there: several processes can do this at once."""
-        old = self.base
-        try:
-            if self.r.type(old) != b"stream":
-                return
-        except redis.ResponseError:
-            return
-        moved = 0
-        for entry, fields in self.r.xrange(old):
-            job_id = fields.get(b"job", b"").decode()
-            raw = self.r.hmget(self.job_key(job_id), "channel", "lane") if job_id else None
-            channel = (raw[0] or b"sms").decode() if raw else "sms"
-            lane = (raw[1] or b"").decode() if raw else ""
-            try:
-                target = self._job_stream({"channel": channel, "lane": lane})
-            except ValueError:
-                log.error("queued job %s has a channel no sender has; left where it is", job_id)
-                continue
-            moved += self._move(keys=[old, target, self.streams], args=[entry, job_id, GROUP])
-        self._drop_empty(keys=[old])
-        if moved:
-            log.info("moved %d queued job(s) from the shared stream to their channels'", moved)
-
-    def _look_for_legacy(self) -> None:
-        """A process of an earlier version may still be queueing: look now and then."""
-        if time.monotonic() - self._legacy_checked >= LEGACY_EVERY:
-            self._legacy_checked = time.monotonic()
-            self._move_untagged()
-            self._move_shared()
 
     # ------------------------------------------------------------------ producing
     def enqueue(self, job_id: str, to: str, body: str, *, channel: str, lane: str = DEFAULT,

@@ -65,7 +65,7 @@ def _time_out(text: Any) -> Any:
 
 
 def _time_in(value: Any) -> Any:
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not _is_int(value):
         return value
     d = str(value)
     frac = f".{d[14:]}" if len(d) > 14 else ""
@@ -115,12 +115,13 @@ def encode(state: State) -> bytes:
     lang = d["lang"]
     created = _time_out(d["created_at"])
     base = created if _is_int(created) else 0
+    d["created_at"] = created
     head: dict[str, Any] = {}
     body: dict[str, Any] = {}
     for name, value in d.items():
         if name == "session_id" or value == _DEFAULTS.get(name, object()):
             continue  # the session id is the key's; a default is not written
-        if name in _TIMES:
+        if name in _TIMES and name != "created_at":
             value = _time_out(value)
         elif name == "answers":
             value, domain = {}, None

@@ -493,7 +493,8 @@ def test_a_sentinel_url_finds_the_master(tmp_path, questionnaires):
     """REDIS_URL=redis+sentinel://HOST:26379/SERVICE/DB: tala asks Sentinel for the master."""
     from flows import engine
     from storage.crypto import Crypto
-    from storage.state import StateStore, connect
+    from storage.redis_client import connect
+    from storage.state import StateStore
 
     master, sentinel = _free_port(), _free_port()
     conf = tmp_path / "sentinel.conf"

@@ -200,7 +200,7 @@ class WhatsAppSender(TwilioSender):
         sid = self.content_sid(json.loads(buttons)) if buttons else None
         if sid:
             return self.create(job.to, job_id=job.id, content_sid=sid)
-        return self.create(job.to, job_id=job.id, body=job.body)  # numbered, typed
+        return super().send_job(job)  # numbered, typed: as without buttons
 
     def find_job(self, job: Job, since: datetime) -> str | None:
         """A template's text is WhatsApp's, not ours: any message to the child since the claim
