@@ -13,6 +13,7 @@ from bot.weblinks import DEVICE, WEB
 from flows import engine
 from flows.engine import Say, State
 from storage.crypto import subject_of
+from storage import redis_io
 from storage.queue import DEFAULT, Job, SendResult
 from storage.state import legacy_field, message_field
 from storage.sql import new_id
@@ -35,21 +36,19 @@ class Contacts:
         binding is renewed for as long as a live session is kept, so a child who answers now
         and then never loses the conversation (a binding whose session is gone is removed
         when it is next used: see `receive`)."""
-        h = self.crypto.lookup_hash(contact)
-        key = self.store.bind_key(channel, h)
-        pipe = self.store.r.pipeline(transaction=False)
-        pipe.get(key)
-        pipe.exists(self.store.optout_key(channel, h))
-        pipe.expire(key, self._live_ttl())
-        if message_id:
-            pipe.hmget(self.store.contact_seen_key(channel, h), message_field(channel, message_id),
-                       legacy_field(channel, message_id))
-        if channel in WINDOWED:  # the child wrote: the channel lets tala answer for a while
-            pipe.set(self.store.window_key(channel, h), b"1", ex=WINDOWED[channel])
-        sid, opted_out, _, *seen = pipe.execute()
-        applied = [v for v in (seen[0] if message_id else []) if v]
-        by = applied[0].decode() if applied else None
-        return (sid.decode() if sid else None), bool(opted_out), by
+        return redis_io.drive(self.lookup_steps(channel, contact, message_id),
+                              self.store.r)[:3]
+
+    def lookup_steps(self, channel: str, contact: str, message_id: str | None,
+                     read: bool = False) -> redis_io.Steps:
+        """`lookup_contact`'s Redis work, for either driver (storage/redis_io.py), and with
+        `read` the session's record too, in the same round trip where Redis can
+        (`StateStore.contact_steps`)."""
+        ids = (message_field(channel, message_id), legacy_field(channel, message_id)) \
+            if message_id else None
+        # The child wrote: a windowed channel lets tala answer for a while.
+        return self.store.contact_steps(channel, self.crypto.lookup_hash(contact), ids,
+                                        self._live_ttl(), WINDOWED.get(channel, 0), read)
 
     def _optout_key(self, channel: str, contact: str) -> str:
         return self.store.optout_key(channel, self.crypto.lookup_hash(contact))

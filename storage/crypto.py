@@ -102,6 +102,21 @@ class Crypto:
         if self._keys is not None:
             self._keys.engine.dispose()
 
+    @property
+    def hash_ready(self) -> bool:
+        """Whether `lookup_hash` hashes with no read of the key store."""
+        return self._hash_key is not None
+
+    def holds_key(self, sid: str) -> bool:
+        """Whether the session's data is read and written with no read of the key store: its
+        key (or, for an anonymous survey's session, its derived key) is in memory, or there
+        are no data keys at all; and the key numbers are hashed with has been read."""
+        if self._hash_key is None:
+            return False
+        if self._keys is None:
+            return self._where_keys is None
+        return self._keys.holds(sid) or self._keys.holds(ANONYMOUS + sid)
+
     def _key(self, subject: str | None, create: bool) -> Fernet | None:
         keys = self.keys if subject else None
         return keys.get(subject, create=create) if keys is not None else None

@@ -129,6 +129,13 @@ class KeyStore:
                 self._cache.popitem(last=False)
         return key
 
+    def holds(self, subject: str, margin: float = 60.0) -> bool:
+        """Whether `get(subject)` is answered from memory for at least `margin` seconds more
+        (no read of the store: what the event loop may call)."""
+        with self._lock:
+            hit = self._cache.get(subject)
+        return hit is not None and hit[1] > self._clock() + margin
+
     def _anonymous_root(self) -> bytes:
         """The key anonymous sessions' keys are derived from: made once, kept like a data
         key, and in memory for the process's life."""

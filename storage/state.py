@@ -50,7 +50,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from flows.engine import State
-from storage import statecodec
+from storage import redis_io, statecodec
 from storage.crypto import Crypto, subject_of
 
 log = logging.getLogger("tala.redis")
@@ -88,6 +88,26 @@ if current ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 if ARGV[4] == '1' then redis.call('DEL', KEYS[2], KEYS[3]) end
 return 1
+"""
+# A contact's lookup, and the record of the session it opens, in one call (not on a Cluster,
+# where the session's key is in another slot: a pipeline there, and the record read after).
+# KEYS: the binding, the opt-out, the ids its ended sessions applied, its window (the binding
+# again when the channel has none). ARGV: the binding's new TTL; the message's id as kept and
+# as versions before kept it ('': no id); the window's TTL ('0': none); the session's key
+# before and after its id ('': not read). Returns {session id, opted out, the two ids' values,
+# the record}.
+_LOOKUP = """
+local sid = redis.call('GET', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+local out = {sid, redis.call('EXISTS', KEYS[2]), false, false, false}
+if ARGV[2] ~= '' then
+  local seen = redis.call('HMGET', KEYS[3], ARGV[2], ARGV[3])
+  out[3] = seen[1]
+  out[4] = seen[2]
+end
+if ARGV[4] ~= '0' then redis.call('SET', KEYS[4], '1', 'EX', ARGV[4]) end
+if sid and ARGV[5] ~= '' then out[5] = redis.call('GET', ARGV[5] .. sid .. ARGV[6]) end
+return out
 """
 _RECORD = b"R"  # a record's first byte (its state's own is statecodec's)
 _HEAD = struct.Struct(">IH")  # the state's length, how many message ids
@@ -161,6 +181,8 @@ class StateStore:
         self.crypto = crypto
         self.prefix = prefix
         self._cas = client.register_script(_CAS)
+        self._lookup = client.register_script(_LOOKUP)
+        self._cluster = isinstance(client, RedisCluster)
 
     # -- keys
     def state_key(self, sid: str) -> str:
@@ -177,6 +199,36 @@ class StateStore:
 
     def contact_seen_key(self, channel: str, address_hash: str) -> str:
         return f"{self.prefix}:seenby:{channel}:{address_hash}"
+
+    def contact_steps(self, channel: str, address_hash: str, ids: tuple[bytes, str] | None,
+                      live_ttl: int, window_ttl: int = 0, read: bool = False
+                      ) -> redis_io.Steps:
+        """A message's contact in one round trip: (the session its binding opens, whether it
+        opted out, which ended session of it applied one of `ids` (the message's id as kept
+        and as kept before), the session's record if `read`, else None). In the same trip the
+        binding's TTL is renewed, and with `window_ttl` the channel's window opened."""
+        bind = self.bind_key(channel, address_hash)
+        optout = self.optout_key(channel, address_hash)
+        seenby = self.contact_seen_key(channel, address_hash)
+        window = self.window_key(channel, address_hash) if window_ttl else bind
+        record = None
+        if self._cluster:
+            ops = [("get", bind), ("exists", optout), ("expire", bind, live_ttl)]
+            ops += [("hmget", seenby, list(ids))] if ids else []
+            ops += [("set", window, b"1", window_ttl)] if window_ttl else []
+            sid, opted_out, _, *seen = redis_io.raise_errors((yield ops))
+            seen = seen[0] if ids else []
+        else:
+            before, after = self.state_key("\0").split("\0")
+            keys = [bind, optout, seenby, window]
+            args = [live_ttl, *(ids or ("", "")), window_ttl, before if read else "", after]
+            got, = yield [("evalsha", self._lookup.sha, len(keys), *keys, *args)]
+            if isinstance(got, NoScriptError):
+                got, = yield [("eval", _LOOKUP, len(keys), *keys, *args)]
+            sid, opted_out, *seen, record = redis_io.raise_errors([got])[0]
+        applied = [v for v in seen if v]
+        return (sid.decode() if sid else None, bool(opted_out),
+                applied[0].decode() if applied else None, record)
 
     def remember_for_contact(self, sid: str, channel: str, address_hash: str) -> None:
         """Keep the message ids an ended session applied under its number or chat."""
@@ -252,13 +304,10 @@ class StateStore:
         state, seen, reply = record
         return statecodec.decode(state, sid), seen, reply, False
 
-    def _legacy(self, sid: str) -> tuple[list[bytes], bytes]:
+    def _legacy(self, sid: str, fields: dict[bytes, bytes], reply: bytes | None
+                ) -> tuple[list[bytes], bytes]:
         """The message ids (the newest last) and the compressed reply of a session written by
-        a version before records, from their keys of their own."""
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hgetall(self.seen_key(sid))
-        pipe.get(self.reply_key(sid))
-        fields, reply = pipe.execute()
+        a version before records, from what its keys of their own hold (`fields`, `reply`)."""
         newest = fields.pop(b">", None)
         seen = [_as_field(f) for f in fields if f != newest]
         if newest is not None:
@@ -266,6 +315,12 @@ class StateStore:
         if reply in (None, b"-"):
             return seen, b""
         return seen, _zip_reply(self.crypto.unseal(reply, sid))
+
+    def _legacy_of(self, sid: str) -> tuple[list[bytes], bytes]:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.seen_key(sid))
+        pipe.get(self.reply_key(sid))
+        return self._legacy(sid, *pipe.execute())
 
     def compact(self) -> None:
         """After an erasure: Redis rewrites its append-only file (and its snapshot, where it
@@ -296,7 +351,7 @@ class StateStore:
         if not raw:
             return []
         _, seen, _, legacy = self._open(raw, sid)
-        return self._legacy(sid)[0] if legacy else seen
+        return self._legacy_of(sid)[0] if legacy else seen
 
     def transact(self, sid: str, fn: Callable[[State], tuple[State, Any]],
                  ttl: int | Callable[[State], int],
@@ -310,15 +365,38 @@ class StateStore:
         is returned instead, carrying what `remember(result)` gave the first time if it is
         the newest message, else None). `ttl` is seconds, or a function of the new state
         giving them. Returns None when the session does not exist."""
+        return redis_io.drive(self.transact_steps(sid, fn, ttl, seen, wake_at, remember),
+                              self.r, pipeline=not self._cluster)
+
+    async def transact_async(self, client, sid: str, fn: Callable[[State], tuple[State, Any]],
+                             ttl: int | Callable[[State], int],
+                             seen: tuple[str, str] | None = None,
+                             wake_at: Callable[[State, Any], datetime | None] | None = None,
+                             remember: Callable[[Any], bytes] | None = None,
+                             record: bytes | None = None) -> Any:
+        """`transact` on the event loop, with `client` (redis.asyncio, not a Cluster's);
+        `record`: the session's record as just read (`contact_steps`), not read again."""
+        return await redis_io.drive_async(
+            self.transact_steps(sid, fn, ttl, seen, wake_at, remember, record), client)
+
+    def transact_steps(self, sid: str, fn: Callable[[State], tuple[State, Any]],
+                       ttl: int | Callable[[State], int], seen: tuple[str, str] | None,
+                       wake_at: Callable[[State, Any], datetime | None] | None,
+                       remember: Callable[[Any], bytes] | None, record: bytes | None = None
+                       ) -> redis_io.Steps:
+        """`transact`'s Redis work, for either driver (storage/redis_io.py)."""
         keys = [self.state_key(sid), self.seen_key(sid), self.reply_key(sid)]
         field = message_field(*seen) if seen else None
         while True:
-            raw = self.r.get(keys[0])
+            raw, record = record, None
+            if raw is None:
+                raw, = redis_io.raise_errors((yield [("get", keys[0])]))
             if raw is None:
                 return None
             state, applied, reply, legacy = self._open(raw, sid)
             if legacy:  # written by a version before: its ids and reply are folded in now
-                applied, reply = self._legacy(sid)
+                applied, reply = self._legacy(sid, *redis_io.raise_errors((yield [
+                    ("hgetall", keys[1]), ("get", keys[2])])))
             if field is not None and field in applied:
                 fresh = applied[-1] == field and reply
                 return Duplicate(_unzip_reply(reply) if fresh else None)
@@ -331,33 +409,25 @@ class StateStore:
                 reply = _zip_reply(said) if said else b""
             args = [raw, self._encode(new_state, applied, reply), int(expiry),
                     "1" if legacy else "0"]
-            if self._write(sid, keys, args, when) == 1:
+            if (yield from self._write(sid, keys, args, when)) == 1:
                 return result
             # Someone else changed the session since we read it: again, from the fresh state.
 
-    def _write(self, sid: str, keys: list[str], args: list, when: datetime | None) -> int:
+    def _write(self, sid: str, keys: list[str], args: list, when: datetime | None
+               ) -> redis_io.Steps:
         """The compare-and-set, and the worker's next look at the session, in one round trip.
         The due index is not in the script on purpose: it is global (another Cluster slot),
         and an early or extra wake-up is harmless (the worker looks and reschedules). On a
-        Cluster, two calls: redis-py does not pipeline scripts there."""
-        if isinstance(self.r, RedisCluster):
-            if when is not None:
-                self.r.zadd(self.due_key, {sid: when.timestamp()})
-            return self._cas(keys=keys, args=args)
-        pipe = self.r.pipeline(transaction=False)
-        pipe.evalsha(self._cas.sha, len(keys), *keys, *args)
-        if when is not None:
-            pipe.zadd(self.due_key, {sid: when.timestamp()})
-        written, *scheduled = pipe.execute(raise_on_error=False)
-        for outcome in scheduled:
-            if isinstance(outcome, Exception):
-                raise outcome
+        Cluster, one command a trip: redis-py does not pipeline scripts there."""
+        cas: redis_io.Op = ("evalsha", self._cas.sha, len(keys), *keys, *args)
+        ops = [cas] + ([("zadd", self.due_key, {sid: when.timestamp()})] if when else [])
+        written, *scheduled = yield ops
+        redis_io.raise_errors(scheduled)
         if isinstance(written, NoScriptError):
-            # A Redis that restarted or failed over has no scripts loaded: load it and run it
-            # (nothing ran: NOSCRIPT is answered before the script starts).
-            return self._cas(keys=keys, args=args)
-        if isinstance(written, Exception):
-            raise written
+            # A Redis that restarted or failed over has no scripts loaded: EVAL loads and
+            # runs it (nothing ran: NOSCRIPT is answered before the script starts).
+            written, = yield [("eval", _CAS, len(keys), *keys, *args)]
+        redis_io.raise_errors([written])
         return written
 
     def delete(self, sid: str) -> None:
@@ -400,7 +470,11 @@ class StateStore:
         pipe.execute()
 
     def units(self) -> dict[str, dict]:
-        return {k.decode(): json.loads(v) for k, v in self.r.hgetall(self.units_key).items()}
+        return self.parse_units(self.r.hgetall(self.units_key))
+
+    @staticmethod
+    def parse_units(raw: dict[bytes, bytes]) -> dict[str, dict]:
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
 
     def ping(self) -> bool:
         return bool(self.r.ping())
