@@ -154,6 +154,30 @@ class ConversationCore:
         being asked: a second press of an old button changes nothing."""
         now = self.clock()
         seen = (channel, message_id) if message_id else None
+        return self._apply(sid, self._answer(text, now, expect), now, seen)
+
+    async def handle_async(self, client, run: Callable, sid: str, text: str, message_id: str,
+                           channel: str, record: bytes | None = None) -> Reply | None:
+        """`handle` on the event loop, with `client` (redis.asyncio): the session's
+        transaction there, and what follows it there too unless it needs SQL or more of Redis
+        (an alert, an ending), which `run` runs in a thread. None: the session is gone (the
+        caller answers through `receive`, which lets its binding go). `record`: the session's
+        record as the contact's lookup read it."""
+        now = self.clock()
+        if self.notifier.units_due():  # the units' hours, read once a minute: here, not below
+            self.notifier.units_read(self.store.parse_units(
+                await client.hgetall(self.store.units_key)))
+        change, after, options = self._transaction(self._answer(text, now, None), now)
+        result = await self.store.transact_async(client, sid, change, seen=(channel, message_id),
+                                                 record=record, **options)
+        if result is None:
+            return None
+        if self._needs_io(result, after):
+            return await run(self._applied, sid, result, after)
+        return self._applied(sid, result, after)
+
+    def _answer(self, text: str, now: datetime, expect: str | None) -> Callable:
+        """The step a message makes (pure: it may run again after a conflicting write)."""
 
         def step(s: State, qn: Questionnaire) -> tuple[State, list]:
             if expect is not None and not _still_asked(s, expect):
@@ -166,13 +190,19 @@ class ConversationCore:
             reach = self.notifier.reach(s.unit, now) if s.campaign_id is None else "office"
             return engine.step(self.rt, qn, s, Inbound(text, now, reach))
 
-        return self._apply(sid, step, now, seen)
+        return step
 
     def state(self, sid: str) -> State | None:
         return self.store.get(sid)
 
     def _apply(self, sid: str, fn: Callable, now: datetime,
                seen: tuple[str, str] | None = None) -> Reply:
+        change, after, options = self._transaction(fn, now)
+        return self._applied(sid, self.store.transact(sid, change, seen=seen, **options), after)
+
+    def _transaction(self, fn: Callable, now: datetime) -> tuple[Callable, list[State], dict]:
+        """The change `fn` makes as the state store's transaction takes it (with its TTL, its
+        wake-up and the reply it keeps), and the list that holds the new state after it."""
         after: list[State] = []
 
         def change(state: State) -> tuple[State, list]:
@@ -186,12 +216,27 @@ class ConversationCore:
             self._queue_for_sql(new, effects)
             return new, effects
 
-        result = self.store.transact(
-            sid, change, ttl=self._ttl, seen=seen,
-            wake_at=lambda s, effects: self._wake_at(s, effects, now),
-            remember=lambda effects: json.dumps(
-                [say_to_dict(e) for e in effects if isinstance(e, Say)],
-                separators=(",", ":"), ensure_ascii=False).encode())
+        options = {"ttl": self._ttl,
+                   "wake_at": lambda s, effects: self._wake_at(s, effects, now),
+                   "remember": lambda effects: json.dumps(
+                       [say_to_dict(e) for e in effects if isinstance(e, Say)],
+                       separators=(",", ":"), ensure_ascii=False).encode()}
+        return change, after, options
+
+    @staticmethod
+    def _needs_io(result, after: list[State]) -> bool:
+        """Whether what follows a transaction reads or writes anything (`_applied`): an alert
+        or an ending does (SQL, the chat's next session); an answer in a going conversation
+        or a duplicate does not."""
+        if result is None or isinstance(result, Duplicate):
+            return False
+        if any(isinstance(e, (RaiseAlert, Finish)) for e in result):
+            return True
+        return bool(after) and after[-1].status in engine.FINISHED
+
+    def _applied(self, sid: str, result, after: list[State]) -> Reply:
+        """What a transaction did, as the reply: an alert written and told, an ending written
+        (later) and its chat handed on, the metrics."""
         if isinstance(result, Duplicate):
             says = [say_from_dict(d) for d in json.loads(result.remembered)
                     ] if result.remembered else []

@@ -12,6 +12,9 @@ class Metrics:
         self.messages = Counter("tala_messages", "Messages by channel and direction "
                                 "(in, out, failed).", ["channel", "direction"],
                                 registry=self.registry)
+        self.on_loop = Counter("tala_messages_on_loop", "Inbound messages whose Redis work ran "
+                               "on the event loop, by channel (the rest waited for a thread).",
+                               ["channel"], registry=self.registry)
         self.errors = Counter("tala_errors", "Requests refused or failed, by channel and kind.",
                               ["channel", "kind"], registry=self.registry)
         self.sessions_started = Counter("tala_sessions_started", "Sessions a child started.",

@@ -126,10 +126,18 @@ class StaffNotifier:
         self._units_read = -UNITS_CACHE_SECONDS  # read again at once
 
     def _unit_info(self, unit: str | None) -> dict:
-        if time.monotonic() - self._units_read >= UNITS_CACHE_SECONDS:
-            self._units = self.store.units()
-            self._units_read = time.monotonic()
+        if self.units_due(0):
+            self.units_read(self.store.units())
         return self._units.get(unit or "", {})
+
+    def units_due(self, margin: float = 5.0) -> bool:
+        """Whether the units' hours are to be read again (within `margin` seconds): the event
+        loop reads them itself first, so a step there never reads Redis (bot/conversation.py)."""
+        return time.monotonic() - self._units_read >= UNITS_CACHE_SECONDS - margin
+
+    def units_read(self, units: dict[str, dict]) -> None:
+        self._units = units
+        self._units_read = time.monotonic()
 
     def reach(self, unit: str | None, now: datetime) -> str:
         """Who hears of an urgent answer now: "office" (the caseworker), "on_call" (the unit's

@@ -14,7 +14,7 @@ translate their wire format to a call of `receive` and its `Received` back to th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from bot.conversation import SessionGone
 from bot.invitations import CodeError
@@ -22,6 +22,7 @@ from flows import engine
 from flows import messages as M
 from flows.engine import Say, State
 from flows.i18n import SOURCE_LANG, normalise
+from storage import redis_io
 
 # A message is looked up (read only) under at most this many of its candidate codes, and when
 # none exists it counts as one wrong code: a chat held off after MAX_CODE_TRIES wrong codes has
@@ -107,6 +108,29 @@ class Receiving:
             return Received(GONE)
         if reply.duplicate:  # rare (a provider's retry): read the session for its language
             return Received(DUPLICATE, reply.says, sid, self.state(sid))
+        return Received(STALE if reply.stale else ANSWERED, reply.says, sid, reply.state)
+
+    async def receive_fast(self, client, run: Callable, channel: str, address: str, text: str,
+                           message_id: str) -> Received | None:
+        """`receive` on the event loop (`client`: redis.asyncio) for what most messages are: an
+        answer, with its id, from a contact bound to a live session whose key this process
+        holds. None, with nothing changed, for anything else (not bound, opted out, a code, a
+        session gone, a key to read first): the caller runs `receive` in a thread then (the
+        lookup's renewals, done twice, are the same). What follows an alert or an ending runs
+        in a thread through `run`. A duplicate's `state` is None (not read)."""
+        if not self.crypto.hash_ready:
+            return None
+        sid, opted_out, applied_by, record = await redis_io.drive_async(
+            self.lookup_steps(channel, address, message_id, read=True), client)
+        if opted_out or sid is None or not self.crypto.holds_key(sid):
+            return None
+        if applied_by is not None and not sid.startswith(applied_by):
+            return Received(DUPLICATE, sid=sid)  # as `receive`: a replay, not an answer here
+        reply = await self.handle_async(client, run, sid, text, message_id, channel, record)
+        if reply is None:
+            return None
+        if reply.duplicate:
+            return Received(DUPLICATE, reply.says, sid)
         return Received(STALE if reply.stale else ANSWERED, reply.says, sid, reply.state)
 
     def _likeliest(self, codes: Sequence[str]) -> str:

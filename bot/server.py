@@ -8,11 +8,14 @@
     GET  /healthz             Redis and SQL reachable, and SQL taking tala's writes
     GET  /metrics             Prometheus text format
 
-Handlers run the (blocking) conversation service in a thread pool, so one slow message never
-holds up the others; a finished session is written to SQL by two threads of their own, after
-the child's last reply, so no request waits on SQL. On SIGTERM aiohttp stops accepting, lets
-the requests in flight finish (each awaits its thread), then the SQL writes handed over are
-finished and the background threads are stopped and joined.
+An SMS that answers a going conversation is handled on the event loop, with redis.asyncio
+(storage/redis_io.py: the same Redis code as the blocking path, two round trips, no thread);
+everything else (a code, STOP, an alert, an ending, Telegram's and the web chat's work) runs the
+blocking conversation service in a thread pool, so one slow message never holds up the others
+and nothing blocking runs on the loop. A finished session is written to SQL by two threads of
+their own, after the child's last reply, so no request waits on SQL. On SIGTERM aiohttp stops
+accepting, lets the requests in flight finish, then the SQL writes handed over are finished
+and the background threads are stopped and joined.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from bot.app import App
 from bot.channels.sms import ERROR_OPTED_OUT, SmsInbound, inbound_number
 from flows import messages as M
 from flows.i18n import SOURCE_LANG
+from storage.redis_io import async_twin
 
 log = logging.getLogger("tala.server")
 APP_KEY = web.AppKey("tala", App)
@@ -178,9 +182,10 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
         metrics.messages.labels(channel, "in").inc()
         try:
             # A WhatsApp button's id: ButtonPayload (quick replies) or ListId (a list).
-            bodies = await run(sms.handle, number, form.get("Body", ""),
-                               form.get("MessageSid", ""), form.get("OptOutType"), channel,
-                               form.get("ButtonPayload") or form.get("ListId"))
+            bodies = await sms.handle_async(loop_redis.get("client"), run, number,
+                                            form.get("Body", ""), form.get("MessageSid", ""),
+                                            form.get("OptOutType"), channel,
+                                            form.get("ButtonPayload") or form.get("ListId"))
         except (redis.RedisError, SQLAlchemyError) as e:
             # Twilio retries on a 5xx; the MessageSid keeps it from being applied twice.
             metrics.errors.labels(channel, "storage").inc()
@@ -274,8 +279,13 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
 
     background = Background(app)
     polling: list[asyncio.Task] = []
+    # The event loop's own Redis client (storage/redis_io.py), made on the loop at start-up;
+    # none for a Sentinel or a Cluster, where every message goes to a thread.
+    loop_redis: dict = {}
 
     async def start_background(_: web.Application) -> None:
+        await run(lambda: app.crypto.hash_key)  # read now: the loop hashes numbers with it
+        loop_redis["client"] = async_twin(app.store.r, max_connections=threads * 4)
         if telegram is not None:
             hook = (settings.public_url.rstrip("/") + "/telegram/webhook"
                     if settings.public_url and not telegram_polling else None)
@@ -297,6 +307,8 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
         if telegram is not None:
             await telegram.close()
         await run(background.stop)
+        if loop_redis.get("client") is not None:
+            await loop_redis.pop("client").aclose()
         executor.shutdown(wait=True)
         sql_writer.shutdown(wait=True)  # every session handed over is written (or waits)
         app.service.write_later = app.service.flush

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import quote
 
 import phonenumbers
@@ -190,6 +190,20 @@ class SmsInbound:
     def __init__(self, service: "ConversationService", unknown_reply: str):
         self.service = service
         self.unknown_reply = unknown_reply
+
+    async def handle_async(self, client, run: Callable, number: str, body: str,
+                           message_sid: str, opt_out_type: str | None = None,
+                           channel: str = "sms", button: str | None = None) -> list[str]:
+        """`handle`, with an SMS answer in a going conversation on the event loop (`client`:
+        redis.asyncio; bot/receive.py `receive_fast`) and the rest in a thread (`run`)."""
+        if client is not None and channel == "sms" and message_sid and not opt_out_type \
+                and keyword(body) not in OPT_OUT_WORDS:
+            got = await self.service.receive_fast(client, run, channel, number, body,
+                                                  message_sid)
+            if got is not None:  # answered, or a duplicate: as `handle` lays them out
+                self.service.metrics.on_loop.labels(channel).inc()
+                return self.service.outbound[channel].render(got.says)
+        return await run(self.handle, number, body, message_sid, opt_out_type, channel, button)
 
     def handle(self, number: str, body: str, message_sid: str,
                opt_out_type: str | None = None, channel: str = "sms",
