@@ -3,11 +3,15 @@ process on the data directory rather than started twice on one append-only file.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
 
+import redis
+
 from storage.embedded import open_embedded
+from storage.redis_io import async_twin
 
 
 def _wait_dead(client, deadline_s: float = 30) -> None:
@@ -36,3 +40,31 @@ def test_a_killed_embedded_redis_comes_back_once_for_every_process_with_its_data
         cli.connection_pool.disconnect()
         serve._cleanup()
     assert not serve.server_alive()
+
+
+def test_the_event_loops_client_follows_the_embedded_redis_to_its_new_socket(tmp_path):
+    """`tala serve` answers SMS on its event loop with a redis.asyncio client of its own
+    (storage/redis_io.py): when the embedded Redis is started again on a new socket, that
+    client goes there too, and no message fails for good."""
+    serve = open_embedded(tmp_path / "data")
+    twin = async_twin(serve)
+    loop = asyncio.new_event_loop()
+    try:
+        serve.set("tala:test", "kept")
+        assert loop.run_until_complete(twin.get("tala:test")) == b"kept"
+        old = serve.connection_pool.connection_kwargs["path"]
+        os.kill(serve.pid, signal.SIGKILL)
+        _wait_dead(serve)
+        assert serve.revive() is True
+        assert serve.connection_pool.connection_kwargs["path"] != old
+        deadline = time.monotonic() + 30
+        while True:  # the first try may meet the dead socket; the client connects anew
+            try:
+                assert loop.run_until_complete(twin.get("tala:test")) == b"kept"
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "the event loop's client never reconnected"
+    finally:
+        loop.run_until_complete(twin.aclose())
+        loop.close()
+        serve._cleanup()

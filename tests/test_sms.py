@@ -105,6 +105,30 @@ def test_a_whole_followup_12_18_conversation_by_sms(sms_app, fake, server):
     assert got["school_attend"]["value"] == "almost_always"
     assert got["anything_else"]["text"] == "Inget mer"
     assert len(fake.messages) == 1  # everything else went back as TwiML replies
+    # Every message, its alerts' and its ending's too, had its Redis work on the event loop.
+    metrics = requests.get(server.url + "/metrics", timeout=10).text
+    assert f'tala_messages_on_loop_total{{channel="sms"}} {1 + len(SCRIPT_12_18)}.0' in metrics
+
+
+def test_a_message_goes_to_a_thread_when_it_would_block_the_event_loop(sms_app, fake, server):
+    """A session whose data key is not in memory has it read from the key store (SQL) in a
+    thread, then its messages are on the loop; STOP and a number with nothing bound are
+    threads' work from the start. The answers land alike either way."""
+    inv = _invite(sms_app, fake)
+    sms_app.crypto.keys._cache.clear()  # as in a process that has not met this session yet
+    phone = Phone(server, fake.auth_token)
+
+    def on_loop() -> float:
+        text = requests.get(server.url + "/metrics", timeout=10).text
+        line = [x for x in text.splitlines() if x.startswith("tala_messages_on_loop_total")]
+        return float(line[0].split()[-1]) if line else 0.0
+
+    assert "Hur har du det" in phone.text("Hej") and on_loop() == 0
+    assert "förstod inte" not in phone.text("7") and on_loop() == 1
+    assert sms_app.service.state(inv.session_id).answers["home_feel"]["value"] == 7
+    assert Phone(server, fake.auth_token, "+46709999999").text("Hej") and on_loop() == 1
+    phone.text("STOP")
+    assert on_loop() == 1 and sms_app.service.is_opted_out("sms", CHILD)
 
 
 def test_the_last_reply_does_not_wait_on_sql(sms_app, fake, server, monkeypatch):
