@@ -57,8 +57,9 @@ log = logging.getLogger("tala.redis")
 
 # A session's live record is one key: its state with the ids of the messages it applied and the
 # reply to the newest of them, sealed together (`_pack`). One GET reads it, one SET writes it:
-# a message costs two round trips (the contact's lookup, then the read) and one script, and a
-# live session one key of Redis memory beside its bindings.
+# an answer costs two round trips (the contact's lookup with the record's read, in one script
+# on one server: `contact_steps`; then the compare-and-set with the next wake-up), and a live
+# session one key of Redis memory beside its bindings.
 #
 # Compare-and-set of one session: KEYS[1] its record; KEYS[2], KEYS[3] the message ids and the
 # reply as versions before kept them in keys of their own (deleted once folded in, ARGV[4]);

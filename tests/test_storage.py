@@ -77,6 +77,57 @@ def test_transact_schedules_the_wake_up_and_survives_a_redis_without_its_script(
     assert store.r.zscore(store.due_key, "s1") == wake.timestamp()  # no wake-up: unchanged
 
 
+def test_a_contacts_lookup_reads_its_session_and_both_drivers_agree(store, questionnaires):
+    """The contact's lookup and the session's record in one script, also on a Redis that has
+    lost its scripts; the same generators under the blocking driver and on an event loop
+    (storage/redis_io.py) give the same answers and leave the same state."""
+    import asyncio
+
+    from storage import redis_io
+
+    store.create(_state(questionnaires), ttl=600)
+    store.bind("sms", "h1", "s1", ttl=600)
+    store.r.set(store.optout_key("sms", "h2"), b"1")
+    store.r.hset(store.contact_seen_key("sms", "h1"), message_field("sms", "SMold"), "older1")
+    ids = (message_field("sms", "SMold"), "sms:SMold")
+
+    def bump(s):
+        s.seq += 1
+        return s, s.seq
+
+    store.r.script_flush()
+    sid, opted_out, by, record = redis_io.drive(
+        store.contact_steps("sms", "h1", ids, 900, 0, read=True), store.r)
+    assert (sid, opted_out, by) == ("s1", False, "older1")
+    assert record == store.r.get(store.state_key("s1"))
+    assert 600 < store.r.ttl(store.bind_key("sms", "h1")) <= 900  # renewed in the same call
+    assert redis_io.drive(store.contact_steps("sms", "h2", None, 900, 60), store.r) == \
+        (None, True, None, None)
+    assert store.r.ttl(store.window_key("sms", "h2")) > 0
+    assert store.transact("s1", bump, ttl=600, seen=("sms", "SM1")) == 1
+
+    twin = redis_io.async_twin(store.r)
+    if twin is None:
+        pytest.skip("a Redis Cluster's or Sentinel's client: messages go to a thread there")
+
+    async def on_the_loop():
+        try:
+            await twin.script_flush()
+            got = await redis_io.drive_async(
+                store.contact_steps("sms", "h1", ids, 900, 0, read=True), twin)
+            first = await store.transact_async(twin, "s1", bump, ttl=600, seen=("sms", "SM2"),
+                                               record=got[3])
+            again = await store.transact_async(twin, "s1", bump, ttl=600, seen=("sms", "SM1"))
+            return got[:3], first, again
+        finally:
+            await twin.aclose()
+
+    found, first, again = asyncio.run(on_the_loop())
+    assert found == ("s1", False, "older1")
+    assert first == 2 and again == Duplicate(None)  # the blocking driver's message, seen
+    assert store.get("s1").seq == 2 and store.applied("s1")[-1] == message_field("sms", "SM2")
+
+
 def test_the_message_ids_last_as_long_as_the_state_whatever_wrote_it_last(store,
                                                                           questionnaires):
     """Replay protection: the applied message ids expire with the session's state, not on a
