@@ -284,7 +284,11 @@ def build_web_app(app: App, *, worker: bool = True, threads: int = 8,
     loop_redis: dict = {}
 
     async def start_background(_: web.Application) -> None:
-        await run(lambda: app.crypto.hash_key)  # read now: the loop hashes numbers with it
+        try:  # read now: the loop hashes numbers with it (read in a thread until it is)
+            await run(lambda: app.crypto.hash_key)
+        except (SQLAlchemyError, OSError) as e:  # a key store away must not stop tala serve
+            log.warning("the key store could not be read at start (%s); messages wait for a "
+                        "thread until it can", type(e).__name__)
         loop_redis["client"] = async_twin(app.store.r, max_connections=threads * 4)
         if telegram is not None:
             hook = (settings.public_url.rstrip("/") + "/telegram/webhook"
