@@ -110,9 +110,7 @@ class Crypto:
     def holds_key(self, sid: str) -> bool:
         """Whether the session's data is read and written with no read of the key store: its
         key (or, for an anonymous survey's session, its derived key) is in memory, or there
-        are no data keys at all; and the key numbers are hashed with has been read."""
-        if self._hash_key is None:
-            return False
+        are no data keys at all."""
         if self._keys is None:
             return self._where_keys is None
         return self._keys.holds(sid) or self._keys.holds(ANONYMOUS + sid)

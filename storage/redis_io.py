@@ -110,8 +110,7 @@ def async_twin(client: Any, max_connections: int = 32) -> redis.asyncio.Redis | 
     where there is none to make simply (a Sentinel's or a Cluster's client): the caller keeps
     to the blocking client in a thread there."""
     pool = getattr(client, "connection_pool", None)
-    if type(client).__name__ == "ClusterClient" or pool is None or \
-            type(pool) is not redis.ConnectionPool:
+    if type(pool) is not redis.ConnectionPool:  # a Cluster's has none, a Sentinel's its own
         return None
     kwargs = pool.connection_kwargs
     shared = {k: kwargs[k] for k in _SHARED if k in kwargs and kwargs[k] is not None}

@@ -184,6 +184,7 @@ class StateStore:
         self._cas = client.register_script(_CAS)
         self._lookup = client.register_script(_LOOKUP)
         self._cluster = isinstance(client, RedisCluster)
+        self._state_key_parts = self.state_key("\0").split("\0")  # around a session's id
 
     # -- keys
     def state_key(self, sid: str) -> str:
@@ -220,7 +221,7 @@ class StateStore:
             sid, opted_out, _, *seen = redis_io.raise_errors((yield ops))
             seen = seen[0] if ids else []
         else:
-            before, after = self.state_key("\0").split("\0")
+            before, after = self._state_key_parts
             keys = [bind, optout, seenby, window]
             args = [live_ttl, *(ids or ("", "")), window_ttl, before if read else "", after]
             got, = yield [("evalsha", self._lookup.sha, len(keys), *keys, *args)]
