@@ -128,6 +128,56 @@ def test_a_contacts_lookup_reads_its_session_and_both_drivers_agree(store, quest
     assert store.get("s1").seq == 2 and store.applied("s1")[-1] == message_field("sms", "SM2")
 
 
+
+def test_a_burst_on_the_loop_waits_its_turn_for_a_connection_then_is_refused(store,
+                                                                            monkeypatch):
+    """The loop's pool: a message waits while every connection is busy, goes on when one is
+    free, and after POOL_WAIT gets redis.ConnectionError (answered 503), never a second
+    connection over the bound; a connection that fails to connect gives its turn back."""
+    import asyncio
+
+    import redis
+
+    from storage import redis_io
+
+    twin = redis_io.async_twin(store.r, max_connections=1)
+    if twin is None:
+        pytest.skip("a Redis Cluster's or Sentinel's client: messages go to a thread there")
+    monkeypatch.setattr(redis_io, "POOL_WAIT", 0.2)
+    store.r.set("turn", "1")
+
+    async def on_the_loop():
+        pool = twin.connection_pool
+        try:
+            held = await pool.get_connection()
+            waiting = asyncio.ensure_future(twin.get("turn"))
+            for _ in range(20):  # the loop's turns, not time: it cannot get the connection
+                await asyncio.sleep(0)
+            assert not waiting.done()
+            await pool.release(held)
+            assert await asyncio.wait_for(waiting, 10) == b"1"
+            held = await pool.get_connection()
+            with pytest.raises(redis.ConnectionError):
+                await twin.get("turn")
+            assert len(pool._in_use_connections) == 1
+            await pool.release(held)
+            pool.ensure_connection = _refuse
+            with pytest.raises(redis.ConnectionError):
+                await twin.get("turn")
+            del pool.ensure_connection
+            assert await asyncio.wait_for(twin.get("turn"), 10) == b"1"  # its turn came back
+        finally:
+            await twin.aclose()
+
+    asyncio.run(on_the_loop())
+
+
+async def _refuse(connection):
+    import redis
+
+    raise redis.ConnectionError("refused")
+
+
 def test_the_message_ids_last_as_long_as_the_state_whatever_wrote_it_last(store,
                                                                           questionnaires):
     """Replay protection: the applied message ids expire with the session's state, not on a
