@@ -94,6 +94,9 @@ class StaffApi:
         self.app = app
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="tala-staff")
         self.verifier = None
+        # The staff pages' guard and the paths it keeps (admin_cli/web), when they are served:
+        # run from this one middleware, so a child's webhook passes one middleware, not two.
+        self.pages: tuple[str, Any] | None = None
         s = app.settings
         if s.oidc_issuer and s.oidc_client_id:
             from admin_cli.oidc import Verifier
@@ -114,7 +117,10 @@ class StaffApi:
     # -- the guard around every /api/ request
     @web.middleware
     async def guard(self, request: web.Request, handler) -> web.StreamResponse:
-        if not request.path.startswith("/api/"):
+        path = request.path
+        if not path.startswith("/api/"):
+            if self.pages is not None and path.startswith(self.pages[0]):
+                return await self.pages[1](request, handler)
             return await handler(request)
         # Every answer, and every operation run for it, in the caller's language (the CLI
         # sends its own; without the header, the server's TALA_LANG or locale).

@@ -39,7 +39,7 @@ def _static() -> dict[str, tuple[bytes, str]]:
 def add_staff_pages(web_app: web.Application, api: StaffApi) -> None:
     """The pages and their guard, on the app `tala serve` runs (after add_staff_api)."""
     guard = Guard(api)
-    web_app.middlewares.append(guard.middleware)
+    api.pages = (PREFIX, guard.middleware)  # run by the API's middleware (add_staff_api)
     files = _static()
 
     async def static(request: web.Request) -> web.Response:
