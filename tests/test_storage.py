@@ -3,12 +3,14 @@ SQLite and PostgreSQL), chosen by TALA_TEST_REDIS_URL and TALA_TEST_DATABASE_URL
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from cryptography.fernet import Fernet
 from sqlalchemy import func, inspect, select, text
 
@@ -81,8 +83,6 @@ def test_a_contacts_lookup_reads_its_session_and_both_drivers_agree(store, quest
     """The contact's lookup and the session's record in one script, also on a Redis that has
     lost its scripts; the same generators under the blocking driver and on an event loop
     (storage/redis_io.py) give the same answers and leave the same state."""
-    import asyncio
-
     from storage import redis_io
 
     store.create(_state(questionnaires), ttl=600)
@@ -128,16 +128,11 @@ def test_a_contacts_lookup_reads_its_session_and_both_drivers_agree(store, quest
     assert store.get("s1").seq == 2 and store.applied("s1")[-1] == message_field("sms", "SM2")
 
 
-
 def test_a_burst_on_the_loop_waits_its_turn_for_a_connection_then_is_refused(store,
                                                                             monkeypatch):
     """The loop's pool: a message waits while every connection is busy, goes on when one is
     free, and after POOL_WAIT gets redis.ConnectionError (answered 503), never a second
     connection over the bound; a connection that fails to connect gives its turn back."""
-    import asyncio
-
-    import redis
-
     from storage import redis_io
 
     twin = redis_io.async_twin(store.r, max_connections=1)
@@ -173,8 +168,6 @@ def test_a_burst_on_the_loop_waits_its_turn_for_a_connection_then_is_refused(sto
 
 
 async def _refuse(connection):
-    import redis
-
     raise redis.ConnectionError("refused")
 
 
