@@ -12,8 +12,6 @@ place and lets the tests replay whole conversations without fakes.
 
 from __future__ import annotations
 
-import functools
-import re
 import unicodedata
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
@@ -21,6 +19,7 @@ from typing import Any, Union
 from zoneinfo import ZoneInfo
 
 from flows import messages as M
+from flows import parsing
 from flows.i18n import SOURCE_LANG, Catalogs, normalise
 from flows.model import END, Question, Questionnaire
 from flows.safeguarding import LazyLexicon, SafetyLexicon
@@ -232,7 +231,7 @@ def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tupl
     s.reminded = False
 
     if s.status == INVITED:
-        lang = _language_named(rt, norm)
+        lang = parsing.language_named(rt.catalogs, norm)
         if lang:
             s.lang = lang
         first = _scan(t, s, "_before_start", text, now)
@@ -240,7 +239,7 @@ def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tupl
         return s, first + begun
     q = qn.question(s.current)
     effects: list = []
-    command = _command(t, norm, text)
+    command = parsing.command(t, norm, text)
 
     if s.status == PAUSED:
         s.status = ACTIVE
@@ -250,7 +249,7 @@ def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tupl
             return s, effects + _scan(t, s, q.id, text, now) + _ask(t, qn, s) + [_wake(rt, now)]
 
     if s.pending == "confirm_stop":
-        yn = _yes_no(t, norm)
+        yn = parsing.yes_no(t, norm)
         if yn == "yes":
             return _finish(t, s, now, STOPPED, [Say(t._(M.STOPPED))])
         s.pending = None
@@ -261,7 +260,7 @@ def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tupl
             return s, effects + [*_ask(t, qn, s), _wake(rt, now)]
 
     if s.pending == "language":
-        lang = _pick_language(rt, norm)
+        lang = parsing.pick_language(rt.catalogs, norm)
         if lang:
             return _switch_language(t, qn, s, lang, now)
         if not command:
@@ -270,12 +269,12 @@ def step(rt: Runtime, qn: Questionnaire, state: State, inbound: Inbound) -> tupl
 
     # An answer that is literally one of this question's options wins over a command word, so an
     # option such as "Vet inte" can never be read as "skip".
-    parsed = _parse(t, q, text, norm)
-    if parsed.ok and _is_option_text(t, q, norm):
+    parsed = parsing.parse(t, q, text, norm)
+    if parsed.ok and parsing.is_option_text(t, q, norm):
         command = None
 
     if command is None and not parsed.ok:
-        lang = _language_named(rt, norm)
+        lang = parsing.language_named(rt.catalogs, norm)
         if lang and lang != s.lang:
             return _switch_language(t, qn, s, lang, now)
 
@@ -494,204 +493,6 @@ def _first_word(t: _Talk, msgid: str) -> str:
     return t._(msgid).split(",")[0].strip()
 
 
-# --------------------------------------------------------------------------- understanding input
-
-
-@dataclass
-class _Parsed:
-    ok: bool
-    value: Any = None
-    text: str | None = None
-    error: str = ""
-
-
-_NUMBER = re.compile(r"\d+")
-
-
-@functools.lru_cache(maxsize=8192)
-def _label(text: str) -> str:
-    """normalise() of a label, an answer text or a word list entry: these come from the
-    questionnaires and catalogs, a bounded set, and each message compares the child's input
-    with dozens of them. (Never used on what the child typed: that is not kept.)"""
-    return normalise(text)
-
-
-def _is_option_text(t: _Talk, q: Question, norm: str) -> bool:
-    """The input is, word for word, one of this question's answer texts."""
-    texts = [o.text for o in q.options] + (list(q.scale.labels.values()) if q.scale else [])
-    return any(norm == _label(x) or norm == _label(t._(x)) for x in texts)
-
-
-def _digits(text: str) -> str:
-    """Arabic-Indic, Persian and other digits as ASCII digits."""
-    return "".join(str(unicodedata.digit(ch)) if ch.isdigit() else ch for ch in text)
-
-
-def _numbers(t: _Talk, norm: str) -> list[int]:
-    norm = _digits(norm)
-    found = [int(n) for n in _NUMBER.findall(norm)]
-    if found:
-        return found
-    table: dict[str, int] = {}
-    for lang_text in {t._(M.NUMBER_WORDS), M.NUMBER_WORDS}:
-        for value, forms in enumerate(lang_text.split("|")):
-            for w in forms.split(","):
-                if _label(w):
-                    table.setdefault(_label(w), value)
-    return [table[w] for w in norm.split() if w in table]
-
-
-def _yes_no(t: _Talk, norm: str) -> str | None:
-    if not norm:
-        return None
-    yes, no = t.words(M.WORDS_YES), t.words(M.WORDS_NO)
-    if norm in yes:
-        return "yes"
-    if norm in no:
-        return "no"
-    first = norm.split()[0]
-    if first in yes:
-        return "yes"
-    if first in no:
-        return "no"
-    return None
-
-
-def _match_label(norm: str, labels: list[tuple[Any, str]]) -> Any:
-    """The value whose label the input names: exactly, by an unambiguous beginning, or by
-    words found in one label only."""
-    exact = {v for v, lbl in labels if _label(lbl) == norm}
-    if len(exact) == 1:
-        return exact.pop()
-    if len(norm) >= 3:
-        starts = {v for v, lbl in labels if _label(lbl).startswith(norm)}
-        if len(starts) == 1:
-            return starts.pop()
-    if len(norm) >= 4:
-        # "nästan varje dag" for "Varje dag eller nästan varje dag": whole words, one option.
-        inside = {v for v, lbl in labels if f" {norm} " in f" {_label(lbl)} "}
-        if len(inside) == 1:
-            return inside.pop()
-    return None
-
-
-def _parse(t: _Talk, q: Question, text: str, norm: str) -> _Parsed:
-    if q.type == "free_text":
-        return _Parsed(bool(norm), text=text) if norm else _Parsed(False, error=t._(M.HINT_FREE))
-    if q.type == "yes_no":
-        if norm in ("1", "2"):
-            return _Parsed(True, "yes" if norm == "1" else "no")
-        yn = _yes_no(t, norm)
-        return _Parsed(True, yn) if yn else _Parsed(False, error=t._(M.HINT_YES_NO))
-    if q.type == "scale":
-        sc = q.scale
-        labels = [(v, t._(lbl)) for v, lbl in sc.labels.items()]
-        by_label = _match_label(norm, labels + [(v, lbl) for v, lbl in sc.labels.items()])
-        if by_label is not None:
-            return _Parsed(True, by_label)
-        nums = _numbers(t, norm)
-        if len(nums) == 1:
-            if sc.min <= nums[0] <= sc.max:
-                return _Parsed(True, nums[0])
-            return _Parsed(False, error=t._(M.OUT_OF_RANGE, low=sc.min, high=sc.max))
-        return _Parsed(False, error=t._(M.HINT_SCALE, low=sc.min, high=sc.max))
-    # choice / multi_choice
-    labels = [(o.id, t._(o.text)) for o in q.options] + [(o.id, o.text) for o in q.options]
-    whole = _match_label(norm, labels)
-    if whole is not None:
-        return _Parsed(True, [whole] if q.type == "multi_choice" else whole)
-    if q.type == "choice":
-        nums = _numbers(t, norm)
-        if len(nums) == 1 and 1 <= nums[0] <= len(q.options):
-            return _Parsed(True, q.options[nums[0] - 1].id)
-        if len(nums) == 1:
-            return _Parsed(False, error=t._(M.NO_SUCH_CHOICE, count=len(q.options)))
-        return _Parsed(False, error=t._(M.HINT_CHOICE))
-    return _parse_multi(t, q, text, labels)
-
-
-def _parse_multi(t: _Talk, q: Question, raw: str, labels: list) -> _Parsed:
-    """Several answers: "1 3", "1, 3", "1 och 3", or option texts separated by commas."""
-    joiners = t.words(M.WORDS_AND)
-    chosen: list[str] = []
-    for chunk in re.split(r"[,;/+&\n]", raw):
-        norm = normalise(chunk)
-        if not norm:
-            continue
-        oid = _match_label(norm, labels)
-        if oid is not None:
-            chosen.append(oid)
-            continue
-        # Not one option's text: split on "och"/"and", then each part is a number or a text.
-        parts, cur = [], []
-        for word in norm.split():
-            if word in joiners:
-                parts.append(" ".join(cur))
-                cur = []
-            else:
-                cur.append(word)
-        parts.append(" ".join(cur))
-        for part in filter(None, parts):
-            oid = _match_label(part, labels)
-            if oid is not None:
-                chosen.append(oid)
-                continue
-            words = part.split()
-            nums = [n for w in words for n in _numbers(t, w)]
-            if not nums or len(nums) != len(words):
-                return _Parsed(False, error=t._(M.HINT_MULTI))
-            for n in nums:
-                if not 1 <= n <= len(q.options):
-                    return _Parsed(False, error=t._(M.NO_SUCH_CHOICE, count=len(q.options)))
-                chosen.append(q.options[n - 1].id)
-    chosen = list(dict.fromkeys(chosen))
-    if not chosen:
-        return _Parsed(False, error=t._(M.HINT_MULTI))
-    for oid in chosen:
-        opt = q.option(oid)
-        if opt.exclusive and len(chosen) > 1:
-            return _Parsed(False, error=t._(M.EXCLUSIVE_CHOICE, option=t._(opt.text)))
-    return _Parsed(True, chosen)
-
-
-_COMMANDS = (("help", M.WORDS_HELP), ("back", M.WORDS_BACK), ("skip", M.WORDS_SKIP),
-             ("pause", M.WORDS_PAUSE), ("stop", M.WORDS_STOP), ("answers", M.WORDS_ANSWERS),
-             ("language", M.WORDS_LANGUAGE))
-
-
-# Bot-menu commands (Telegram's /help, /back ...): the same in every language.
-SLASH_COMMANDS = {"help": "help", "back": "back", "skip": "skip", "pause": "pause",
-                  "stop": "stop", "language": "language", "answers": "answers"}
-
-
-def _command(t: _Talk, norm: str, raw: str = "") -> str | None:
-    if raw.startswith("/"):
-        word = raw[1:].split(maxsplit=1)[0].split("@")[0].lower() if raw[1:].strip() else ""
-        if word in SLASH_COMMANDS:
-            return SLASH_COMMANDS[word]
-    for name, msgid in _COMMANDS:
-        if norm in t.words(msgid):
-            return name
-    return None
-
-
-def _language_named(rt: Runtime, norm: str) -> str | None:
-    if not norm or len(norm) < 2:
-        return None
-    for lang in rt.catalogs.languages:
-        if norm in rt.catalogs.names_for(lang):
-            return lang
-    return None
-
-
-def _pick_language(rt: Runtime, norm: str) -> str | None:
-    langs = rt.catalogs.languages
-    digits = _digits(norm)
-    if digits.isdigit() and 1 <= int(digits) <= len(langs):
-        return langs[int(digits) - 1]
-    return _language_named(rt, norm)
-
-
 LANGUAGE_PROMPT = "_language"  # the question id of the language menu's prompt (and buttons)
 
 
@@ -750,7 +551,7 @@ def _after_end(t: _Talk, qn: Questionnaire, s: State, text: str, norm: str,
     caseworker: a real message ("Kan du ringa mig?") as an alert they are told of, a greeting
     or a thank-you as a note in the summary. The child is told honestly who reads it. In an
     anonymous survey nobody can: the child is told so, and nothing is kept."""
-    command = _command(t, norm, text)
+    command = parsing.command(t, norm, text)
     if command == "answers":
         return _my_answers(t, qn, s)
     if command == "help":
@@ -812,7 +613,7 @@ def _record(s: State, q: Question, value: Any, text: str | None, skipped: bool,
     return answer
 
 
-def _answer(t: _Talk, qn: Questionnaire, s: State, q: Question, parsed: _Parsed, raw: str,
+def _answer(t: _Talk, qn: Questionnaire, s: State, q: Question, parsed: parsing.Parsed, raw: str,
             now: datetime) -> tuple[State, list]:
     answer = _record(s, q, parsed.value, parsed.text, False, now)
     effects: list = [SaveAnswer(q.id, answer)]
