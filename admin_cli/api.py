@@ -10,6 +10,8 @@ the authenticated name, and every refused one too.
     GET  /api/v1/login          how to sign in here (tokens; the OIDC issuer and client id)
     POST /api/v1/login/oidc     {"id_token": ..., "nonce": ...} from the identity provider ->
                                 a session token (the nonce the browser sign-in sent)
+    POST /api/v1/logout         `tala logout`: the calling session token is revoked (a
+                                personal token is an administrator's to revoke: kept)
 
 Transport: plain HTTP is refused except from this machine (loopback) or from a proxy named in
 TALA_TRUSTED_PROXIES that says the client used HTTPS; a token in the URL is refused; answers
@@ -36,6 +38,7 @@ from admin_cli import ops
 from admin_cli.i18n import _, use_lang
 from bot.app import App
 from bot.server import from_proxy
+from storage.tokens import PERSONAL
 
 log = logging.getLogger("tala.api")
 PREFIX = "/api/v1"
@@ -169,7 +172,8 @@ class StaffApi:
         if used > REQUESTS_PER_MINUTE:
             return _error(429, _("För många anrop med den här token: vänta en minut."),
                           Retry_After="60")
-        request[STAFF_KEY] = {"name": user.name, "role": user.role, "unit": user.unit}
+        request[STAFF_KEY] = {"name": user.name, "role": user.role, "unit": user.unit,
+                              "token": row.id, "kind": row.kind}
         try:
             resp = await handler(request)
         except web.HTTPException as e:
@@ -281,6 +285,17 @@ class StaffApi:
         await self.run(self.audit, name, "login", None, f"{how}, token {issued.id}")
         return name, issued
 
+    async def logout(self, request: web.Request) -> web.Response:
+        """The end of a sign-in: its session token is revoked at once, so a copy of it (a
+        login file left behind, a backup) opens nothing. A personal token was made by an
+        administrator, perhaps for several computers: it is kept, and the answer says so."""
+        staff = request[STAFF_KEY]
+        if staff["kind"] == PERSONAL:
+            return web.json_response({"revoked": False, "kind": PERSONAL})
+        await self.run(lambda: self.app.db.revoke_tokens(token=staff["token"]))
+        await self.run(self.audit, staff["name"], "logout", None, f"CLI, token {staff['token']}")
+        return web.json_response({"revoked": True, "kind": staff["kind"]})
+
     async def openapi(self, request: web.Request) -> web.Response:
         from admin_cli.openapi import document
 
@@ -298,6 +313,7 @@ def add_staff_api(web_app: web.Application, app: App) -> StaffApi:
     web_app.router.add_get(PREFIX + "/openapi.json", api.openapi)
     web_app.router.add_get(PREFIX + "/login", api.login_methods)
     web_app.router.add_post(PREFIX + "/login/oidc", api.login_oidc)
+    web_app.router.add_post(PREFIX + "/logout", api.logout)
     for operation in ops.registry().values():
         web_app.router.add_route(operation.method, PREFIX + operation.path,
                                  api.route(operation))

@@ -81,15 +81,41 @@ def _sign_in(server, browser: bool | None) -> str:
     return json.loads(reply.content)["token"]
 
 
-@commands.command(help=_("Glöm inloggningen på den här datorn (en administratör kan också "
-                         "spärra din token)."))
+@commands.command(help=_("Logga ut: servern spärrar inloggningen och den här datorn glömmer "
+                         "den (en personlig token spärrar en administratör)."))
 def logout() -> None:
-    from admin_cli.client import login_file
+    from admin_cli.client import ClientError, Server, load_login, login_file
 
-    path = login_file()
-    if path.exists():
-        path.unlink()
-        out.print(_("Utloggad: {path} är borttagen. Personalkommandona arbetar mot den här "
-                    "datorns egen datamapp igen.").format(path=path))
-    else:
+    path, login = login_file(), load_login()
+    if not path.exists():
         out.print(_("Du var inte inloggad på någon server."))
+        return
+    login = login or {}
+    url, name = login.get("server"), (login.get("user") or {}).get("name", "NAMN")
+    said: dict | None = None
+    if url and login.get("token"):
+        try:
+            said = json.loads(Server(url, login["token"]).request("POST", "/logout").content)
+        except ClientError as e:
+            said = {"code": e.code, "message": e.message}
+        except ValueError:
+            said = {"code": 2, "message": ""}
+    path.unlink()
+    if said is None:
+        out.print(_("Utloggad: {path} är borttagen.").format(path=path))
+    elif said.get("revoked"):
+        out.print(_("Utloggad: {url} har spärrat inloggningen och {path} är borttagen. "
+                    "Personalkommandona arbetar mot den här datorns egen datamapp igen.").format(
+            url=url, path=path))
+    elif said.get("kind") == "personal":
+        out.print(_("Utloggad: {path} är borttagen. Din personliga token gäller fortfarande där "
+                    "du har sparat den; en administratör spärrar den med tala users revoke "
+                    "{name}.").format(path=path, name=name))
+    elif said.get("code") == 3:  # expired or revoked already: nothing left to revoke
+        out.print(_("Utloggad: {path} är borttagen (inloggningen gällde redan inte).").format(
+            path=path))
+    else:  # the server away (4), or one of a version without /logout
+        err.print(_("Utloggad på den här datorn: {path} är borttagen. {url} kunde inte spärra "
+                    "inloggningen ({why}), så den gäller där tills den går ut eller en "
+                    "administratör spärrar den: tala users revoke {name}").format(
+            path=path, url=url, why=said.get("message") or "?", name=name))

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from storage.models import ApiToken, User, as_utc, utcnow
 
 PREFIX = "tala_"
+PERSONAL = "personal"  # the kind `tala users token` makes; a sign-in's is "oidc" or "web"
 
 
 @dataclass(frozen=True)

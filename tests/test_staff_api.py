@@ -248,6 +248,29 @@ def test_an_id_token_from_the_identity_provider_becomes_a_session_and_is_used_on
     assert ("GET", "/jwks") in idp.requests
 
 
+def test_logging_out_revokes_a_sign_in_s_token_and_keeps_a_personal_one(oidc):
+    app, url, idp = oidc
+    t = staff_people(app)
+    session = _login(url, idp.id_token("anna")).json()["token"]
+    other = _login(url, idp.id_token("anna", lifetime=600)).json()["token"]  # elsewhere
+
+    def logout(token):
+        return requests.post(url + API + "/logout", timeout=10,
+                             headers={"Authorization": f"Bearer {token}"})
+
+    out = logout(session)
+    assert out.status_code == 200 and out.json() == {"revoked": True, "kind": "oidc"}
+    assert _get(url, "/me", session).status_code == 401  # a copy of it opens nothing now
+    assert _get(url, "/me", other).status_code == 200  # only the token that logged out
+    assert logout(session).status_code == 401
+    kept = logout(t["anna"])
+    assert kept.status_code == 200 and kept.json() == {"revoked": False, "kind": "personal"}
+    assert _get(url, "/me", t["anna"]).status_code == 200
+    assert logout(None).status_code == 401
+    assert [e.detail.split(",")[0] for e in app.db.audit_entries()
+            if e.actor == "anna" and e.action == "logout"] == ["CLI"]
+
+
 def test_the_cli_device_sign_in_gets_an_id_token_the_server_accepts(oidc):
     import threading
 

@@ -114,8 +114,10 @@ def _from_anna_s_laptop(tmp_path: Path, here: dict, url: str, token: str) -> Non
     assert not any(e["action"] == "export" for e in audit)  # refused, as anna
     assert any(e["user"] == "anna" and e["action"] == "refused" and "export" in e["detail"]
                for e in audit)
-    _ok(_tala(there, "logout"))
+    said = _ok(_tala(there, "logout"))
     assert not login.exists()
+    # A personal token is the administrator's to revoke: kept (the next laptop uses it).
+    assert "personliga token gäller fortfarande" in said and "tala users revoke anna" in said
 
 
 def _a_class_by_sms_from_anna_s_laptop(tmp_path: Path, url: str, token: str,
@@ -173,3 +175,11 @@ def _from_mia_s_laptop(tmp_path: Path, here: dict, url: str, idp: FakeIdP) -> No
     assert "skicka SKOLA8 till +46700000000" in made
     listed = _ok(_tala(there, "campaign", "list"))
     assert "ak8" in listed and "Nord" in listed  # a manager's campaign is her unit's
+    # Logging out revokes the sign-in's session token on the server: a copy opens nothing.
+    session = json.loads((laptop / "config" / "tala" / "login.json").read_text())["token"]
+    assert "har spärrat inloggningen" in _ok(_tala(there, "logout"))
+    again = _tala({**there, "XDG_CONFIG_HOME": str(tmp_path / "mia-copy")}, "login",
+                  "--server", url, "--token", session)
+    assert again.returncode == 3 and "spärrats" in again.stderr, again.stderr
+    audit = json.loads(_ok(_tala(here, "audit", "--json")))
+    assert any(e["user"] == "mia" and e["action"] == "logout" for e in audit)

@@ -67,11 +67,13 @@ def users_add(app: App, actor: str, name: str, role: str, unit: str | None = Non
 def users_token(app: App, actor: str, name: str, days: int = 90,
                 label: str | None = None) -> dict:
     """A personal API token for `name` (shown once, kept only as a hash), valid for `days`."""
+    from storage.tokens import PERSONAL
+
     require(app, actor, "users")
     if not 1 <= days <= MAX_TOKEN_DAYS:
         raise OpError(_("--days ska vara mellan 1 och {max}.").format(max=MAX_TOKEN_DAYS))
     try:
-        issued = app.db.add_token(name, "personal", timedelta(days=days), label)
+        issued = app.db.add_token(name, PERSONAL, timedelta(days=days), label)
     except LookupError:
         raise not_found(_("Det finns ingen användare '{name}' i tala. Lägg till hen först: "
                           "tala users add {name} --role caseworker --unit ENHET").format(
