@@ -24,7 +24,10 @@ from tests.test_telegram import Chat
 QUESTIONNAIRE = "school-survey"
 # The campaign's days are Stockholm's days (as the service counts them), not the machine's:
 # between midnight in Sweden and midnight UTC, the two differ.
-TODAY = datetime.now(ZoneInfo("Europe/Stockholm")).date()
+def today():
+    """Stockholm's date when the test runs (not when the file was imported: a suite that runs
+    across midnight would otherwise make campaigns that closed yesterday)."""
+    return datetime.now(ZoneInfo("Europe/Stockholm")).date()
 
 
 @pytest.fixture
@@ -80,8 +83,8 @@ def _play_telegram(app, server, tg, chat_id: int, code: str, rng: random.Random)
 
 def test_a_class_answers_by_sms_keyword_and_telegram_link_and_leaves_no_trace(both):
     app, fake, tg, server = both
-    c = app.service.create_campaign("ak8", QUESTIONNAIRE, "Skola8", TODAY - timedelta(days=1),
-                                    TODAY + timedelta(days=10), unit="Nord",
+    c = app.service.create_campaign("ak8", QUESTIONNAIRE, "Skola8", today() - timedelta(days=1),
+                                    today() + timedelta(days=10), unit="Nord",
                                     langs=["sv", "ar"], actor="mia")
     link = campaign_link(app.settings, c.code)
     assert link.startswith(f"https://t.me/{tg.username}?start=c_")
@@ -117,7 +120,7 @@ def test_a_class_answers_by_sms_keyword_and_telegram_link_and_leaves_no_trace(bo
 
 def test_a_disclosure_in_a_survey_helps_the_child_and_only_counts(both):
     app, fake, tg, server = both
-    app.service.create_campaign("ak9", QUESTIONNAIRE, "ak9", TODAY, TODAY, actor="mia")
+    app.service.create_campaign("ak9", QUESTIONNAIRE, "ak9", today(), today(), actor="mia")
     phone = Phone(server, fake.auth_token, number="+46705550099")
     phone.text("AK9")
     reply = phone.text("pappa slår mig")
@@ -129,10 +132,10 @@ def test_a_disclosure_in_a_survey_helps_the_child_and_only_counts(both):
 
 def test_keywords_outside_their_dates_get_a_polite_answer(both):
     app, fake, tg, server = both
-    app.service.create_campaign("later", QUESTIONNAIRE, "later1", TODAY + timedelta(days=3),
-                                TODAY + timedelta(days=9), actor="mia")
-    app.service.create_campaign("over", QUESTIONNAIRE, "over1", TODAY - timedelta(days=9),
-                                TODAY + timedelta(days=9), actor="mia")
+    app.service.create_campaign("later", QUESTIONNAIRE, "later1", today() + timedelta(days=3),
+                                today() + timedelta(days=9), actor="mia")
+    app.service.create_campaign("over", QUESTIONNAIRE, "over1", today() - timedelta(days=9),
+                                today() + timedelta(days=9), actor="mia")
     app.service.close_campaign("over", "mia")
     phone = Phone(server, fake.auth_token, number="+46705550098")
     assert "öppnar" in phone.text("later1")
@@ -141,27 +144,27 @@ def test_keywords_outside_their_dates_get_a_polite_answer(both):
 
 
 def test_keywords_never_clash_with_reserved_words_or_an_open_campaign(app):
-    app.service.create_campaign("a", QUESTIONNAIRE, "klass7", TODAY, TODAY, actor="mia")
+    app.service.create_campaign("a", QUESTIONNAIRE, "klass7", today(), today(), actor="mia")
     for word in ("STOP", "start", "Hjälp", "ja"):
         with pytest.raises(CampaignError, match="redan använder"):
-            app.service.create_campaign("b", QUESTIONNAIRE, word, TODAY, TODAY)
+            app.service.create_campaign("b", QUESTIONNAIRE, word, today(), today())
     with pytest.raises(CampaignError, match="används redan av kampanjen a"):
-        app.service.create_campaign("b", QUESTIONNAIRE, "KLASS7", TODAY, TODAY)
-    app.service.create_campaign("b", QUESTIONNAIRE, "klass7", TODAY + timedelta(days=1),
-                                TODAY + timedelta(days=2))  # no overlap: fine
+        app.service.create_campaign("b", QUESTIONNAIRE, "KLASS7", today(), today())
+    app.service.create_campaign("b", QUESTIONNAIRE, "klass7", today() + timedelta(days=1),
+                                today() + timedelta(days=2))  # no overlap: fine
 
 
 def test_the_class_report_shows_distributions_and_four_answers_are_suppressed(both):
     from admin_cli.report import build_campaign_report, to_json
     app, fake, tg, server = both
-    c = app.service.create_campaign("ak7", QUESTIONNAIRE, "ak7", TODAY - timedelta(days=1),
-                                    TODAY + timedelta(days=3), actor="mia")
+    c = app.service.create_campaign("ak7", QUESTIONNAIRE, "ak7", today() - timedelta(days=1),
+                                    today() + timedelta(days=3), actor="mia")
     rng = random.Random(7)
     for i in range(15):
         _play_sms(app, server, fake, f"+4670{4000000 + i}", "ak7", rng)
     for i in range(15):
         _play_telegram(app, server, tg, 990000 + i, c.code, rng)
-    small = app.service.create_campaign("liten", QUESTIONNAIRE, "liten", TODAY, TODAY,
+    small = app.service.create_campaign("liten", QUESTIONNAIRE, "liten", today(), today(),
                                         actor="mia")
     for i in range(4):
         _play_sms(app, server, fake, f"+4670{5000000 + i}", "liten", rng)
@@ -183,7 +186,7 @@ def test_the_class_report_shows_distributions_and_four_answers_are_suppressed(bo
 def test_the_keyword_again_is_never_an_answer(both):
     """'SKOLA8' sent twice (or retried by Twilio) must not answer the first 0-10 question 8."""
     app, fake, tg, server = both
-    app.service.create_campaign("ak10", QUESTIONNAIRE, "Skola8", TODAY, TODAY, actor="mia")
+    app.service.create_campaign("ak10", QUESTIONNAIRE, "Skola8", today(), today(), actor="mia")
     phone = Phone(server, fake.auth_token, number="+46705550097")
     first = phone.text("SKOLA8", sid="SMkeyword00000000000000000000001")
     retried = phone.text("SKOLA8", sid="SMkeyword00000000000000000000001")
