@@ -183,3 +183,18 @@ def _from_mia_s_laptop(tmp_path: Path, here: dict, url: str, idp: FakeIdP) -> No
     assert again.returncode == 3 and "spärrats" in again.stderr, again.stderr
     audit = json.loads(_ok(_tala(here, "audit", "--json")))
     assert any(e["user"] == "mia" and e["action"] == "logout" for e in audit)
+
+
+def test_logging_out_while_the_server_is_away_forgets_the_login_and_says_what_still_holds(
+        tmp_path, monkeypatch):
+    from admin_cli.client import save_login
+
+    there = _env(tmp_path / "data", tmp_path / "config", "anna")
+    monkeypatch.setenv("XDG_CONFIG_HOME", there["XDG_CONFIG_HOME"])
+    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    path = save_login(url, "tala_0123456789abcdef_secret", {"name": "anna"})
+    result = _tala(there, "logout")
+    assert result.returncode == 0 and not path.exists()
+    assert "kunde inte spärra inloggningen" in result.stderr
+    assert "tala users revoke anna" in result.stderr
+    assert "Du var inte inloggad" in _ok(_tala(there, "logout"))
